@@ -1,0 +1,142 @@
+// The autograd engine: graph recording and the reverse topological sweep.
+#include "metanas/engine/autograd.h"
+
+#include <algorithm>
+#include <atomic>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "metanas/engine/backend.h"
+#include "metanas/engine/error.h"
+
+namespace metanas {
+
+namespace {
+thread_local bool g_grad_enabled = true;
+std::atomic<uint64_t> g_seq{0};
+
+// a += b (allocating a when empty). Gradients are summed, never overwritten.
+void accumulate(Tensor& acc, const Tensor& g) {
+  if (!acc.defined()) {
+    acc = g;
+    return;
+  }
+  MN_CHECK(acc.shape() == g.shape(), "backward: gradient shapes disagree: ", acc.describe(), " vs ",
+           g.describe());
+  if (acc.same_as(g)) {
+    acc = acc.clone();
+  }
+  backend(acc.device()).add(acc.data(), acc.data(), g.data(), 1.f, 1.f, acc.numel());
+}
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+void set_grad_enabled(bool on) { g_grad_enabled = on; }
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  if (!g_grad_enabled) return false;
+  for (const auto& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+void record(Tensor& out, const char* op, const std::vector<Tensor>& inputs, BackwardFn fn) {
+  if (!any_requires_grad(inputs)) return;
+  auto node = std::make_shared<Node>();
+  node->op = op;
+  node->seq = g_seq.fetch_add(1);
+  node->out_shape = out.shape();
+  node->out_device = out.device();
+  node->edges.reserve(inputs.size());
+  for (const auto& t : inputs) {
+    Edge e;
+    if (t.defined() && t.requires_grad()) {
+      if (t.impl()->grad_fn)
+        e.node = t.impl()->grad_fn;
+      else
+        e.leaf = t.impl_ptr();
+    }
+    node->edges.push_back(std::move(e));
+  }
+  node->backward = std::move(fn);
+  out.impl()->grad_fn = std::move(node);
+  out.impl()->requires_grad = true;
+}
+
+void run_backward(const Tensor& root, const Tensor& grad_output) {
+  MN_CHECK(root.defined() && grad_output.defined(), "backward: undefined tensor");
+  MN_CHECK(root.requires_grad(), "backward: ", root.describe(),
+           " does not require grad (no parameter reaches it, or it was computed under no_grad)");
+  MN_CHECK(grad_output.shape() == root.shape() && grad_output.device() == root.device(),
+           "backward: gradient ", grad_output.describe(), " does not match ", root.describe());
+  NoGradGuard no_grad;
+
+  if (!root.impl()->grad_fn) {  // backward on a leaf: its gradient is grad_output
+    Tensor acc = root.grad();
+    if (acc.defined())
+      acc.add_(grad_output);
+    else
+      const_cast<Tensor&>(root).set_grad(grad_output.clone());
+    return;
+  }
+
+  // Topological order by DFS (iterative), children before parents.
+  std::vector<Node*> order;
+  std::unordered_set<Node*> seen;
+  std::vector<std::pair<Node*, size_t>> stack;
+  Node* start = root.impl()->grad_fn.get();
+  stack.emplace_back(start, 0);
+  seen.insert(start);
+  while (!stack.empty()) {
+    auto& [n, i] = stack.back();
+    if (i < n->edges.size()) {
+      Node* child = n->edges[i++].node.get();
+      if (child && seen.insert(child).second) stack.emplace_back(child, 0);
+    } else {
+      order.push_back(n);
+      stack.pop_back();
+    }
+  }
+  std::reverse(order.begin(), order.end());  // root first
+
+  std::unordered_map<Node*, Tensor> pending;
+  pending[start] = grad_output;
+  // Keep nodes alive while we walk, even if the user drops tensors.
+  std::vector<std::shared_ptr<Node>> keep;
+  for (Node* n : order) {
+    if (!n->backward)
+      MN_THROW("backward: the graph through op '", n->op,
+               "' was already freed by an earlier backward(); recompute the forward pass");
+    auto it = pending.find(n);
+    if (it == pending.end()) continue;  // no gradient reached it
+    Tensor g = std::move(it->second);
+    pending.erase(it);
+    std::vector<Tensor> grads = n->backward(g);
+    MN_CHECK(grads.size() == n->edges.size(), "backward of '", n->op, "' returned ", grads.size(),
+             " gradients for ", n->edges.size(), " inputs");
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const Edge& e = n->edges[i];
+      if (!e.needed() || !grads[i].defined()) continue;
+      if (e.node) {
+        MN_CHECK(grads[i].shape() == e.node->out_shape, "backward of '", n->op, "': gradient ",
+                 grads[i].describe(), " for an input of shape ", e.node->out_shape.str());
+        keep.push_back(e.node);
+        accumulate(pending[e.node.get()], grads[i]);
+      } else {
+        Tensor leaf(e.leaf);
+        MN_CHECK(grads[i].shape() == leaf.shape(), "backward of '", n->op, "': gradient ",
+                 grads[i].describe(), " for leaf ", leaf.describe());
+        Tensor acc = leaf.grad();
+        if (acc.defined())
+          backend(acc.device()).add(acc.data(), acc.data(), grads[i].data(), 1.f, 1.f, acc.numel());
+        else
+          leaf.set_grad(grads[i].same_as(g) ? grads[i].clone() : grads[i].clone());
+      }
+    }
+    // Free the graph as it is consumed: saved tensors and edges go now.
+    n->backward = nullptr;
+    n->edges.clear();
+  }
+}
+
+}  // namespace metanas

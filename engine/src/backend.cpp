@@ -1,0 +1,87 @@
+// Backend registry and device resolution. The CPU backend always exists; the
+// CUDA backend is created on first use when the build has CUDA and a GPU is
+// visible (kernels/cuda/cuda_backend.cu provides cuda_backend_create()).
+#include "metanas/engine/backend.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "metanas/engine/error.h"
+
+namespace metanas {
+
+Backend* cpu_backend_instance();  // engine/src/cpu_backend.cpp
+
+#ifdef METANAS_WITH_CUDA
+// Returns nullptr (and fills why) when no usable GPU is visible.
+Backend* cuda_backend_create(std::string* why);
+#endif
+
+namespace {
+struct Registry {
+  std::mutex mu;
+  Backend* cuda = nullptr;
+  bool cuda_probed = false;
+  std::string cuda_why = "this build has no CUDA backend (nvcc was not found at configure time)";
+};
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+Backend* probe_cuda() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (!r.cuda_probed) {
+    r.cuda_probed = true;
+#ifdef METANAS_WITH_CUDA
+    if (!r.cuda) r.cuda = cuda_backend_create(&r.cuda_why);
+#endif
+  }
+  return r.cuda;
+}
+}  // namespace
+
+void register_backend(Device d, Backend* b) {
+  MN_CHECK(d == Device::CUDA, "register_backend: only the CUDA backend can be registered");
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.cuda = b;
+  r.cuda_probed = true;
+}
+
+Backend& backend(Device d) {
+  if (d == Device::CPU) return *cpu_backend_instance();
+  Backend* b = probe_cuda();
+  if (!b) MN_THROW("CUDA device requested but not available: ", registry().cuda_why);
+  return *b;
+}
+
+bool cuda_compiled() {
+#ifdef METANAS_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool cuda_available() { return probe_cuda() != nullptr; }
+
+Device parse_device(const std::string& s) {
+  if (s == "cpu") return Device::CPU;
+  if (s == "cuda" || s == "cuda:0" || s == "gpu") return Device::CUDA;
+  MN_THROW("unknown device '", s, "' (expected 'cpu' or 'cuda')");
+}
+
+Device resolve_device(Device requested) {
+  if (requested == Device::CPU) return Device::CPU;
+  if (cuda_available()) return Device::CUDA;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::fprintf(stderr, "metanas: CUDA unavailable (%s); running on the CPU\n",
+                 registry().cuda_why.c_str());
+  });
+  return Device::CPU;
+}
+
+}  // namespace metanas

@@ -1,0 +1,22 @@
+# Installs this build tree into BIN/embed-install, then configures, builds and
+# runs examples/embed against it with find_package(metanas).
+set(prefix ${BIN}/embed-install)
+set(ebuild ${BIN}/embed-build)
+execute_process(COMMAND ${CMAKE_COMMAND} --install ${BIN} --prefix ${prefix} RESULT_VARIABLE r OUTPUT_QUIET)
+if(NOT r EQUAL 0)
+  message(FATAL_ERROR "cmake --install failed (${r})")
+endif()
+file(REMOVE_RECURSE ${ebuild})
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SRC}/examples/embed -B ${ebuild}
+                        -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release RESULT_VARIABLE r)
+if(NOT r EQUAL 0)
+  message(FATAL_ERROR "configuring examples/embed failed (${r})")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${ebuild} RESULT_VARIABLE r)
+if(NOT r EQUAL 0)
+  message(FATAL_ERROR "building examples/embed failed (${r})")
+endif()
+execute_process(COMMAND ${ebuild}/embed_demo RESULT_VARIABLE r)
+if(NOT r EQUAL 0)
+  message(FATAL_ERROR "examples/embed/embed_demo failed (${r})")
+endif()
