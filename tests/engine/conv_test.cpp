@@ -1,0 +1,335 @@
+// conv2d: forward and both backwards against naive double references, finite-
+// difference gradient checks for x and w, kernel accumulate mode, and errors.
+// Cases cover every kernel path: dense / grouped im2col, 1x1 GEMM, depthwise
+// direct, with stride, asymmetric padding, dilation and the fused input relu.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+#include "metanas/engine/error.h"
+#include "metanas/engine/ops.h"
+#include "metanas/engine/random.h"
+#include "support/gradcheck.h"
+
+using namespace metanas;
+using metanas::testing::close_ratio;
+using metanas::testing::grad_check;
+
+namespace {
+
+struct ConvCase {
+  std::string name;
+  int64_t N, Cin, H, W, Cout, KH, KW;
+  Conv2dOptions opt;
+};
+
+Conv2dOptions opts(int64_t sh, int64_t sw, int64_t pt, int64_t pb, int64_t pl, int64_t pr,
+                   int64_t dh, int64_t dw, int64_t groups, bool relu) {
+  Conv2dOptions o;
+  o.stride_h = sh;
+  o.stride_w = sw;
+  o.pad_top = pt;
+  o.pad_bottom = pb;
+  o.pad_left = pl;
+  o.pad_right = pr;
+  o.dil_h = dh;
+  o.dil_w = dw;
+  o.groups = groups;
+  o.relu_input = relu;
+  return o;
+}
+
+std::vector<ConvCase> cases() {
+  auto sq = [](int64_t s, int64_t p, int64_t d, int64_t g, bool relu) {
+    Conv2dOptions o = Conv2dOptions::same(s, p, d, g);
+    o.relu_input = relu;
+    return o;
+  };
+  return {
+      {"dense 3x3", 2, 3, 7, 6, 4, 3, 3, sq(1, 1, 1, 1, false)},
+      {"dense 3x3 single sample", 1, 3, 6, 5, 4, 3, 3, sq(1, 1, 1, 1, true)},
+      {"dense 3x3 stride 2", 2, 3, 7, 8, 4, 3, 3, sq(2, 1, 1, 1, false)},
+      {"dense 3x3 dilation 2 relu", 2, 3, 8, 7, 3, 3, 3, sq(1, 2, 2, 1, true)},
+      {"dense 1x5 asymmetric pad", 2, 4, 6, 7, 4, 1, 5, opts(1, 1, 0, 0, 2, 2, 1, 1, 1, true)},
+      {"dense 5x1 asymmetric pad", 2, 4, 7, 6, 4, 5, 1, opts(1, 1, 2, 2, 0, 0, 1, 1, 1, true)},
+      {"dense odd geometry", 3, 2, 9, 8, 3, 2, 3, opts(2, 1, 1, 0, 2, 1, 1, 2, 1, false)},
+      {"grouped 2 groups", 2, 4, 6, 6, 6, 3, 3, sq(1, 1, 1, 2, false)},
+      {"grouped stride 2 relu", 3, 6, 7, 7, 3, 3, 3, sq(2, 1, 1, 3, true)},
+      {"channel multiplier (groups = Cin, Cout = 2 Cin)", 2, 3, 6, 6, 6, 3, 3, sq(1, 1, 1, 3, false)},
+      {"pointwise 1x1", 3, 5, 5, 6, 4, 1, 1, sq(1, 0, 1, 1, false)},
+      {"pointwise 1x1 relu", 3, 5, 5, 6, 4, 1, 1, sq(1, 0, 1, 1, true)},
+      {"pointwise 1x1 grouped relu", 2, 4, 5, 5, 6, 1, 1, sq(1, 0, 1, 2, true)},
+      {"1x1 stride 2 (im2col path)", 2, 3, 7, 7, 4, 1, 1, sq(2, 0, 1, 1, false)},
+      {"depthwise 3x3", 2, 4, 7, 6, 4, 3, 3, sq(1, 1, 1, 4, false)},
+      {"depthwise 3x3 relu", 3, 5, 8, 8, 5, 3, 3, sq(1, 1, 1, 5, true)},
+      {"depthwise 3x3 dilation 2 relu", 2, 4, 8, 7, 4, 3, 3, sq(1, 2, 2, 4, true)},
+      {"depthwise 3x3 stride 2 relu", 2, 4, 9, 8, 4, 3, 3, sq(2, 1, 1, 4, true)},
+      {"depthwise 3x3 dilation 2 stride 2 relu", 2, 3, 9, 9, 3, 3, 3, sq(2, 2, 2, 3, true)},
+      {"depthwise 5x5 odd geometry", 2, 3, 9, 10, 3, 5, 5, opts(2, 3, 2, 1, 0, 3, 1, 2, 3, true)},
+      {"depthwise 1x5 / 5x1", 2, 3, 6, 7, 3, 5, 1, opts(1, 2, 2, 2, 0, 1, 1, 1, 3, false)},
+  };
+}
+
+int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t plo, int64_t phi, int64_t d) {
+  return (in + plo + phi - d * (k - 1) - 1) / s + 1;
+}
+
+// Shapes of one case.
+struct Geo {
+  int64_t N, Cin, H, W, Cout, KH, KW, OH, OW, G, Cg, Coutg;
+  Conv2dOptions o;
+  explicit Geo(const ConvCase& c)
+      : N(c.N), Cin(c.Cin), H(c.H), W(c.W), Cout(c.Cout), KH(c.KH), KW(c.KW),
+        OH(out_size(c.H, c.KH, c.opt.stride_h, c.opt.pad_top, c.opt.pad_bottom, c.opt.dil_h)),
+        OW(out_size(c.W, c.KW, c.opt.stride_w, c.opt.pad_left, c.opt.pad_right, c.opt.dil_w)),
+        G(c.opt.groups), Cg(c.Cin / c.opt.groups), Coutg(c.Cout / c.opt.groups), o(c.opt) {}
+  // Calls f(n, co, oh, ow, ci, ih, iw, widx) for every (output, tap) pair that hits a real pixel.
+  template <typename F>
+  void each(F f) const {
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t co = 0; co < Cout; ++co) {
+        const int64_t gi = co / Coutg;
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow)
+            for (int64_t cg = 0; cg < Cg; ++cg)
+              for (int64_t kh = 0; kh < KH; ++kh)
+                for (int64_t kw = 0; kw < KW; ++kw) {
+                  const int64_t ih = oh * o.stride_h + kh * o.dil_h - o.pad_top;
+                  const int64_t iw = ow * o.stride_w + kw * o.dil_w - o.pad_left;
+                  if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                  const int64_t ci = gi * Cg + cg;
+                  f(((n * Cout + co) * OH + oh) * OW + ow, ((n * Cin + ci) * H + ih) * W + iw,
+                    ((co * Cg + cg) * KH + kh) * KW + kw);
+                }
+      }
+  }
+};
+
+double in_val(const std::vector<float>& x, int64_t i, bool relu) {
+  return relu ? std::max(0.0, static_cast<double>(x[i])) : static_cast<double>(x[i]);
+}
+
+std::vector<double> ref_forward(const Geo& g, const std::vector<float>& x, const std::vector<float>& w) {
+  std::vector<double> y(static_cast<size_t>(g.N * g.Cout * g.OH * g.OW), 0.0);
+  g.each([&](int64_t yi, int64_t xi, int64_t wi) { y[yi] += in_val(x, xi, g.o.relu_input) * w[wi]; });
+  return y;
+}
+
+std::vector<double> ref_backward_data(const Geo& g, const std::vector<float>& x,
+                                      const std::vector<float>& w, const std::vector<float>& dy) {
+  std::vector<double> dx(x.size(), 0.0);
+  g.each([&](int64_t yi, int64_t xi, int64_t wi) {
+    if (!g.o.relu_input || x[xi] > 0) dx[xi] += static_cast<double>(dy[yi]) * w[wi];
+  });
+  return dx;
+}
+
+std::vector<double> ref_backward_weight(const Geo& g, const std::vector<float>& x,
+                                        const std::vector<float>& dy) {
+  std::vector<double> dw(static_cast<size_t>(g.Cout * g.Cg * g.KH * g.KW), 0.0);
+  g.each([&](int64_t yi, int64_t xi, int64_t wi) { dw[wi] += static_cast<double>(dy[yi]) * in_val(x, xi, g.o.relu_input); });
+  return dw;
+}
+
+// Values in +-[0.1, 1]: away from the relu kink by more than the FD step.
+std::vector<float> away_from_zero(int64_t n, Rng& rng) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (auto& e : v) {
+    const float m = 0.1f + 0.9f * rng.uniform();
+    e = rng.uniform() < 0.5f ? -m : m;
+  }
+  return v;
+}
+
+ConvGeom kernel_geom(const Geo& g) {
+  ConvGeom k;
+  k.N = g.N;
+  k.Cin = g.Cin;
+  k.H = g.H;
+  k.W = g.W;
+  k.Cout = g.Cout;
+  k.KH = g.KH;
+  k.KW = g.KW;
+  k.stride_h = g.o.stride_h;
+  k.stride_w = g.o.stride_w;
+  k.pad_top = g.o.pad_top;
+  k.pad_bottom = g.o.pad_bottom;
+  k.pad_left = g.o.pad_left;
+  k.pad_right = g.o.pad_right;
+  k.dil_h = g.o.dil_h;
+  k.dil_w = g.o.dil_w;
+  k.groups = g.G;
+  k.OH = g.OH;
+  k.OW = g.OW;
+  k.relu_input = g.o.relu_input;
+  return k;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d forward and backward match naive double references", "[conv]") {
+  Rng rng(7);
+  for (const auto& c : cases()) {
+    INFO(c.name);
+    const Geo g(c);
+    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+    Tensor x = Tensor::from_vector(xv, {g.N, g.Cin, g.H, g.W}).set_requires_grad();
+    Tensor w = Tensor::from_vector(wv, {g.Cout, g.Cg, g.KH, g.KW}).set_requires_grad();
+    Tensor y = conv2d(x, w, c.opt);
+    REQUIRE(y.shape() == Shape{g.N, g.Cout, g.OH, g.OW});
+    CHECK(close_ratio(y.to_vector(), ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
+
+    auto dyv = away_from_zero(y.numel(), rng);
+    y.backward(Tensor::from_vector(dyv, y.shape()));
+    CHECK(close_ratio(x.grad().to_vector(), ref_backward_data(g, xv, wv, dyv), 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(w.grad().to_vector(), ref_backward_weight(g, xv, dyv), 1e-5, 1e-5) <= 1.0);
+  }
+}
+
+TEST_CASE("conv2d at MetaNAS-like sizes matches the reference (threaded paths)", "[conv]") {
+  Rng rng(11);
+  const std::vector<ConvCase> big = {
+      {"depthwise 3x3 dil 2 relu", 4, 8, 14, 14, 8, 3, 3, Conv2dOptions::same(1, 2, 2, 8)},
+      {"depthwise 3x3 stride 2", 4, 8, 14, 14, 8, 3, 3, Conv2dOptions::same(2, 1, 1, 8)},
+      {"dense 1x5", 4, 8, 14, 14, 8, 1, 5, opts(1, 1, 0, 0, 2, 2, 1, 1, 1, true)},
+      {"pointwise", 4, 8, 14, 14, 8, 1, 1, Conv2dOptions::same(1, 0)},
+      // More samples than weight-gradient chunks: chunks sum several samples.
+      {"dense 3x3 batch 37", 37, 3, 5, 5, 4, 3, 3, Conv2dOptions::same(1, 1)},
+      {"pointwise batch 37", 37, 3, 5, 5, 4, 1, 1, Conv2dOptions::same(1, 0)},
+      {"depthwise batch 37", 37, 3, 5, 5, 3, 3, 3, Conv2dOptions::same(1, 1, 1, 3)},
+  };
+  for (auto c : big) {
+    c.opt.relu_input = true;
+    INFO(c.name);
+    const Geo g(c);
+    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+    Tensor x = Tensor::from_vector(xv, {g.N, g.Cin, g.H, g.W}).set_requires_grad();
+    Tensor w = Tensor::from_vector(wv, {g.Cout, g.Cg, g.KH, g.KW}).set_requires_grad();
+    Tensor y = conv2d(x, w, c.opt);
+    CHECK(close_ratio(y.to_vector(), ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
+    auto dyv = away_from_zero(y.numel(), rng);
+    y.backward(Tensor::from_vector(dyv, y.shape()));
+    CHECK(close_ratio(x.grad().to_vector(), ref_backward_data(g, xv, wv, dyv), 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(w.grad().to_vector(), ref_backward_weight(g, xv, dyv), 1e-4, 1e-5) <= 1.0);
+    // Same inputs, same bits: no order-dependent reductions.
+    Tensor x2 = x.detach().clone().set_requires_grad(), w2 = w.detach().clone().set_requires_grad();
+    conv2d(x2, w2, c.opt).backward(Tensor::from_vector(dyv, y.shape()));
+    CHECK(w2.grad().to_vector() == w.grad().to_vector());
+    CHECK(x2.grad().to_vector() == x.grad().to_vector());
+  }
+}
+
+TEST_CASE("conv2d finite-difference gradients for x and w", "[conv][gradcheck]") {
+  Rng rng(3);
+  for (const auto& c : cases()) {
+    INFO(c.name);
+    const Geo g(c);
+    Tensor x = Tensor::from_vector(away_from_zero(g.N * g.Cin * g.H * g.W, rng), {g.N, g.Cin, g.H, g.W});
+    Tensor w = Tensor::from_vector(away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng), {g.Cout, g.Cg, g.KH, g.KW});
+    const Conv2dOptions o = c.opt;
+    auto f = [o](const std::vector<Tensor>& in) { return conv2d(in[0], in[1], o); };
+    metanas::testing::GradCheckOptions gopt;
+    gopt.max_elements = 96;
+    auto rx = grad_check(f, {x, w}, 0, gopt);
+    auto rw = grad_check(f, {x, w}, 1, gopt);
+    INFO("x: " << rx.message);
+    INFO("w: " << rw.message);
+    CHECK(rx.ok);
+    CHECK(rw.ok);
+  }
+}
+
+TEST_CASE("conv kernels accumulate into existing gradients when asked", "[conv]") {
+  Rng rng(5);
+  for (const auto& c : cases()) {
+    INFO(c.name);
+    const Geo g(c);
+    const ConvGeom kg = kernel_geom(g);
+    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+    auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+    auto dx0 = away_from_zero(static_cast<int64_t>(xv.size()), rng);
+    auto dw0 = away_from_zero(static_cast<int64_t>(wv.size()), rng);
+    std::vector<float> dx = dx0, dw = dw0;
+    kernels::cpu::conv2d_backward_data(kg, dyv.data(), wv.data(), xv.data(), dx.data(), true);
+    kernels::cpu::conv2d_backward_weight(kg, xv.data(), dyv.data(), dw.data(), true);
+    auto rdx = ref_backward_data(g, xv, wv, dyv);
+    auto rdw = ref_backward_weight(g, xv, dyv);
+    for (size_t i = 0; i < rdx.size(); ++i) rdx[i] += dx0[i];
+    for (size_t i = 0; i < rdw.size(); ++i) rdw[i] += dw0[i];
+    CHECK(close_ratio(dx, rdx, 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(dw, rdw, 1e-5, 1e-5) <= 1.0);
+  }
+}
+
+TEST_CASE("conv2d only computes the gradients that are needed", "[conv]") {
+  Rng rng(9);
+  Tensor x = Tensor::randn({2, 3, 5, 5}, rng);
+  Tensor w = Tensor::randn({4, 3, 3, 3}, rng).set_requires_grad();
+  sum(conv2d(x, w, Conv2dOptions::same(1, 1))).backward();
+  REQUIRE(w.grad().defined());
+  REQUIRE_FALSE(x.grad().defined());
+  {
+    NoGradGuard ng;
+    REQUIRE_FALSE(conv2d(x, w).requires_grad());
+  }
+}
+
+TEST_CASE("conv_out_size", "[conv]") {
+  REQUIRE(conv_out_size(28, 3, 1, 1, 1, 1) == 28);
+  REQUIRE(conv_out_size(28, 3, 2, 1, 1, 1) == 14);
+  REQUIRE(conv_out_size(28, 3, 1, 2, 2, 2) == 28);
+  REQUIRE(conv_out_size(7, 3, 2, 2, 2, 2) == 4);
+  REQUIRE(conv_out_size(28, 5, 1, 2, 2, 1) == 28);
+  REQUIRE(conv_out_size(5, 1, 2, 0, 0, 1) == 3);
+  REQUIRE_THROWS_AS(conv_out_size(2, 3, 1, 0, 0, 1), Error);
+  REQUIRE_THROWS_AS(conv_out_size(5, 3, 0, 1, 1, 1), Error);
+  REQUIRE_THROWS_AS(conv_out_size(5, 3, 1, -1, 1, 1), Error);
+}
+
+namespace {
+std::string conv_error(const Tensor& x, const Tensor& w, const Conv2dOptions& o = {}) {
+  try {
+    conv2d(x, w, o);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+}  // namespace
+
+TEST_CASE("conv2d rejects bad inputs with clear errors", "[conv][errors]") {
+  Tensor x = Tensor::zeros({2, 28, 8, 8});
+  // Depthwise weight without groups.
+  std::string e = conv_error(x, Tensor::zeros({28, 1, 3, 3}), Conv2dOptions::same(1, 1));
+  CHECK(has(e, "conv2d: weight [28, 1, 3, 3] needs input channels/groups = 1"));
+  CHECK(has(e, "[2, 28, 8, 8]"));
+  CHECK(has(e, "conv2d"));
+  e = conv_error(x, Tensor::zeros({28, 3, 3}));
+  CHECK(has(e, "weight"));
+  CHECK(has(e, "4-D"));
+  e = conv_error(Tensor::zeros({28, 8, 8}), Tensor::zeros({28, 28, 3, 3}));
+  CHECK(has(e, "input x"));
+  e = conv_error(x, Tensor::zeros({30, 7, 3, 3}), Conv2dOptions::same(1, 1, 1, 4));
+  CHECK(has(e, "not divisible by groups 4"));
+  e = conv_error(x, Tensor::zeros({28, 28, 9, 9}));
+  CHECK(has(e, "does not fit"));
+  CHECK(has(e, "[28, 28, 9, 9]"));
+  e = conv_error(x, Tensor::zeros({28, 28, 3, 3}), Conv2dOptions::same(0, 1));
+  CHECK(has(e, "strides"));
+  e = conv_error(x, Tensor::zeros({28, 28, 3, 3}), Conv2dOptions::same(1, -1));
+  CHECK(has(e, "padding"));
+  e = conv_error(x, Tensor::zeros({28, 28, 3, 3}), Conv2dOptions::same(1, 1, 0));
+  CHECK(has(e, "dilation"));
+  e = conv_error(Tensor::from_ints(std::vector<int32_t>(2 * 28 * 64), {2, 28, 8, 8}),
+                 Tensor::zeros({28, 28, 3, 3}));
+  CHECK(has(e, "float32"));
+  e = conv_error(x, Tensor());
+  CHECK(has(e, "undefined"));
+}
