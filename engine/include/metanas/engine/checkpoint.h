@@ -43,6 +43,7 @@ class Checkpoint {
   std::map<std::string, Tensor> tensors_;
   std::vector<std::string> order_;
   std::string metadata_ = "{}";
+  std::string path_;  // the file it was loaded from, named in lookup errors
 };
 
 }  // namespace metanas
