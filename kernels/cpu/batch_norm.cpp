@@ -1,12 +1,203 @@
-// PLACEHOLDER: batch_norm kernels not written yet (each throws). Replace this file.
+// CPU batch normalisation over [N, C, HW]: training (batch statistics, with the
+// PyTorch running-statistics update), evaluation, and both backwards.
+// Statistics are accumulated in double: each (n, c) plane is reduced on its own
+// (in parallel), then the planes of a channel are merged in sample order, so
+// results do not depend on the thread count. The mean/variance of a plane are
+// two-pass (plane in cache) and planes are merged with Chan's formula, which
+// avoids the cancellation of sum(x^2) - M*mean^2. Bench: benchmarks/engine-bench.
+#include <cmath>
+#include <vector>
+
 #include "kernels/cpu/cpu_kernels.h"
-#include "metanas/engine/error.h"
 
 namespace metanas::kernels::cpu {
 
-void batch_norm_forward_train(const float* x, const float* gamma, const float* beta, float* y, float* mean, float* invstd, float* running_mean, float* running_var, int64_t N, int64_t C, int64_t HW, float eps, float momentum) { MN_THROW("cpu kernel batch_norm_forward_train is not implemented yet"); }
-void batch_norm_forward_eval(const float* x, const float* gamma, const float* beta, const float* running_mean, const float* running_var, float* y, int64_t N, int64_t C, int64_t HW, float eps) { MN_THROW("cpu kernel batch_norm_forward_eval is not implemented yet"); }
-void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* invstd, const float* gamma, float* dx, float* dgamma, float* dbeta, int64_t N, int64_t C, int64_t HW, bool accumulate) { MN_THROW("cpu kernel batch_norm_backward is not implemented yet"); }
-void batch_norm_backward_eval(const float* dy, const float* x, const float* gamma, const float* running_mean, const float* running_var, float* dx, float* dgamma, float* dbeta, int64_t N, int64_t C, int64_t HW, float eps, bool accumulate) { MN_THROW("cpu kernel batch_norm_backward_eval is not implemented yet"); }
+namespace {
+
+constexpr int64_t kParallelMin = 1 << 14;  // elements below which threads do not pay
+
+// body(p) for every (n, c) plane p = n*C + c.
+template <typename Body>
+void for_planes(int64_t N, int64_t C, int64_t HW, Body body) {
+  const int64_t planes = N * C;
+#pragma omp parallel for schedule(static) if (planes * HW >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) body(p);
+}
+
+// y = x * scale[c] + shift[c] (per plane), or dx (+)= the same form.
+void apply_affine(const float* x, float* y, const std::vector<float>& scale,
+                  const std::vector<float>& shift, int64_t N, int64_t C, int64_t HW) {
+  for_planes(N, C, HW, [&](int64_t p) {
+    const int64_t c = p % C;
+    const float a = scale[static_cast<size_t>(c)], b = shift[static_cast<size_t>(c)];
+    const float* __restrict xp = x + p * HW;
+    float* __restrict yp = y + p * HW;
+    for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * a + b;
+  });
+}
+
+// Per-channel sums over the batch of f(plane) -> (double, double), planes merged in order.
+struct Sums2 {
+  std::vector<double> a, b;
+};
+template <typename PlaneFn>
+Sums2 channel_sums(int64_t N, int64_t C, int64_t HW, PlaneFn plane_fn) {
+  std::vector<double> pa(static_cast<size_t>(N * C)), pb(static_cast<size_t>(N * C));
+  for_planes(N, C, HW, [&](int64_t p) { plane_fn(p, pa[static_cast<size_t>(p)], pb[static_cast<size_t>(p)]); });
+  Sums2 s{std::vector<double>(static_cast<size_t>(C), 0.0), std::vector<double>(static_cast<size_t>(C), 0.0)};
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      s.a[static_cast<size_t>(c)] += pa[static_cast<size_t>(n * C + c)];
+      s.b[static_cast<size_t>(c)] += pb[static_cast<size_t>(n * C + c)];
+    }
+  return s;
+}
+
+inline float opt_or(const float* p, int64_t c, float dflt) { return p ? p[c] : dflt; }
+
+}  // namespace
+
+void batch_norm_forward_train(const float* x, const float* gamma, const float* beta, float* y,
+                              float* mean, float* invstd, float* running_mean, float* running_var,
+                              int64_t N, int64_t C, int64_t HW, float eps, float momentum) {
+  const int64_t M = N * HW;
+  if (C == 0) return;
+  // Per plane: mean and sum of squared deviations.
+  std::vector<double> pmean(static_cast<size_t>(N * C)), pm2(static_cast<size_t>(N * C));
+  for_planes(N, C, HW, [&](int64_t p) {
+    const float* xp = x + p * HW;
+    double s = 0;
+    for (int64_t i = 0; i < HW; ++i) s += xp[i];
+    const double m = HW > 0 ? s / static_cast<double>(HW) : 0.0;
+    double q = 0;
+    for (int64_t i = 0; i < HW; ++i) {
+      const double d = xp[i] - m;
+      q += d * d;
+    }
+    pmean[static_cast<size_t>(p)] = m;
+    pm2[static_cast<size_t>(p)] = q;
+  });
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    // Chan et al.: merge the planes of channel c in sample order.
+    double cnt = 0, mu = 0, m2 = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const double pm = pmean[static_cast<size_t>(n * C + c)], q = pm2[static_cast<size_t>(n * C + c)];
+      const double hw = static_cast<double>(HW), tot = cnt + hw;
+      if (tot == 0) continue;
+      const double delta = pm - mu;
+      mu += delta * hw / tot;
+      m2 += q + delta * delta * cnt * hw / tot;
+      cnt = tot;
+    }
+    const double var = M > 0 ? m2 / static_cast<double>(M) : 0.0;
+    const double is = 1.0 / std::sqrt(var + static_cast<double>(eps));
+    mean[c] = static_cast<float>(mu);
+    invstd[c] = static_cast<float>(is);
+    if (running_mean && running_var) {
+      const double unbiased = M > 1 ? m2 / static_cast<double>(M - 1) : var;
+      running_mean[c] = static_cast<float>((1.0 - momentum) * running_mean[c] + momentum * mu);
+      running_var[c] = static_cast<float>((1.0 - momentum) * running_var[c] + momentum * unbiased);
+    }
+    const double sc = is * opt_or(gamma, c, 1.f);
+    scale[static_cast<size_t>(c)] = static_cast<float>(sc);
+    shift[static_cast<size_t>(c)] = static_cast<float>(opt_or(beta, c, 0.f) - mu * sc);
+  }
+  apply_affine(x, y, scale, shift, N, C, HW);
+}
+
+void batch_norm_forward_eval(const float* x, const float* gamma, const float* beta,
+                             const float* running_mean, const float* running_var, float* y,
+                             int64_t N, int64_t C, int64_t HW, float eps) {
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double sc = opt_or(gamma, c, 1.f) / std::sqrt(static_cast<double>(running_var[c]) + eps);
+    scale[static_cast<size_t>(c)] = static_cast<float>(sc);
+    shift[static_cast<size_t>(c)] = static_cast<float>(opt_or(beta, c, 0.f) - running_mean[c] * sc);
+  }
+  apply_affine(x, y, scale, shift, N, C, HW);
+}
+
+void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* invstd,
+                         const float* gamma, float* dx, float* dgamma, float* dbeta, int64_t N,
+                         int64_t C, int64_t HW, bool accumulate) {
+  const int64_t M = N * HW;
+  if (C == 0) return;
+  // a: sum dy, b: sum dy * (x - mean), per channel.
+  Sums2 s = channel_sums(N, C, HW, [&](int64_t p, double& a, double& b) {
+    const float* gp = dy + p * HW;
+    const float* xp = x + p * HW;
+    const double mu = mean[p % C];
+    double sa = 0, sb = 0;
+    for (int64_t i = 0; i < HW; ++i) {
+      sa += gp[i];
+      sb += gp[i] * (xp[i] - mu);
+    }
+    a = sa;
+    b = sb;
+  });
+  // dx = k * (dy - sum_dy / M - (x - mean) * invstd^2 * sum(dy (x - mean)) / M), k = gamma * invstd
+  std::vector<float> k(static_cast<size_t>(C)), off(static_cast<size_t>(C)), slope(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double is = invstd[c], sa = s.a[static_cast<size_t>(c)], sb = s.b[static_cast<size_t>(c)];
+    const double inv_m = M > 0 ? 1.0 / static_cast<double>(M) : 0.0;
+    k[static_cast<size_t>(c)] = static_cast<float>(opt_or(gamma, c, 1.f) * is);
+    off[static_cast<size_t>(c)] = static_cast<float>(sa * inv_m);
+    slope[static_cast<size_t>(c)] = static_cast<float>(is * is * sb * inv_m);
+    if (dgamma) dgamma[c] = static_cast<float>((accumulate ? dgamma[c] : 0.0) + sb * is);
+    if (dbeta) dbeta[c] = static_cast<float>((accumulate ? dbeta[c] : 0.0) + sa);
+  }
+  for_planes(N, C, HW, [&](int64_t p) {
+    const int64_t c = p % C;
+    const float kc = k[static_cast<size_t>(c)], oc = off[static_cast<size_t>(c)],
+                sc = slope[static_cast<size_t>(c)], mu = mean[c];
+    const float* __restrict gp = dy + p * HW;
+    const float* __restrict xp = x + p * HW;
+    float* __restrict dp = dx + p * HW;
+    if (accumulate)
+      for (int64_t i = 0; i < HW; ++i) dp[i] += kc * (gp[i] - oc - (xp[i] - mu) * sc);
+    else
+      for (int64_t i = 0; i < HW; ++i) dp[i] = kc * (gp[i] - oc - (xp[i] - mu) * sc);
+  });
+}
+
+void batch_norm_backward_eval(const float* dy, const float* x, const float* gamma,
+                              const float* running_mean, const float* running_var, float* dx,
+                              float* dgamma, float* dbeta, int64_t N, int64_t C, int64_t HW,
+                              float eps, bool accumulate) {
+  if (C == 0) return;
+  std::vector<float> is(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c)
+    is[static_cast<size_t>(c)] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
+  if (dgamma || dbeta) {
+    Sums2 s = channel_sums(N, C, HW, [&](int64_t p, double& a, double& b) {
+      const float* gp = dy + p * HW;
+      const float* xp = x + p * HW;
+      const double mu = running_mean[p % C];
+      double sa = 0, sb = 0;
+      for (int64_t i = 0; i < HW; ++i) {
+        sa += gp[i];
+        sb += gp[i] * (xp[i] - mu);
+      }
+      a = sa;
+      b = sb;
+    });
+    for (int64_t c = 0; c < C; ++c) {
+      const double sa = s.a[static_cast<size_t>(c)], sb = s.b[static_cast<size_t>(c)];
+      if (dgamma) dgamma[c] = static_cast<float>((accumulate ? dgamma[c] : 0.0) + sb * is[static_cast<size_t>(c)]);
+      if (dbeta) dbeta[c] = static_cast<float>((accumulate ? dbeta[c] : 0.0) + sa);
+    }
+  }
+  for_planes(N, C, HW, [&](int64_t p) {
+    const int64_t c = p % C;
+    const float kc = opt_or(gamma, c, 1.f) * is[static_cast<size_t>(c)];
+    const float* __restrict gp = dy + p * HW;
+    float* __restrict dp = dx + p * HW;
+    if (accumulate)
+      for (int64_t i = 0; i < HW; ++i) dp[i] += kc * gp[i];
+    else
+      for (int64_t i = 0; i < HW; ++i) dp[i] = kc * gp[i];
+  });
+}
 
 }  // namespace metanas::kernels::cpu
