@@ -1,0 +1,25 @@
+// First-order MAML over weights and alphas.
+//   Fomaml (T-NAS): per task, k SGD steps on the support set over w and alpha
+//     jointly (w only for fixed architectures and in warm-up); then the
+//     query-loss gradient at the adapted parameters Phi_i,
+//       g = (1/n) sum_i dL_query(Phi_i)/dPhi_i   (first order: dPhi_i/dPhi = I)
+//     and one outer Adam step on the meta parameters.
+//   AutoMaml: the inner loop adapts only w; alpha is shared by all tasks and
+//     moved only by the outer step (with g_alpha as above).
+// Alphas are not updated during warm-up. See docs/algorithms.md.
+#pragma once
+#include <memory>
+
+#include "metanas/meta/learner.h"
+
+namespace metanas::meta {
+
+class Fomaml : public MetaLearner {
+ public:
+  // cfg.algorithm must be Fomaml or AutoMaml.
+  Fomaml(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model);
+  MetaStepStats meta_step(const std::vector<data::Episode>& tasks) override;
+  Algorithm algorithm() const override { return cfg_.algorithm; }
+};
+
+}  // namespace metanas::meta

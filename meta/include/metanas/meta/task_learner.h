@@ -1,0 +1,118 @@
+// TaskLearner: the inner loop. It owns one task model (a clone of the meta
+// model, built once) and its optimizers, and for each task copies the meta
+// parameters in, adapts them on the task's support set and evaluates on the
+// query set. Reusing the object across tasks keeps allocations (and, for the
+// DARTS task optimizer, the Adam state, as in MetaNAS) from task to task.
+//
+// One inner step s (0-based) of adapt():
+//   T_s = schedule.at(s) (t_max in warm-up; t_min after the arch steps)
+//   Adam (DARTS): optimizer.step(batch_a, batch_w) = an architecture step on
+//     batch_a (skipped in warm-up, after arch_steps, or when alphas are not
+//     adapted), then a weight step on batch_w (docs/algorithms.md).
+//   Sgd: one forward/backward on batch_w, w -= lr_w g_w (and
+//     alpha -= lr_a g_alpha when alphas are adapted).
+// Batches: the whole support set, or batch_size rows drawn from it (with or
+// without replacement) independently for each batch. All batches of a task
+// are drawn up front and uploaded in one copy, so the inner loop never waits
+// on the host.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metanas/datasets/episode.h"
+#include "metanas/engine/checkpoint.h"
+#include "metanas/engine/optim.h"
+#include "metanas/engine/random.h"
+#include "metanas/meta/config.h"
+#include "metanas/nas/darts.h"
+#include "metanas/nas/model.h"
+#include "metanas/nas/normalizer.h"
+
+namespace metanas::meta {
+
+struct TaskLearnerOptions {
+  int arch_steps = 5;    // steps that adapt the architecture (and weights)
+  int weight_steps = 0;  // further steps that adapt only the weights
+  int batch_size = 0;    // 0 = whole support set
+  bool with_replacement = true;
+  bool adapt_alphas = true;  // false: fixed architecture (Auto-MAML inner loop, plain models)
+  InnerOptimizer optimizer = InnerOptimizer::Adam;
+  nas::DartsOptions darts;
+  float sgd_w_lr = 0.01f, sgd_a_lr = 3e-4f, sgd_w_grad_clip = 0.f;
+  nas::TemperatureSchedule schedule;  // steps is set to arch_steps
+  nas::Normalizer normalizer = nas::Normalizer::Softmax;
+  float prune_threshold = 0.f;
+  float drop_path_prob = 0.f;
+
+  // The meta-training / meta-testing inner loops of a configuration.
+  static TaskLearnerOptions for_training(const MetaConfig& cfg);
+  static TaskLearnerOptions for_evaluation(const MetaConfig& cfg);
+  void validate() const;
+};
+
+// Losses/accuracies as scalar tensors on the model's device (read with
+// .item() when logging: nothing is synchronised during adaptation).
+struct AdaptResult {
+  Tensor last_support_loss;  // loss of the last weight step's batch, before its update
+  Tensor last_support_acc;
+  int steps = 0;
+};
+
+struct QueryResult {
+  Tensor loss;  // mean cross-entropy over the query set (scalar tensor)
+  Tensor acc;   // fraction correct (scalar tensor)
+};
+
+class TaskLearner {
+ public:
+  // Clones `meta_model` once (the task model); the meta model must outlive
+  // the learner (each task starts from its current parameters).
+  TaskLearner(const nas::Model& meta_model, const TaskLearnerOptions& opt);
+  ~TaskLearner();
+  TaskLearner(const TaskLearner&) = delete;
+  TaskLearner& operator=(const TaskLearner&) = delete;
+
+  // Copies the meta model's weights (and alphas) into the task model.
+  void reset_to_meta();
+  // reset_to_meta(), then adapt on the episode's support set. warmup: no
+  // architecture updates and T = t_max throughout (meta-training warm-up).
+  AdaptResult adapt(const data::Episode& ep, Rng& rng, bool warmup = false);
+  // The adapted task model on the query set, with the context of the last
+  // step (final temperature, prune threshold) and no drop-path. With
+  // non_transductive the query images are evaluated one at a time, each in a
+  // batch with the support set (their logits only). Differentiable when
+  // grad mode is on and not non_transductive (FOMAML backpropagates it).
+  QueryResult evaluate_query(const data::Episode& ep, bool non_transductive = false);
+
+  // The forward context after adaptation (temperature at the last step,
+  // prune threshold, no drop-path): for evaluation, sparse parameter counts.
+  nas::ForwardContext final_context() const;
+  // The forward context of inner step `step`.
+  nas::ForwardContext step_context(int step, bool warmup, Rng* rng) const;
+
+  nas::Model& model() { return *model_; }
+  const nas::Model& model() const { return *model_; }
+  const nas::Model& meta_model() const { return *meta_; }
+  const TaskLearnerOptions& options() const { return opt_; }
+  // The DARTS task optimizer (Adam inner optimizer); nullptr for Sgd.
+  nas::DartsTaskOptimizer* darts() { return darts_.get(); }
+
+  // Task-optimizer state (Adam moments; nothing for Sgd) under `prefix`.
+  void save_state(Checkpoint& ck, const std::string& prefix) const;
+  // Loads what save_state wrote; a checkpoint without it (e.g. from an Sgd
+  // inner loop) resets the state.
+  void load_state(const Checkpoint& ck, const std::string& prefix);
+  void reset_state();
+
+ private:
+  struct Batches;
+  const nas::Model* meta_;
+  TaskLearnerOptions opt_;
+  std::unique_ptr<nas::Model> model_;
+  std::unique_ptr<nas::DartsTaskOptimizer> darts_;
+  std::unique_ptr<Sgd> sgd_w_, sgd_a_;
+  std::unique_ptr<Batches> batches_;
+};
+
+}  // namespace metanas::meta
