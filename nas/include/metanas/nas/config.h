@@ -1,0 +1,71 @@
+// Configurations of the three model families, with validation and JSON
+// (text here; nlohmann adapters in metanas/nas/json.h). Unknown JSON keys are
+// an error (a typo must not silently fall back to a default).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace metanas::nas {
+
+// The MetaNAS search network. Defaults: Omniglot 20-way (462,272 weights).
+struct SearchConfig {
+  int in_channels = 1;
+  int image_size = 28;  // the input size it is meant for (forward accepts any size)
+  int num_classes = 20;
+  int C = 28;           // channels of every op (constant: no doubling at reductions)
+  int layers = 4;       // number of cells
+  int nodes = 3;        // intermediate nodes per cell
+  int stem_multiplier = 3;  // stem outputs stem_multiplier * C channels
+  // Indices of reduction cells; empty: {layers / 3, 2 * layers / 3}.
+  std::vector<int> reduction_layers;
+
+  // The reduction cell indices actually used (defaults resolved, sorted, unique).
+  std::vector<int> resolved_reductions() const;
+  // Throws metanas::Error naming the bad field.
+  void validate() const;
+  std::string to_json() const;  // a JSON object
+  static SearchConfig from_json(const std::string& text);
+  bool operator==(const SearchConfig& o) const;
+  bool operator!=(const SearchConfig& o) const { return !(*this == o); }
+};
+
+// A network built from a genotype (MetaNAS's AugmentCNN): affine BN,
+// configurable width and depth, drop-path on non-identity ops.
+struct DiscreteConfig {
+  int in_channels = 1;
+  int image_size = 28;
+  int num_classes = 20;
+  int C = 28;
+  int layers = 4;
+  int stem_multiplier = 3;
+  // Channel factor at each reduction cell (MetaNAS: 1, i.e. constant C;
+  // DARTS: 2).
+  int channel_scale = 1;
+  std::vector<int> reduction_layers;  // empty: {layers / 3, 2 * layers / 3}
+
+  std::vector<int> resolved_reductions() const;
+  void validate() const;
+  std::string to_json() const;
+  static DiscreteConfig from_json(const std::string& text);
+  bool operator==(const DiscreteConfig& o) const;
+  bool operator!=(const DiscreteConfig& o) const { return !(*this == o); }
+};
+
+// The 4-conv baseline of MAML/REPTILE: 4 x [conv3x3 (pad 1), BN (affine),
+// ReLU, max pool 2x2 stride 2], then linear.
+struct ConvNet4Config {
+  int in_channels = 1;
+  int image_size = 28;
+  int num_classes = 20;
+  int channels = 64;  // MAML: 64 (Omniglot), 32 (miniImageNet)
+
+  // Spatial size after the four pools (floor halving); >= 1 required.
+  int final_size() const;
+  void validate() const;
+  std::string to_json() const;
+  static ConvNet4Config from_json(const std::string& text);
+  bool operator==(const ConvNet4Config& o) const;
+  bool operator!=(const ConvNet4Config& o) const { return !(*this == o); }
+};
+
+}  // namespace metanas::nas

@@ -1,0 +1,101 @@
+// The common model interface of the NAS module, and the per-forward settings
+// (ForwardContext) that the meta-learning layer passes to every forward.
+//
+// Implementations: SearchNetwork (the MetaNAS one-shot network, with
+// architecture parameters), DiscreteNetwork (a network built from a
+// Genotype) and ConvNet4 (the 4-conv MAML/REPTILE baseline). A model owns its
+// weight ParamSet and, when it has one, its architecture ParamSet; callers
+// copy them around with ParamSet::copy_from / lerp_ (REPTILE) and never keep
+// the parameter views across ParamSet::to().
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "metanas/engine/param_set.h"
+#include "metanas/engine/random.h"
+#include "metanas/engine/tensor.h"
+
+namespace metanas::nas {
+
+// How architecture logits become weights (per row of an alpha matrix, and per
+// node for the pair weights).
+enum class Normalizer {
+  // softmax(a / T)
+  Softmax,
+  // (1 - lambda) softmax(a) + lambda relu(a) / sum relu(a), lambda =
+  // ForwardContext::anneal_progress (MetaNAS's "relusoftmax"; T is not used).
+  // Reaches exact zeros, which soft pruning then skips.
+  ReluSoftmax,
+  // softmax((a + g) / T), g ~ Gumbel(0, 1) drawn from ForwardContext::rng
+  // each forward (PyTorch's gumbel_softmax without the hard option).
+  GumbelSoftmax,
+};
+
+// "softmax", "relu_softmax", "gumbel_softmax".
+const char* normalizer_name(Normalizer n);
+// Accepts the names above plus MetaNAS's "relusoftmax"; throws otherwise.
+Normalizer parse_normalizer(const std::string& name);
+
+struct ForwardContext {
+  // Softmax temperature T (> 0), usually TemperatureSchedule::at(step).
+  float temperature = 1.f;
+  Normalizer normalizer = Normalizer::Softmax;
+  // Annealing progress in [0, 1] (TemperatureSchedule::progress): the mixing
+  // lambda of the relu-softmax normalizer.
+  float anneal_progress = 0.f;
+  // Soft pruning: mixed-op inputs and input pairs whose normalized weight is
+  // <= this are not computed. Negative: compute everything. The default 0
+  // skips exactly-zero weights only (meta-pruned ops, relu-softmax zeros).
+  float prune_threshold = 0.f;
+  // Drop-path probability for op outputs (0 = off); only when training.
+  float drop_path_prob = 0.f;
+  // Training mode: enables drop-path. BN always normalizes with batch
+  // statistics (MetaNAS/REPTILE never switch models to eval mode).
+  bool training = true;
+  // Source of gumbel noise and drop-path masks; required when those are on.
+  Rng* rng = nullptr;
+};
+
+// One labelled batch: x float [N, C, H, W], y int32 [N].
+struct Batch {
+  Tensor x;
+  Tensor y;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Logits [N, num_classes] for x [N, in_channels, H, W].
+  virtual Tensor forward(const Tensor& x, const ForwardContext& ctx) = 0;
+
+  // The weights (everything trained by the weight optimizer).
+  virtual ParamSet& weights() = 0;
+  virtual const ParamSet& weights() const = 0;
+  // Architecture parameters (alphas and pair weights); nullptr for fixed
+  // architectures.
+  virtual ParamSet* alphas() { return nullptr; }
+  virtual const ParamSet* alphas() const { return nullptr; }
+
+  // Parameters that a forward with `ctx` actually uses: for a search network
+  // the weights of ops that survive soft pruning at ctx's temperature and
+  // threshold (plus stem, preprocessing and classifier); for fixed
+  // architectures all weights.
+  virtual int64_t sparse_param_count(const ForwardContext& ctx) const { return weights().numel(); }
+
+  // "search", "discrete", "convnet4".
+  virtual std::string kind() const = 0;
+  virtual int num_classes() const = 0;
+  // A structural copy with its own parameter buffers holding the same values.
+  virtual std::unique_ptr<Model> clone() const = 0;
+
+  // Moves all parameters to `device` (optimizers must be created afterwards).
+  virtual void to(Device device);
+  Device device() const { return weights().device(); }
+
+  // Mean cross-entropy of forward(b.x) against b.y (a scalar tensor).
+  Tensor loss(const Batch& b, const ForwardContext& ctx);
+};
+
+}  // namespace metanas::nas

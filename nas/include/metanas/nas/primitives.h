@@ -1,0 +1,74 @@
+// The MetaNAS candidate operations ("primitives"). Their order is fixed: it
+// defines the columns of every alpha matrix and the indices in genotypes.
+//
+//   0 max_pool_3x3   max pool 3x3 (pad 1, stride s), BN
+//   1 avg_pool_3x3   avg pool 3x3 (pad 1, stride s, padding excluded), BN
+//   2 skip_connect   identity (s = 1) / factorized reduce (s = 2)
+//   3 conv_1x5_5x1   ReLU, conv 1x5 (stride s, pad (0,2)), conv 5x1 (pad (2,0)), BN
+//   4 conv_3x3       ReLU, depthwise 3x3 (stride s, pad 1), pointwise 1x1, BN
+//   5 sep_conv_3x3   the conv_3x3 block twice, only the first strided
+//   6 dil_conv_3x3   ReLU, depthwise 3x3 dilation 2 (stride s, pad 2), pointwise 1x1, BN
+//
+// Convs have no bias. PrimitiveOp is a standalone instance (its own weights),
+// for tests, benchmarks and experiments; the networks build the same blocks
+// inside their own ParamSet.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "metanas/engine/param_set.h"
+#include "metanas/engine/random.h"
+#include "metanas/engine/tensor.h"
+
+namespace metanas::nas {
+
+namespace detail {
+struct OpBlock;
+}
+
+enum class Primitive : int {
+  MaxPool3x3 = 0,
+  AvgPool3x3 = 1,
+  SkipConnect = 2,
+  Conv1x5_5x1 = 3,
+  Conv3x3 = 4,
+  SepConv3x3 = 5,
+  DilConv3x3 = 6,
+};
+
+constexpr int kNumPrimitives = 7;
+
+// All primitives in column order.
+const std::array<Primitive, kNumPrimitives>& all_primitives();
+// "max_pool_3x3", ... (the MetaNAS names).
+const char* primitive_name(Primitive p);
+// Inverse of primitive_name; throws metanas::Error listing the valid names.
+Primitive parse_primitive(const std::string& name);
+// Column index (0..6).
+inline int primitive_index(Primitive p) { return static_cast<int>(p); }
+// Throws for indices outside 0..6.
+Primitive primitive_at(int index);
+
+// One candidate op with its own weights (ParamSet), e.g. for shape tests.
+// affine: BN with gamma/beta (discrete networks) or plain (search network).
+class PrimitiveOp {
+ public:
+  PrimitiveOp(Primitive p, int64_t channels, int stride, bool affine, Rng& rng,
+              Device device = Device::CPU);
+  // x: [N, channels, H, W] -> [N, channels, ceil(H / s), ceil(W / s)].
+  Tensor forward(const Tensor& x) const;
+  ParamSet& weights() { return weights_; }
+  const ParamSet& weights() const { return weights_; }
+  Primitive primitive() const { return prim_; }
+  int stride() const { return stride_; }
+
+ private:
+  Primitive prim_;
+  int stride_;
+  ParamSet weights_;
+  std::shared_ptr<const detail::OpBlock> block_;  // which parameters the op applies, and how
+};
+
+}  // namespace metanas::nas

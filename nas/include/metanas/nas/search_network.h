@@ -1,0 +1,100 @@
+// The MetaNAS search (one-shot) network, DARTS-style with pair weights and
+// soft pruning.
+//
+//   stem: conv3x3 (in -> stem_multiplier*C, pad 1) + affine BN
+//   cells 0..L-1 (reductions at SearchConfig::resolved_reductions()):
+//     s0' = ReLU-conv1x1-BN(s0), or FactorizedReduce(s0) after a reduction cell
+//     s1' = ReLU-conv1x1-BN(s1)
+//     node i (i = 0..nodes-1) reads states h_0..h_{i+1} (s0', s1', nodes < i):
+//       u_j  = sum_k W_i[j, k] * op_k(h_j)             (mixed op, W_i = normalize(alpha_i))
+//       node = sum_{pairs c=(a,b)} P_i[c] * (u_a + u_b)  (P_i = normalize(pair_i))
+//     edges from s0', s1' use stride 2 in reduction cells
+//     output = concat(nodes)  (nodes * C channels)
+//   global average pool, linear.
+// All BN in cells is non-affine with batch statistics; the first cell's two
+// inputs are both the stem output.
+//
+// Soft pruning: pairs with P <= ctx.prune_threshold are dropped, and op k on
+// input j is computed only when W[j, k] > threshold and j is in a surviving
+// pair. Each node is evaluated as one weighted sum over the surviving
+// (input, op) outputs with weight P-coefficient(j) * W[j, k], which equals
+// the formula above with the pruned terms removed.
+//
+// Architecture parameters (ParamSet alphas(), in this order):
+//   alpha_normal.i [i+2, 7], alpha_reduce.i [i+2, 7],
+//   pair_normal.i [C(i+2, 2)], pair_reduce.i [C(i+2, 2)]
+// pairs enumerated (0,1), (0,2), ..., (1,2), ... (a < b, lexicographic).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "metanas/nas/config.h"
+#include "metanas/nas/genotype.h"
+#include "metanas/nas/model.h"
+
+namespace metanas::nas {
+
+namespace detail {
+struct SearchNetworkImpl;
+}
+
+enum class CellType { Normal, Reduce };
+
+// What the last forward computed (for logs and tests).
+struct ForwardStats {
+  int ops_total = 0;     // candidate op evaluations without pruning
+  int ops_computed = 0;  // op evaluations actually done
+  int pairs_total = 0;
+  int pairs_kept = 0;
+};
+
+class SearchNetwork : public Model {
+ public:
+  // Weights: PyTorch-default init (kaiming-uniform convs/linear, BN gamma 1,
+  // beta 0); alphas and pair weights 1e-3 * N(0, 1); all drawn from rng.
+  SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device = Device::CPU);
+  ~SearchNetwork() override;
+  SearchNetwork(const SearchNetwork&) = delete;
+  SearchNetwork& operator=(const SearchNetwork&) = delete;
+
+  Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
+  ParamSet& weights() override;
+  const ParamSet& weights() const override;
+  ParamSet* alphas() override;
+  const ParamSet* alphas() const override;
+  int64_t sparse_param_count(const ForwardContext& ctx) const override;
+  std::string kind() const override { return "search"; }
+  int num_classes() const override;
+  std::unique_ptr<Model> clone() const override;
+  void to(Device device) override;
+
+  const SearchConfig& config() const;
+  // Arg-max pair per node, then the arg-max op for each of its two inputs
+  // (ties: the first). Independent of temperature.
+  Genotype genotype() const;
+
+  // Index into alphas() of alpha_<type>.<node> / pair_<type>.<node>.
+  int alpha_index(CellType type, int node) const;
+  int pair_index(CellType type, int node) const;
+  // Input pairs of a node with `num_inputs` inputs, in pair-weight order.
+  static std::vector<std::pair<int, int>> input_pairs(int num_inputs);
+
+  const ForwardStats& last_forward_stats() const;
+
+ private:
+  std::unique_ptr<detail::SearchNetworkImpl> impl_;
+};
+
+// Meta-model pruning (MetaNAS prune_alphas): sets to -1e9 every op logit
+// whose normalized weight at temperature t_min (relu-softmax: lambda = 1) is
+// below `threshold`; pair weights are untouched. Returns how many logits were
+// newly pruned. The pruned ops then get weight 0 and, with a prune threshold
+// >= 0, are never computed again.
+int meta_prune(SearchNetwork& net, float threshold, float t_min,
+               Normalizer normalizer = Normalizer::Softmax);
+
+// The logit meta_prune writes.
+constexpr float kPrunedLogit = -1e9f;
+
+}  // namespace metanas::nas

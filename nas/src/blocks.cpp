@@ -1,0 +1,235 @@
+// Candidate ops, preprocessing blocks and parameter initialisation shared by
+// the NAS networks (see blocks.h).
+#include "blocks.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "metanas/engine/error.h"
+
+namespace metanas::nas::detail {
+
+// ---- parameters ----
+
+int ParamBuilder::declare(const std::string& name, const Shape& shape, Kind kind, float a) {
+  const int idx = ps_.add(name, shape);
+  inits_.push_back({idx, kind, a});
+  return idx;
+}
+
+int ParamBuilder::conv(const std::string& name, int64_t cout, int64_t cin_per_group, int64_t kh,
+                       int64_t kw) {
+  const double fan_in = static_cast<double>(cin_per_group * kh * kw);
+  return declare(name, Shape{cout, cin_per_group, kh, kw}, Kind::Uniform,
+                 static_cast<float>(1.0 / std::sqrt(fan_in)));
+}
+
+Bn ParamBuilder::bn(const std::string& name, int64_t channels, bool affine) {
+  Bn b;
+  if (!affine) return b;
+  b.gamma = declare(name + ".gamma", Shape{channels}, Kind::Constant, 1.f);
+  b.beta = declare(name + ".beta", Shape{channels}, Kind::Constant, 0.f);
+  return b;
+}
+
+int ParamBuilder::linear_weight(const std::string& name, int64_t out, int64_t in) {
+  return declare(name, Shape{out, in}, Kind::Uniform,
+                 static_cast<float>(1.0 / std::sqrt(static_cast<double>(in))));
+}
+
+int ParamBuilder::linear_bias(const std::string& name, int64_t out, int64_t in) {
+  return declare(name, Shape{out}, Kind::Uniform,
+                 static_cast<float>(1.0 / std::sqrt(static_cast<double>(in))));
+}
+
+int ParamBuilder::normal(const std::string& name, const Shape& shape, float stddev) {
+  return declare(name, shape, Kind::Normal, stddev);
+}
+
+void ParamBuilder::finish(Rng& rng) {
+  ps_.finalize();
+  // Fill on the host in declaration order, then one copy to the device.
+  std::vector<float> v(static_cast<size_t>(ps_.numel()), 0.f);
+  for (const Init& in : inits_) {
+    const int64_t off = ps_.offset(in.index);
+    const int64_t n = ps_.shape(in.index).numel();
+    for (int64_t i = 0; i < n; ++i) {
+      float x = 0.f;
+      switch (in.kind) {
+        case Kind::Uniform: x = (2.f * rng.uniform() - 1.f) * in.a; break;
+        case Kind::Constant: x = in.a; break;
+        case Kind::Normal: x = in.a * rng.normal(); break;
+      }
+      v[static_cast<size_t>(off + i)] = x;
+    }
+  }
+  if (!v.empty()) ps_.values().copy_(Tensor::from_vector(v, Shape{ps_.numel()}));
+}
+
+int64_t count_params(const ParamSet& ps, const std::vector<int>& indices) {
+  int64_t n = 0;
+  for (int i : indices) n += ps.shape(i).numel();
+  return n;
+}
+
+std::vector<int> resolve_reductions(int layers, const std::vector<int>& given) {
+  std::vector<int> r = given;
+  if (r.empty()) r = {layers / 3, (2 * layers) / 3};
+  std::sort(r.begin(), r.end());
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  return r;
+}
+
+// ---- blocks ----
+
+Tensor apply_bn(const Tensor& x, const ParamSet& ps, const Bn& bn) {
+  BatchNormOptions o;
+  o.training = true;  // batch statistics, no running statistics
+  const Tensor gamma = bn.gamma >= 0 ? ps[bn.gamma] : Tensor();
+  const Tensor beta = bn.beta >= 0 ? ps[bn.beta] : Tensor();
+  return batch_norm(x, gamma, beta, Tensor(), Tensor(), o);
+}
+
+FactorizedReduce make_factorized_reduce(ParamBuilder& b, const std::string& name, int64_t cin,
+                                        int64_t cout, bool affine) {
+  MN_CHECK(cout % 2 == 0, "FactorizedReduce ", name, ": output channels must be even, got ", cout);
+  FactorizedReduce fr;
+  fr.conv_a = b.conv(name + ".conv_a", cout / 2, cin, 1, 1);
+  fr.conv_b = b.conv(name + ".conv_b", cout / 2, cin, 1, 1);
+  fr.bn = b.bn(name + ".bn", cout, affine);
+  return fr;
+}
+
+Tensor apply(const FactorizedReduce& fr, const ParamSet& ps, const Tensor& x) {
+  MN_CHECK(x.ndim() == 4, "FactorizedReduce: input must be 4-D, got ", x.describe());
+  Conv2dOptions o = Conv2dOptions::same(2, 0);
+  o.relu_input = true;  // ReLU folded into the convs (crop commutes with ReLU)
+  const int64_t H = x.dim(2), W = x.dim(3);
+  // Shift by one pixel in each even-sized dim (odd sizes would lose a row).
+  const int64_t sh = H % 2 == 0 ? 1 : 0, sw = W % 2 == 0 ? 1 : 0;
+  Tensor shifted = (sh || sw) ? crop2d(x, sh, sw, H - sh, W - sw) : x;
+  Tensor a = conv2d(x, ps[fr.conv_a], o);
+  Tensor c = conv2d(shifted, ps[fr.conv_b], o);
+  return apply_bn(concat_channels({a, c}), ps, fr.bn);
+}
+
+ReluConvBn make_relu_conv_bn(ParamBuilder& b, const std::string& name, int64_t cin, int64_t cout,
+                             bool affine) {
+  ReluConvBn r;
+  r.conv = b.conv(name + ".conv", cout, cin, 1, 1);
+  r.bn = b.bn(name + ".bn", cout, affine);
+  return r;
+}
+
+Tensor apply(const ReluConvBn& r, const ParamSet& ps, const Tensor& x) {
+  Conv2dOptions o;
+  o.relu_input = true;
+  return apply_bn(conv2d(x, ps[r.conv], o), ps, r.bn);
+}
+
+Tensor apply(const Preprocess& p, const ParamSet& ps, const Tensor& x) {
+  return p.reduce ? apply(p.fr, ps, x) : apply(p.rcb, ps, x);
+}
+
+std::vector<int> OpBlock::param_indices() const {
+  std::vector<int> r = convs;
+  for (const Bn& b : bn) {
+    if (b.gamma >= 0) r.push_back(b.gamma);
+    if (b.beta >= 0) r.push_back(b.beta);
+  }
+  if (fr.conv_a >= 0) {
+    r.push_back(fr.conv_a);
+    r.push_back(fr.conv_b);
+    if (fr.bn.gamma >= 0) r.push_back(fr.bn.gamma);
+    if (fr.bn.beta >= 0) r.push_back(fr.bn.beta);
+  }
+  return r;
+}
+
+OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
+                bool affine) {
+  MN_CHECK(stride == 1 || stride == 2, "op ", name, ": stride must be 1 or 2, got ", stride);
+  OpBlock op;
+  op.prim = prim;
+  op.stride = stride;
+  op.C = C;
+  const std::string n = name + "." + primitive_name(prim);
+  switch (prim) {
+    case Primitive::MaxPool3x3:
+    case Primitive::AvgPool3x3:
+      op.bn[0] = b.bn(n + ".bn", C, affine);
+      break;
+    case Primitive::SkipConnect:
+      if (stride == 2) op.fr = make_factorized_reduce(b, n, C, C, affine);
+      break;
+    case Primitive::Conv1x5_5x1:
+      op.convs.push_back(b.conv(n + ".conv1x5", C, C, 1, 5));
+      op.convs.push_back(b.conv(n + ".conv5x1", C, C, 5, 1));
+      op.bn[0] = b.bn(n + ".bn", C, affine);
+      break;
+    case Primitive::Conv3x3:
+      op.convs.push_back(b.conv(n + ".dw", C, 1, 3, 3));
+      op.convs.push_back(b.conv(n + ".pw", C, C, 1, 1));
+      op.bn[0] = b.bn(n + ".bn", C, affine);
+      break;
+    case Primitive::SepConv3x3:
+      op.convs.push_back(b.conv(n + ".dw1", C, 1, 3, 3));
+      op.convs.push_back(b.conv(n + ".pw1", C, C, 1, 1));
+      op.bn[0] = b.bn(n + ".bn1", C, affine);
+      op.convs.push_back(b.conv(n + ".dw2", C, 1, 3, 3));
+      op.convs.push_back(b.conv(n + ".pw2", C, C, 1, 1));
+      op.bn[1] = b.bn(n + ".bn2", C, affine);
+      break;
+    case Primitive::DilConv3x3:
+      op.convs.push_back(b.conv(n + ".dw", C, 1, 3, 3));
+      op.convs.push_back(b.conv(n + ".pw", C, C, 1, 1));
+      op.bn[0] = b.bn(n + ".bn", C, affine);
+      break;
+  }
+  return op;
+}
+
+namespace {
+// ReLU, depthwise 3x3 (stride, dilation), pointwise 1x1, BN.
+Tensor relu_dw_pw_bn(const Tensor& x, const ParamSet& ps, int dw, int pw, const Bn& bn, int64_t C,
+                     int stride, int dilation) {
+  Conv2dOptions o = Conv2dOptions::same(stride, dilation, dilation, C);
+  o.relu_input = true;
+  Tensor h = conv2d(x, ps[dw], o);
+  return apply_bn(conv2d(h, ps[pw]), ps, bn);
+}
+}  // namespace
+
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
+  MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,
+           ", H, W], got ", x.describe());
+  switch (op.prim) {
+    case Primitive::MaxPool3x3:
+      return apply_bn(max_pool2d(x, 3, op.stride, 1), ps, op.bn[0]);
+    case Primitive::AvgPool3x3:
+      return apply_bn(avg_pool2d(x, 3, op.stride, 1), ps, op.bn[0]);
+    case Primitive::SkipConnect:
+      return op.stride == 1 ? x : apply(op.fr, ps, x);
+    case Primitive::Conv1x5_5x1: {
+      Conv2dOptions a;
+      a.stride_h = a.stride_w = op.stride;
+      a.pad_left = a.pad_right = 2;
+      a.relu_input = true;
+      Conv2dOptions c;
+      c.pad_top = c.pad_bottom = 2;
+      Tensor h = conv2d(x, ps[op.convs[0]], a);
+      return apply_bn(conv2d(h, ps[op.convs[1]], c), ps, op.bn[0]);
+    }
+    case Primitive::Conv3x3:
+      return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1);
+    case Primitive::SepConv3x3: {
+      Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1);
+      return relu_dw_pw_bn(h, ps, op.convs[2], op.convs[3], op.bn[1], op.C, 1, 1);
+    }
+    case Primitive::DilConv3x3:
+      return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 2);
+  }
+  MN_THROW("unknown primitive ", static_cast<int>(op.prim));
+}
+
+}  // namespace metanas::nas::detail

@@ -1,0 +1,104 @@
+// Internal building blocks shared by the NAS networks: parameter declaration
+// with PyTorch-default initialisation, and the candidate ops / preprocessing
+// blocks as (parameter indices, forward function) over a model's ParamSet.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "metanas/engine/ops.h"
+#include "metanas/engine/param_set.h"
+#include "metanas/engine/random.h"
+#include "metanas/nas/primitives.h"
+
+namespace metanas::nas::detail {
+
+// A batch norm: affine when gamma/beta are parameter indices, plain when -1.
+struct Bn {
+  int gamma = -1, beta = -1;
+};
+
+// Declares parameters in a ParamSet and remembers how to initialise them.
+class ParamBuilder {
+ public:
+  explicit ParamBuilder(ParamSet& ps) : ps_(ps) {}
+  // Conv weight [cout, cin_per_group, kh, kw], U(-b, b) with b = 1/sqrt(fan_in)
+  // (PyTorch's kaiming_uniform(a = sqrt(5)) default).
+  int conv(const std::string& name, int64_t cout, int64_t cin_per_group, int64_t kh, int64_t kw);
+  Bn bn(const std::string& name, int64_t channels, bool affine);
+  // Linear weight [out, in] and bias [out], both U(-1/sqrt(in), 1/sqrt(in)).
+  int linear_weight(const std::string& name, int64_t out, int64_t in);
+  int linear_bias(const std::string& name, int64_t out, int64_t in);
+  // Any tensor filled with stddev * N(0, 1) (architecture parameters).
+  int normal(const std::string& name, const Shape& shape, float stddev);
+  // Finalizes the set and writes the initial values, drawn in declaration order.
+  void finish(Rng& rng);
+
+ private:
+  enum class Kind { Uniform, Constant, Normal };
+  struct Init {
+    int index;
+    Kind kind;
+    float a;  // bound, constant or stddev
+  };
+  int declare(const std::string& name, const Shape& shape, Kind kind, float a);
+  ParamSet& ps_;
+  std::vector<Init> inits_;
+};
+
+Tensor apply_bn(const Tensor& x, const ParamSet& ps, const Bn& bn);
+
+// ReLU, two 1x1 stride-2 convs (cout/2 each; the second on the input shifted
+// by one pixel in each even-sized dim), concat, BN.
+struct FactorizedReduce {
+  int conv_a = -1, conv_b = -1;
+  Bn bn;
+};
+FactorizedReduce make_factorized_reduce(ParamBuilder& b, const std::string& name, int64_t cin,
+                                        int64_t cout, bool affine);
+Tensor apply(const FactorizedReduce& fr, const ParamSet& ps, const Tensor& x);
+
+// ReLU, conv1x1, BN (cell-input preprocessing).
+struct ReluConvBn {
+  int conv = -1;
+  Bn bn;
+};
+ReluConvBn make_relu_conv_bn(ParamBuilder& b, const std::string& name, int64_t cin, int64_t cout,
+                             bool affine);
+Tensor apply(const ReluConvBn& rcb, const ParamSet& ps, const Tensor& x);
+
+// Preprocessing of a cell input: one of the two blocks above.
+struct Preprocess {
+  bool reduce = false;
+  FactorizedReduce fr;
+  ReluConvBn rcb;
+};
+Tensor apply(const Preprocess& p, const ParamSet& ps, const Tensor& x);
+
+// One candidate op on C channels.
+struct OpBlock {
+  Primitive prim = Primitive::SkipConnect;
+  int stride = 1;
+  int64_t C = 0;
+  std::vector<int> convs;  // conv weights in application order
+  Bn bn[2];                // bn[1] only for sep_conv_3x3
+  FactorizedReduce fr;     // skip_connect at stride 2
+  // Whether the op is the identity (no drop-path on it).
+  bool identity() const { return prim == Primitive::SkipConnect && stride == 1; }
+  // All parameter indices it uses.
+  std::vector<int> param_indices() const;
+};
+OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
+                bool affine);
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x);
+
+// Total number of elements of the given parameters.
+int64_t count_params(const ParamSet& ps, const std::vector<int>& indices);
+
+// Output size of a stride-s op with a 3x3 window and padding 1: ceil(n / s).
+inline int64_t strided_size(int64_t n, int stride) { return (n + stride - 1) / stride; }
+
+// The default reduction cells {L/3, 2L/3} or the given ones, sorted/unique.
+std::vector<int> resolve_reductions(int layers, const std::vector<int>& given);
+
+}  // namespace metanas::nas::detail

@@ -1,0 +1,242 @@
+// DARTS task optimizer: alternating architecture / weight Adam steps, first
+// order or with DARTS's unrolled second-order architecture gradient.
+#include "metanas/nas/darts.h"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "metanas/engine/error.h"
+#include "metanas/engine/ops.h"
+
+namespace metanas::nas {
+
+using nlohmann::json;
+
+// ---- options ----
+
+void DartsOptions::validate() const {
+  const char* w = "DartsOptions";
+  MN_CHECK(w_lr >= 0.f && a_lr >= 0.f, w, ": learning rates must be >= 0 (w_lr ", w_lr, ", a_lr ", a_lr, ")");
+  for (float b : {w_beta1, w_beta2, a_beta1, a_beta2})
+    MN_CHECK(b >= 0.f && b < 1.f, w, ": Adam betas must be in [0, 1), got ", b);
+  MN_CHECK(w_weight_decay >= 0.f && a_weight_decay >= 0.f, w, ": weight decays must be >= 0");
+  MN_CHECK(w_grad_clip >= 0.f, w, ": w_grad_clip must be >= 0 (0 = off), got ", w_grad_clip);
+}
+
+std::string DartsOptions::to_json() const {
+  json j = {{"w_lr", w_lr},
+            {"a_lr", a_lr},
+            {"w_beta1", w_beta1},
+            {"w_beta2", w_beta2},
+            {"a_beta1", a_beta1},
+            {"a_beta2", a_beta2},
+            {"w_weight_decay", w_weight_decay},
+            {"a_weight_decay", a_weight_decay},
+            {"w_grad_clip", w_grad_clip},
+            {"second_order", second_order},
+            {"unroll_lr", unroll_lr},
+            {"warmup", warmup}};
+  return j.dump();
+}
+
+DartsOptions DartsOptions::from_json(const std::string& text) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    MN_THROW("DartsOptions: invalid JSON: ", e.what());
+  }
+  MN_CHECK(j.is_object(), "DartsOptions: expected a JSON object, got ", j.type_name());
+  DartsOptions o;
+  const std::set<std::string> known = {"w_lr", "a_lr", "w_beta1", "w_beta2", "a_beta1", "a_beta2",
+                                       "w_weight_decay", "a_weight_decay", "w_grad_clip",
+                                       "second_order", "unroll_lr", "warmup"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    MN_CHECK(known.count(it.key()), "DartsOptions: unknown key '", it.key(), "'");
+  auto rd = [&](const char* k, auto& out) {
+    if (!j.contains(k)) return;
+    try {
+      out = j.at(k).get<std::decay_t<decltype(out)>>();
+    } catch (const std::exception& e) {
+      MN_THROW("DartsOptions: bad value for '", k, "': ", e.what());
+    }
+  };
+  rd("w_lr", o.w_lr);
+  rd("a_lr", o.a_lr);
+  rd("w_beta1", o.w_beta1);
+  rd("w_beta2", o.w_beta2);
+  rd("a_beta1", o.a_beta1);
+  rd("a_beta2", o.a_beta2);
+  rd("w_weight_decay", o.w_weight_decay);
+  rd("a_weight_decay", o.a_weight_decay);
+  rd("w_grad_clip", o.w_grad_clip);
+  rd("second_order", o.second_order);
+  rd("unroll_lr", o.unroll_lr);
+  rd("warmup", o.warmup);
+  o.validate();
+  return o;
+}
+
+// ---- optimizer ----
+
+namespace {
+
+// Marks every parameter of a set as not requiring grad while alive, so a
+// backward computes no gradient for it.
+class Freeze {
+ public:
+  explicit Freeze(ParamSet* ps) : ps_(ps) {
+    if (ps_)
+      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(false);
+  }
+  ~Freeze() {
+    if (ps_)
+      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(true);
+  }
+  Freeze(const Freeze&) = delete;
+  Freeze& operator=(const Freeze&) = delete;
+
+ private:
+  ParamSet* ps_;
+};
+
+void check_batch(const Batch& b, const char* what) {
+  MN_CHECK(b.x.defined() && b.y.defined(), "DartsTaskOptimizer: the ", what, " batch has an undefined x or y");
+}
+
+}  // namespace
+
+DartsTaskOptimizer::DartsTaskOptimizer(Model& model, const DartsOptions& opt) : model_(&model), opt_(opt) {
+  opt.validate();
+  w_opt_ = std::make_unique<Adam>(model.weights(), opt.w_lr, opt.w_beta1, opt.w_beta2, 1e-8f,
+                                  opt.w_weight_decay);
+  w_opt_->max_grad_norm = opt.w_grad_clip;
+  if (ParamSet* a = model.alphas())
+    a_opt_ = std::make_unique<Adam>(*a, opt.a_lr, opt.a_beta1, opt.a_beta2, 1e-8f, opt.a_weight_decay);
+}
+
+void DartsTaskOptimizer::set_lrs(float w_lr, float a_lr) {
+  MN_CHECK(w_lr >= 0.f && a_lr >= 0.f, "DartsTaskOptimizer::set_lrs: negative learning rate");
+  opt_.w_lr = w_lr;
+  opt_.a_lr = a_lr;
+  w_opt_->set_lr(w_lr);
+  if (a_opt_) a_opt_->set_lr(a_lr);
+}
+
+void DartsTaskOptimizer::reset_state() {
+  w_opt_->reset_state();
+  if (a_opt_) a_opt_->reset_state();
+}
+
+void DartsTaskOptimizer::save_state(Checkpoint& ck, const std::string& prefix) const {
+  w_opt_->save_state(ck, prefix + "w_opt.");
+  if (a_opt_) a_opt_->save_state(ck, prefix + "a_opt.");
+}
+
+void DartsTaskOptimizer::load_state(const Checkpoint& ck, const std::string& prefix) {
+  w_opt_->load_state(ck, prefix + "w_opt.");
+  if (a_opt_) a_opt_->load_state(ck, prefix + "a_opt.");
+}
+
+Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const Batch& for_weights,
+                                                 const ForwardContext& ctx) {
+  ParamSet* A = model_->alphas();
+  MN_CHECK(A, "DartsTaskOptimizer: a ", model_->kind(), " model has no architecture parameters");
+  check_batch(for_alpha, "architecture");
+  ParamSet& W = model_->weights();
+
+  if (!opt_.second_order) {
+    A->zero_grad();
+    Freeze fw(&W);
+    Tensor loss = model_->loss(for_alpha, ctx);
+    loss.backward();
+    return loss.detach();
+  }
+
+  check_batch(for_weights, "weight");
+  const float xi = opt_.unroll_lr < 0.f ? w_opt_->lr() : opt_.unroll_lr;
+  if (!w_backup_ || !w_backup_->same_layout(W) || w_backup_->device() != W.device())
+    w_backup_ = std::make_unique<ParamSet>(W.clone());
+  w_backup_->copy_from(W);
+
+  // Unrolled step: w' = w - xi (dL_t/dw + wd w).
+  W.zero_grad();
+  {
+    Freeze fa(A);
+    model_->loss(for_weights, ctx).backward();
+  }
+  if (opt_.w_weight_decay != 0.f) W.grads().add_(W.values(), opt_.w_weight_decay);
+  W.values().add_(W.grads(), -xi);
+
+  // dL_v(w', alpha)/dalpha and dL_v(w', alpha)/dw'.
+  W.zero_grad();
+  A->zero_grad();
+  Tensor loss_v = model_->loss(for_alpha, ctx);
+  loss_v.backward();
+  Tensor dalpha = A->grads().clone();
+  Tensor dw = W.grads().clone();
+  const float norm = W.grad_norm();
+
+  if (norm > 0.f && std::isfinite(norm)) {
+    // Hessian-vector product d2L_t/(dalpha dw) . dw by central differences.
+    const float eps = 0.01f / norm;
+    auto grad_alpha_at = [&](float shift) {
+      W.values().copy_(w_backup_->values());
+      W.values().add_(dw, shift);
+      A->zero_grad();
+      Freeze fw(&W);
+      model_->loss(for_weights, ctx).backward();
+      return A->grads().clone();
+    };
+    Tensor gp = grad_alpha_at(eps);
+    Tensor gn = grad_alpha_at(-eps);
+    A->grads().copy_(dalpha);
+    A->grads().add_(gp, -xi / (2.f * eps));
+    A->grads().add_(gn, xi / (2.f * eps));
+  } else {
+    A->grads().copy_(dalpha);
+  }
+  W.values().copy_(w_backup_->values());
+  W.zero_grad();
+  return loss_v.detach();
+}
+
+DartsStepResult DartsTaskOptimizer::step(const Batch& for_alpha, const Batch& for_weights,
+                                         const ForwardContext& ctx) {
+  check_batch(for_weights, "weight");
+  DartsStepResult r;
+  ParamSet* A = model_->alphas();
+  if (!opt_.warmup && a_opt_) {
+    if (opt_.second_order) {
+      r.alpha_loss = compute_arch_gradient(for_alpha, for_weights, ctx);
+    } else {
+      // First order, inlined to get the accuracy from the same forward.
+      check_batch(for_alpha, "architecture");
+      A->zero_grad();
+      Freeze fw(&model_->weights());
+      Tensor logits = model_->forward(for_alpha.x, ctx);
+      Tensor loss = cross_entropy(logits, for_alpha.y);
+      r.alpha_acc = accuracy(logits.detach(), for_alpha.y);
+      loss.backward();
+      r.alpha_loss = loss.detach();
+    }
+    a_opt_->step();
+    r.alpha_updated = true;
+  }
+
+  ParamSet& W = model_->weights();
+  W.zero_grad();
+  {
+    Freeze fa(A);
+    Tensor logits = model_->forward(for_weights.x, ctx);
+    Tensor loss = cross_entropy(logits, for_weights.y);
+    r.w_acc = accuracy(logits.detach(), for_weights.y);
+    loss.backward();
+    r.w_loss = loss.detach();
+  }
+  w_opt_->step();
+  return r;
+}
+
+}  // namespace metanas::nas

@@ -1,0 +1,188 @@
+// Fixed-architecture models: DiscreteNetwork (cells from a genotype) and the
+// ConvNet4 baseline.
+#include "metanas/nas/discrete_network.h"
+
+#include <algorithm>
+
+#include "blocks.h"
+#include "metanas/engine/error.h"
+#include "metanas/engine/ops.h"
+
+namespace metanas::nas {
+
+namespace detail {
+
+struct DiscreteCell {
+  bool reduction = false;
+  Preprocess pre0, pre1;
+  std::vector<std::vector<OpBlock>> ops;    // [node][edge]
+  std::vector<std::vector<int>> inputs;     // [node][edge] state index
+  std::vector<int> concat;
+};
+
+struct DiscreteNetworkImpl {
+  DiscreteConfig cfg;
+  Genotype genotype;
+  ParamSet weights;
+  int stem_conv = -1;
+  Bn stem_bn;
+  std::vector<DiscreteCell> cells;
+  int fc_w = -1, fc_b = -1;
+
+  DiscreteNetworkImpl(const DiscreteConfig& c, const Genotype& g, Device d)
+      : cfg(c), genotype(g), weights(d) {}
+};
+
+}  // namespace detail
+
+DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& genotype, Rng& rng,
+                                 Device device)
+    : impl_(std::make_unique<detail::DiscreteNetworkImpl>(cfg, genotype, device)) {
+  cfg.validate();
+  genotype.validate();
+  auto& m = *impl_;
+  const std::vector<int> reductions = cfg.resolved_reductions();
+  const int64_t c_stem = static_cast<int64_t>(cfg.stem_multiplier) * cfg.C;
+
+  detail::ParamBuilder b(m.weights);
+  m.stem_conv = b.conv("stem.conv", c_stem, cfg.in_channels, 3, 3);
+  m.stem_bn = b.bn("stem.bn", c_stem, true);
+  int64_t c_pp = c_stem, c_p = c_stem, c_cur = cfg.C;
+  bool red_prev = false;
+  for (int k = 0; k < cfg.layers; ++k) {
+    detail::DiscreteCell cell;
+    cell.reduction = std::find(reductions.begin(), reductions.end(), k) != reductions.end();
+    if (cell.reduction) c_cur *= cfg.channel_scale;
+    const auto& gene = cell.reduction ? genotype.reduce : genotype.normal;
+    cell.concat = cell.reduction ? genotype.reduce_concat : genotype.normal_concat;
+    const std::string cn = "cell" + std::to_string(k);
+    cell.pre0.reduce = red_prev;
+    if (red_prev)
+      cell.pre0.fr = detail::make_factorized_reduce(b, cn + ".pre0", c_pp, c_cur, true);
+    else
+      cell.pre0.rcb = detail::make_relu_conv_bn(b, cn + ".pre0", c_pp, c_cur, true);
+    cell.pre1.rcb = detail::make_relu_conv_bn(b, cn + ".pre1", c_p, c_cur, true);
+    for (size_t i = 0; i < gene.size(); ++i) {
+      std::vector<detail::OpBlock> ops;
+      std::vector<int> ins;
+      for (size_t e = 0; e < gene[i].size(); ++e) {
+        const GenotypeEdge& edge = gene[i][e];
+        const int stride = cell.reduction && edge.input < 2 ? 2 : 1;
+        const std::string en = cn + ".node" + std::to_string(i) + ".edge" + std::to_string(e);
+        ops.push_back(detail::make_op(b, en, edge.op, c_cur, stride, true));
+        ins.push_back(edge.input);
+      }
+      cell.ops.push_back(std::move(ops));
+      cell.inputs.push_back(std::move(ins));
+    }
+    c_pp = c_p;
+    c_p = c_cur * static_cast<int64_t>(cell.concat.size());
+    red_prev = cell.reduction;
+    m.cells.push_back(std::move(cell));
+  }
+  m.fc_w = b.linear_weight("classifier.weight", cfg.num_classes, c_p);
+  m.fc_b = b.linear_bias("classifier.bias", cfg.num_classes, c_p);
+  b.finish(rng);
+}
+
+DiscreteNetwork::~DiscreteNetwork() = default;
+
+ParamSet& DiscreteNetwork::weights() { return impl_->weights; }
+const ParamSet& DiscreteNetwork::weights() const { return impl_->weights; }
+int DiscreteNetwork::num_classes() const { return impl_->cfg.num_classes; }
+const DiscreteConfig& DiscreteNetwork::config() const { return impl_->cfg; }
+const Genotype& DiscreteNetwork::genotype() const { return impl_->genotype; }
+
+std::unique_ptr<Model> DiscreteNetwork::clone() const {
+  Rng scratch(0);
+  auto c = std::make_unique<DiscreteNetwork>(impl_->cfg, impl_->genotype, scratch, device());
+  c->impl_->weights.copy_from(impl_->weights);
+  return c;
+}
+
+Tensor DiscreteNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
+  auto& m = *impl_;
+  MN_CHECK(x.defined() && x.ndim() == 4 && x.dim(1) == m.cfg.in_channels,
+           "DiscreteNetwork::forward: expected input [N, ", m.cfg.in_channels, ", H, W], got ",
+           x.defined() ? x.describe() : std::string("an undefined tensor"));
+  MN_CHECK(x.device() == device(), "DiscreteNetwork::forward: input on ", device_name(x.device()),
+           " but the network is on ", device_name(device()));
+  const bool drop = ctx.training && ctx.drop_path_prob > 0.f;
+  MN_CHECK(!drop || ctx.rng, "DiscreteNetwork::forward: drop-path needs ForwardContext::rng");
+  MN_CHECK(ctx.drop_path_prob >= 0.f && ctx.drop_path_prob < 1.f,
+           "DiscreteNetwork::forward: drop_path_prob must be in [0, 1), got ", ctx.drop_path_prob);
+
+  Tensor stem = detail::apply_bn(conv2d(x, m.weights[m.stem_conv], Conv2dOptions::same(1, 1)),
+                                 m.weights, m.stem_bn);
+  Tensor s0 = stem, s1 = stem;
+  for (const auto& cell : m.cells) {
+    std::vector<Tensor> states(2);
+    auto state = [&](int j) -> Tensor {
+      Tensor& s = states[static_cast<size_t>(j)];
+      if (!s.defined())
+        s = j == 0 ? detail::apply(cell.pre0, m.weights, s0) : detail::apply(cell.pre1, m.weights, s1);
+      return s;
+    };
+    for (size_t i = 0; i < cell.ops.size(); ++i) {
+      Tensor node;
+      for (size_t e = 0; e < cell.ops[i].size(); ++e) {
+        const detail::OpBlock& op = cell.ops[i][e];
+        Tensor y = detail::apply(op, m.weights, state(cell.inputs[i][e]));
+        if (drop && !op.identity()) y = drop_path(y, ctx.drop_path_prob, *ctx.rng);
+        node = node.defined() ? add(node, y) : y;
+      }
+      states.push_back(node);
+    }
+    std::vector<Tensor> outs;
+    for (int s : cell.concat) outs.push_back(state(s));
+    s0 = s1;
+    s1 = outs.size() == 1 ? outs[0] : concat_channels(outs);
+  }
+  return linear(global_avg_pool(s1), m.weights[m.fc_w], m.weights[m.fc_b]);
+}
+
+// ---- ConvNet4 ----
+
+ConvNet4::ConvNet4(const ConvNet4Config& cfg, Rng& rng, Device device) : cfg_(cfg), weights_(device) {
+  cfg.validate();
+  detail::ParamBuilder b(weights_);
+  int64_t cin = cfg.in_channels;
+  for (int i = 0; i < 4; ++i) {
+    const std::string n = "block" + std::to_string(i);
+    blocks_[i].conv = b.conv(n + ".conv", cfg.channels, cin, 3, 3);
+    detail::Bn bn = b.bn(n + ".bn", cfg.channels, true);
+    blocks_[i].gamma = bn.gamma;
+    blocks_[i].beta = bn.beta;
+    cin = cfg.channels;
+  }
+  const int64_t feat = static_cast<int64_t>(cfg.channels) * cfg.final_size() * cfg.final_size();
+  fc_w_ = b.linear_weight("classifier.weight", cfg.num_classes, feat);
+  fc_b_ = b.linear_bias("classifier.bias", cfg.num_classes, feat);
+  b.finish(rng);
+}
+
+std::unique_ptr<Model> ConvNet4::clone() const {
+  Rng scratch(0);
+  auto c = std::make_unique<ConvNet4>(cfg_, scratch, device());
+  c->weights_.copy_from(weights_);
+  return c;
+}
+
+Tensor ConvNet4::forward(const Tensor& x, const ForwardContext& ctx) {
+  MN_CHECK(x.defined() && x.ndim() == 4 && x.dim(1) == cfg_.in_channels,
+           "ConvNet4::forward: expected input [N, ", cfg_.in_channels, ", H, W], got ",
+           x.defined() ? x.describe() : std::string("an undefined tensor"));
+  Tensor h = x;
+  for (const Block& blk : blocks_) {
+    h = conv2d(h, weights_[blk.conv], Conv2dOptions::same(1, 1));
+    h = relu(detail::apply_bn(h, weights_, detail::Bn{blk.gamma, blk.beta}));
+    h = max_pool2d(h, 2, 2, 0);
+  }
+  const int64_t feat = h.dim(1) * h.dim(2) * h.dim(3);
+  MN_CHECK(feat == weights_.shape(fc_w_)[1], "ConvNet4::forward: input ", x.describe(),
+           " gives ", feat, " features but the classifier was built for image_size ", cfg_.image_size,
+           " (", weights_.shape(fc_w_)[1], " features)");
+  return linear(flatten(h), weights_[fc_w_], weights_[fc_b_]);
+}
+
+}  // namespace metanas::nas
