@@ -1,10 +1,84 @@
-// PLACEHOLDER: weighted_sum kernels not written yet (each throws). Replace this file.
+// CPU kernels of the DARTS mixed op y = sum_k w[k] * xs[k] and its backward.
+// Both passes walk the data in cache-sized blocks and visit all K inputs per
+// block, so each array crosses memory once. dw is reduced per fixed-size
+// block in double and the blocks are summed in order: the result does not
+// depend on the thread count.
+#include <algorithm>
+#include <vector>
+
 #include "kernels/cpu/cpu_kernels.h"
-#include "metanas/engine/error.h"
 
 namespace metanas::kernels::cpu {
 
-void weighted_sum_forward(float* y, const float* const* xs, const float* w, int K, int64_t n) { MN_THROW("cpu kernel weighted_sum_forward is not implemented yet"); }
-void weighted_sum_backward(float* const* dxs, float* dw, const float* dy, const float* const* xs, const float* w, int K, int64_t n, bool accumulate_w) { MN_THROW("cpu kernel weighted_sum_backward is not implemented yet"); }
+namespace {
+constexpr int64_t kBlock = 2048;           // elements per block (fixed: determinism)
+constexpr int64_t kParallelMin = 1 << 14;  // total elements below which threads do not pay
+}  // namespace
+
+void weighted_sum_forward(float* y, const float* const* xs, const float* w, int K, int64_t n) {
+  if (n <= 0) return;
+  if (K <= 0) {
+    std::fill(y, y + n, 0.f);
+    return;
+  }
+  const std::vector<float> wk(w, w + K);  // w is host memory on the CPU backend
+  const int64_t nb = (n + kBlock - 1) / kBlock;
+#pragma omp parallel for schedule(static) if (n * K >= kParallelMin)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t s = b * kBlock, e = std::min(n, s + kBlock);
+    float* yb = y + s;
+    const int64_t len = e - s;
+    {
+      const float* x = xs[0] + s;
+      const float a = wk[0];
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) yb[i] = a * x[i];
+    }
+    for (int k = 1; k < K; ++k) {
+      const float* x = xs[k] + s;
+      const float a = wk[k];
+#pragma omp simd
+      for (int64_t i = 0; i < len; ++i) yb[i] += a * x[i];
+    }
+  }
+}
+
+// dxs[k] = w[k] * dy (overwritten; null entries skipped). dw[k] (+)= <dy, xs[k]>
+// when dw is non-null (null: the weights need no gradient).
+void weighted_sum_backward(float* const* dxs, float* dw, const float* dy, const float* const* xs,
+                           const float* w, int K, int64_t n, bool accumulate_w) {
+  if (K <= 0) return;
+  const std::vector<float> wk(w, w + K);
+  const int64_t nb = n > 0 ? (n + kBlock - 1) / kBlock : 0;
+  // part[b * K + k]: block b's share of dw[k].
+  std::vector<double> part(dw ? static_cast<size_t>(nb * K) : 0);
+#pragma omp parallel for schedule(static) if (n * K >= kParallelMin)
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t s = b * kBlock, e = std::min(n, s + kBlock);
+    const int64_t len = e - s;
+    const float* g = dy + s;
+    for (int k = 0; k < K; ++k) {
+      if (dxs[k]) {
+        float* d = dxs[k] + s;
+        const float a = wk[k];
+#pragma omp simd
+        for (int64_t i = 0; i < len; ++i) d[i] = a * g[i];
+      }
+      if (dw) {
+        const float* x = xs[k] + s;
+        double acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < len; ++i) acc += static_cast<double>(g[i]) * x[i];
+        part[static_cast<size_t>(b * K + k)] = acc;
+      }
+    }
+  }
+  if (!dw) return;
+  for (int k = 0; k < K; ++k) {
+    double s = 0;
+    for (int64_t b = 0; b < nb; ++b) s += part[static_cast<size_t>(b * K + k)];
+    dw[k] = accumulate_w ? dw[k] + static_cast<float>(s) : static_cast<float>(s);
+  }
+}
 
 }  // namespace metanas::kernels::cpu

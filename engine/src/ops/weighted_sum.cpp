@@ -1,0 +1,66 @@
+// The DARTS mixed op y = sum_k w[k] * xs[k], forward and backward. One kernel
+// pass each way: the backward writes every needed dx_k and dw together.
+#include <string>
+
+#include "ops/op_util.h"
+
+namespace metanas {
+
+using namespace detail;
+
+Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) {
+  const char* op = "weighted_sum";
+  MN_CHECK(!xs.empty(), op, ": needs at least one input");
+  for (size_t k = 0; k < xs.size(); ++k) {
+    const std::string what = str_cat("xs[", k, "]");
+    check_f32(op, xs[k], what.c_str());
+    MN_CHECK(xs[k].shape() == xs[0].shape(), op, ": inputs must share one shape: xs[0] is ",
+             xs[0].describe(), " but xs[", k, "] is ", xs[k].describe());
+  }
+  check_f32(op, w, "w");
+  const int K = static_cast<int>(xs.size());
+  MN_CHECK(w.ndim() == 1 && w.dim(0) == K, op, ": w must be 1-D [", K, "] (one weight per input), got ",
+           w.describe());
+  std::vector<Tensor> all(xs);
+  all.push_back(w);
+  const Device dev = common_device(op, all);
+
+  const int64_t n = xs[0].numel();
+  Tensor y = Tensor::empty(xs[0].shape(), DType::F32, dev);
+  std::vector<const float*> ptrs(static_cast<size_t>(K));
+  for (int k = 0; k < K; ++k) ptrs[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].data();
+  backend(dev).weighted_sum_forward(y.data(), ptrs.data(), w.data(), K, n);
+
+  if (!any_requires_grad(all)) return y;
+  // Which inputs want a gradient is fixed now; the inputs themselves are saved
+  // only when dw is needed, w only when some dx_k is.
+  std::vector<bool> need_x(static_cast<size_t>(K));
+  bool any_x = false;
+  for (int k = 0; k < K; ++k) any_x |= (need_x[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].requires_grad());
+  const bool need_w = w.requires_grad();
+  std::vector<Tensor> saved_xs = need_w ? xs : std::vector<Tensor>();
+  Tensor saved_w = w;  // K floats; the kernel reads it even when only dw is wanted
+  record(y, op, all, [saved_xs, saved_w, need_x, need_w, K](const Tensor& g) -> std::vector<Tensor> {
+    const Device d = g.device();
+    const int64_t n = g.numel();
+    std::vector<Tensor> grads(static_cast<size_t>(K) + 1);
+    std::vector<float*> dxs(static_cast<size_t>(K), nullptr);
+    for (int k = 0; k < K; ++k) {
+      if (!need_x[static_cast<size_t>(k)]) continue;
+      grads[static_cast<size_t>(k)] = Tensor::empty(g.shape(), DType::F32, d);
+      dxs[static_cast<size_t>(k)] = grads[static_cast<size_t>(k)].data();
+    }
+    std::vector<const float*> xp(static_cast<size_t>(K), nullptr);
+    float* dw = nullptr;
+    if (need_w) {
+      grads[static_cast<size_t>(K)] = Tensor::empty(Shape{K}, DType::F32, d);
+      dw = grads[static_cast<size_t>(K)].data();
+      for (int k = 0; k < K; ++k) xp[static_cast<size_t>(k)] = saved_xs[static_cast<size_t>(k)].data();
+    }
+    backend(d).weighted_sum_backward(dxs.data(), dw, g.data(), xp.data(), saved_w.data(), K, n, false);
+    return grads;
+  });
+  return y;
+}
+
+}  // namespace metanas
