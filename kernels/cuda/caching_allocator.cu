@@ -1,0 +1,102 @@
+// Caching device allocator (see caching_allocator.h) and the launch check.
+#include <cstdlib>
+
+#include "kernels/cuda/caching_allocator.h"
+#include "kernels/cuda/cuda_check.h"
+
+namespace metanas::kernels::cuda {
+
+bool sync_check_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("METANAS_CUDA_SYNC_CHECK");
+    return v && *v && *v != '0';
+  }();
+  return on;
+}
+
+void launch_check(const char* file, int line) {
+  cudaError_t e = cudaGetLastError();
+  if (e == cudaSuccess && sync_check_enabled()) e = cudaDeviceSynchronize();
+  if (e != cudaSuccess) throw_cuda(e, "kernel launch", file, line);
+}
+
+CachingAllocator::~CachingAllocator() = default;
+
+size_t CachingAllocator::bucket_size(size_t bytes) {
+  constexpr size_t kMin = 512;
+  if (bytes <= kMin) return kMin;
+  // Four buckets per power of two: waste is below 25%.
+  size_t p = kMin;
+  while (p <= bytes / 2) p <<= 1;  // largest power of two <= bytes
+  const size_t step = p / 4;
+  return (bytes + step - 1) / step * step;
+}
+
+void* CachingAllocator::allocate(size_t bytes) {
+  const size_t b = bucket_size(bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = free_.find(b);
+  if (it != free_.end() && !it->second.empty()) {
+    void* p = it->second.back();
+    it->second.pop_back();
+    live_[p] = b;
+    stats_.cached -= b;
+    stats_.in_use += b;
+    if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
+    ++stats_.hits;
+    return p;
+  }
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, b);
+  if (e == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // clear the runtime's last-error slot before retrying
+    ++stats_.oom_retries;
+    // Give the cached blocks back to the driver and try once more.
+    for (auto& kv : free_)
+      for (void* q : kv.second) cudaFree(q);
+    free_.clear();
+    stats_.cached = 0;
+    e = cudaMalloc(&p, b);
+  }
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    MN_THROW("CUDA out of memory: cannot allocate ", bytes, " bytes (bucket ", b, ") after releasing the cache: ",
+             cudaGetErrorString(e), "; in use by metanas: ", stats_.in_use, " bytes; device free ", free_b,
+             " of ", total_b, " bytes");
+  }
+  ++stats_.mallocs;
+  live_[p] = b;
+  stats_.in_use += b;
+  if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
+  return p;
+}
+
+void CachingAllocator::deallocate(void* p) {
+  if (!p) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = live_.find(p);
+  MN_CHECK(it != live_.end(), "CUDA allocator: freeing pointer ", p,
+           " that is not a live allocation (double free or foreign pointer)");
+  const size_t b = it->second;
+  live_.erase(it);
+  free_[b].push_back(p);
+  stats_.in_use -= b;
+  stats_.cached += b;
+}
+
+void CachingAllocator::release_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& kv : free_)
+    for (void* q : kv.second) MN_CUDA_CHECK(cudaFree(q));
+  free_.clear();
+  stats_.cached = 0;
+}
+
+AllocatorStats CachingAllocator::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+}  // namespace metanas::kernels::cuda

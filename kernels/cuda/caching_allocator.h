@@ -1,0 +1,82 @@
+// CachingAllocator: device memory for the CUDA backend. Freed blocks are kept
+// in size buckets (4 buckets per power of two, at least 512 bytes) and handed
+// out again without cudaMalloc/cudaFree, which synchronise the device. All
+// work runs on the backend's one stream, so a block freed after a kernel was
+// enqueued may be reused by the next kernel (stream order keeps it safe).
+// On out-of-memory the cache is released (cudaFree) and the allocation
+// retried once. ScratchBuffer is the RAII handle kernels use for temporary
+// memory (cuDNN workspaces, reduction partials).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+namespace metanas::kernels::cuda {
+
+struct AllocatorStats {
+  size_t in_use = 0;       // bytes handed out (bucket sizes)
+  size_t cached = 0;       // bytes held in free lists
+  size_t peak_in_use = 0;
+  uint64_t mallocs = 0;    // cudaMalloc calls
+  uint64_t hits = 0;       // allocations served from the cache
+  uint64_t oom_retries = 0;
+};
+
+class CachingAllocator {
+ public:
+  CachingAllocator() = default;
+  ~CachingAllocator();  // does not free: the process may be tearing CUDA down
+  CachingAllocator(const CachingAllocator&) = delete;
+  CachingAllocator& operator=(const CachingAllocator&) = delete;
+
+  // Returns device memory of at least `bytes` (256-byte aligned); throws
+  // metanas::Error when even a retry after releasing the cache fails.
+  void* allocate(size_t bytes);
+  // Returns a block to its bucket; throws on a pointer this allocator did not
+  // hand out (double free).
+  void deallocate(void* p);
+  // cudaFree every cached block (synchronises the device).
+  void release_cache();
+  AllocatorStats stats() const;
+
+  // The bucket a request of `bytes` is served from.
+  static size_t bucket_size(size_t bytes);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;   // bucket size -> cached blocks
+  std::unordered_map<void*, size_t> live_;      // block -> bucket size
+  AllocatorStats stats_;
+};
+
+// RAII scratch memory from an allocator (returned on destruction).
+class ScratchBuffer {
+ public:
+  ScratchBuffer(CachingAllocator& a, size_t bytes) : alloc_(&a), bytes_(bytes) {
+    ptr_ = bytes ? a.allocate(bytes) : nullptr;
+  }
+  ~ScratchBuffer() {
+    if (ptr_) {
+      try {
+        alloc_->deallocate(ptr_);
+      } catch (...) {
+      }
+    }
+  }
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  void* get() const { return ptr_; }
+  template <typename T>
+  T* as() const { return static_cast<T*>(ptr_); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  CachingAllocator* alloc_;
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+}  // namespace metanas::kernels::cuda

@@ -1,0 +1,110 @@
+// CUDA max / average pooling (square window, symmetric padding): padding
+// never wins a max (argmax = h*W + w within the input plane, first maximum in
+// window order) and an average divides by the real pixels only. Backwards are
+// gathers (each input pixel sums the windows that contain it, in window
+// order), so there are no atomics and results are reproducible. Index math
+// in conv_math.cuh (tested on the host). Bench: benchmarks/kernel-bench.
+#include "kernels/cuda/conv_math.cuh"
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace metanas::kernels::cuda {
+
+namespace {
+
+PoolDims make_pool(const PoolGeom& g) {
+  constexpr int64_t kMax = 0x7fffffff;
+  MN_CHECK(g.H * g.W < kMax && g.OH * g.OW < kMax && g.N * g.C < kMax, "pooling: shape too large (N=", g.N,
+           " C=", g.C, " H=", g.H, " W=", g.W, ")");
+  return PoolDims{static_cast<int>(g.H),  static_cast<int>(g.W),      static_cast<int>(g.OH),
+                  static_cast<int>(g.OW), static_cast<int>(g.k),      static_cast<int>(g.stride),
+                  static_cast<int>(g.pad)};
+}
+
+dim3 plane_grid(int64_t planes, int64_t plane_elems) {
+  const int64_t tiles = std::min<int64_t>((plane_elems + kThreads - 1) / kThreads, 65535);
+  return dim3(static_cast<unsigned>(planes), static_cast<unsigned>(std::max<int64_t>(tiles, 1)));
+}
+
+#define MN_PLANE_LOOP(q, count) \
+  for (int q = blockIdx.y * blockDim.x + threadIdx.x; q < (count); q += gridDim.y * blockDim.x)
+
+__global__ void max_forward_kernel(const float* __restrict__ x, float* __restrict__ y, int32_t* __restrict__ arg,
+                                   PoolDims p) {
+  const int64_t plane = blockIdx.x;
+  const int ohw = p.OH * p.OW;
+  const float* xp = x + plane * p.H * p.W;
+  MN_PLANE_LOOP(q, ohw) {
+    const int oh = q / p.OW, ow = q - oh * p.OW;
+    int a;
+    const float v = max_pool_point(xp, p, oh, ow, &a);
+    y[plane * ohw + q] = v;
+    arg[plane * ohw + q] = a;
+  }
+}
+
+__global__ void max_backward_kernel(const float* __restrict__ dy, const int32_t* __restrict__ arg,
+                                    float* __restrict__ dx, PoolDims p, bool accumulate) {
+  const int64_t plane = blockIdx.x;
+  const int hw = p.H * p.W;
+  const int64_t ooff = plane * p.OH * p.OW;
+  float* dxp = dx + plane * hw;
+  MN_PLANE_LOOP(q, hw) {
+    const int h = q / p.W, w = q - h * p.W;
+    const float v = max_pool_backward_point(dy + ooff, arg + ooff, p, h, w);
+    dxp[q] = accumulate ? dxp[q] + v : v;
+  }
+}
+
+__global__ void avg_forward_kernel(const float* __restrict__ x, float* __restrict__ y, PoolDims p) {
+  const int64_t plane = blockIdx.x;
+  const int ohw = p.OH * p.OW;
+  const float* xp = x + plane * p.H * p.W;
+  MN_PLANE_LOOP(q, ohw) {
+    const int oh = q / p.OW, ow = q - oh * p.OW;
+    y[plane * ohw + q] = avg_pool_point(xp, p, oh, ow);
+  }
+}
+
+__global__ void avg_backward_kernel(const float* __restrict__ dy, float* __restrict__ dx, PoolDims p,
+                                    bool accumulate) {
+  const int64_t plane = blockIdx.x;
+  const int hw = p.H * p.W;
+  const float* dyp = dy + plane * p.OH * p.OW;
+  float* dxp = dx + plane * hw;
+  MN_PLANE_LOOP(q, hw) {
+    const int h = q / p.W, w = q - h * p.W;
+    const float v = avg_pool_backward_point(dyp, p, h, w);
+    dxp[q] = accumulate ? dxp[q] + v : v;
+  }
+}
+
+}  // namespace
+
+void max_pool_forward(const Context& c, const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  if (g.N * g.C * g.OH * g.OW <= 0) return;
+  max_forward_kernel<<<plane_grid(g.N * g.C, g.OH * g.OW), kThreads, 0, c.stream>>>(x, y, argmax, make_pool(g));
+  MN_CUDA_LAUNCH_CHECK();
+}
+
+void max_pool_backward(const Context& c, const PoolGeom& g, const float* dy, const int32_t* argmax, float* dx,
+                       bool accumulate) {
+  if (g.N * g.C * g.H * g.W <= 0) return;
+  max_backward_kernel<<<plane_grid(g.N * g.C, g.H * g.W), kThreads, 0, c.stream>>>(dy, argmax, dx, make_pool(g),
+                                                                                  accumulate);
+  MN_CUDA_LAUNCH_CHECK();
+}
+
+void avg_pool_forward(const Context& c, const PoolGeom& g, const float* x, float* y) {
+  if (g.N * g.C * g.OH * g.OW <= 0) return;
+  avg_forward_kernel<<<plane_grid(g.N * g.C, g.OH * g.OW), kThreads, 0, c.stream>>>(x, y, make_pool(g));
+  MN_CUDA_LAUNCH_CHECK();
+}
+
+void avg_pool_backward(const Context& c, const PoolGeom& g, const float* dy, float* dx, bool accumulate) {
+  if (g.N * g.C * g.H * g.W <= 0) return;
+  avg_backward_kernel<<<plane_grid(g.N * g.C, g.H * g.W), kThreads, 0, c.stream>>>(dy, dx, make_pool(g),
+                                                                                  accumulate);
+  MN_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace metanas::kernels::cuda
