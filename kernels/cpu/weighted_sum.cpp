@@ -13,6 +13,18 @@ namespace metanas::kernels::cpu {
 namespace {
 constexpr int64_t kBlock = 2048;           // elements per block (fixed: determinism)
 constexpr int64_t kParallelMin = 1 << 14;  // total elements below which threads do not pay
+
+// <g, x> over len elements with exact products in double. Eight independent
+// accumulators (a fixed order, so still deterministic) hide the add latency.
+inline double dot_double(const float* g, const float* x, int64_t len) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int u = 0; u < 8; ++u) s[u] += static_cast<double>(g[i + u]) * static_cast<double>(x[i + u]);
+  double t = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; i < len; ++i) t += static_cast<double>(g[i]) * static_cast<double>(x[i]);
+  return t;
+}
 }  // namespace
 
 void weighted_sum_forward(float* y, const float* const* xs, const float* w, int K, int64_t n) {
@@ -64,13 +76,7 @@ void weighted_sum_backward(float* const* dxs, float* dw, const float* dy, const 
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) d[i] = a * g[i];
       }
-      if (dw) {
-        const float* x = xs[k] + s;
-        double acc = 0;
-#pragma omp simd reduction(+ : acc)
-        for (int64_t i = 0; i < len; ++i) acc += static_cast<double>(g[i]) * x[i];
-        part[static_cast<size_t>(b * K + k)] = acc;
-      }
+      if (dw) part[static_cast<size_t>(b * K + k)] = dot_double(g, xs[k] + s, len);
     }
   }
   if (!dw) return;
