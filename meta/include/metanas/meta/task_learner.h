@@ -113,6 +113,7 @@ class TaskLearner {
   std::unique_ptr<nas::DartsTaskOptimizer> darts_;
   std::unique_ptr<Sgd> sgd_w_, sgd_a_;
   std::unique_ptr<Batches> batches_;
+  bool last_warmup_ = false;  // whether the last adapt() was a warm-up adaptation
 };
 
 }  // namespace metanas::meta

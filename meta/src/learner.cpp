@@ -1,0 +1,182 @@
+// MetaLearner: shared outer-loop state (meta model, meta optimizers, task
+// learner, Rng, iteration), learning-rate schedules, meta-model pruning and
+// checkpointing; make_meta_learner.
+#include "metanas/meta/learner.h"
+
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+
+#include "metanas/engine/error.h"
+#include "metanas/meta/fomaml.h"
+#include "metanas/meta/reptile.h"
+#include "metanas/nas/search_network.h"
+
+namespace metanas::meta {
+
+using nlohmann::json;
+
+namespace {
+float value_or_nan(const Tensor& t) {
+  return t.defined() ? t.item() : std::numeric_limits<float>::quiet_NaN();
+}
+// The learner's own generator, distinct from the model-initialisation stream
+// that uses cfg.seed directly.
+constexpr uint64_t kLearnerSeedSalt = 0x6d6574616c726e72ull;  // "metalrnr"
+}  // namespace
+
+float MetaStepStats::query_loss_value() const { return value_or_nan(query_loss); }
+float MetaStepStats::query_acc_value() const { return value_or_nan(query_acc); }
+float MetaStepStats::support_loss_value() const { return value_or_nan(support_loss); }
+float MetaStepStats::support_acc_value() const { return value_or_nan(support_acc); }
+
+MetaLearner::MetaLearner(const MetaConfig& cfg, std::unique_ptr<nas::Model> model,
+                         const TaskLearnerOptions& task_options)
+    : cfg_(cfg), model_(std::move(model)), rng_(cfg.seed ^ kLearnerSeedSalt) {
+  cfg_.validate();
+  MN_CHECK(model_, "MetaLearner: no meta model given");
+  MN_CHECK(model_->num_classes() == cfg_.episodes.ways, "MetaLearner: the model has ",
+           model_->num_classes(), " classes but the configuration asks for ", cfg_.episodes.ways,
+           "-way episodes");
+  task_ = std::make_unique<TaskLearner>(*model_, task_options);
+}
+
+MetaLearner::~MetaLearner() = default;
+
+void MetaLearner::make_meta_optimizers() {
+  const auto& m = cfg_.meta;
+  ParamSet* A = model_->alphas();
+  if (m.optimizer == MetaOptimizer::Sgd) {
+    w_opt_ = std::make_unique<Sgd>(model_->weights(), m.w_lr);
+    if (A) a_opt_ = std::make_unique<Sgd>(*A, m.a_lr);
+  } else {
+    w_opt_ = std::make_unique<Adam>(model_->weights(), m.w_lr, m.adam_beta1, m.adam_beta2, m.adam_eps, 0.f);
+    if (A)
+      a_opt_ = std::make_unique<Adam>(*A, m.a_lr, m.adam_beta1, m.adam_beta2, m.adam_eps, m.a_weight_decay);
+  }
+}
+
+bool MetaLearner::in_warmup() const { return iteration_ < cfg_.meta.warmup_iterations; }
+
+float MetaLearner::cosine(int64_t t, int64_t T) {
+  if (T <= 0) return 1.f;
+  if (t >= T) return 0.f;
+  const double pi = 3.14159265358979323846;
+  return static_cast<float>(0.5 * (1.0 + std::cos(pi * static_cast<double>(t) / static_cast<double>(T))));
+}
+
+float MetaLearner::next_w_lr() const {
+  const auto& m = cfg_.meta;
+  return m.w_anneal ? m.w_lr * cosine(iteration_, m.iterations) : m.w_lr;
+}
+
+float MetaLearner::next_a_lr() const {
+  const auto& m = cfg_.meta;
+  if (!m.a_anneal) return m.a_lr;
+  const int64_t t = std::max<int64_t>(0, iteration_ - m.warmup_iterations);
+  return m.a_lr * cosine(t, m.iterations - m.warmup_iterations);
+}
+
+int MetaLearner::maybe_prune() {
+  const auto& m = cfg_.meta;
+  if (m.prune_every <= 0 || iteration_ % m.prune_every != 0) return 0;
+  if (iteration_ <= m.warmup_iterations) return 0;
+  auto* net = dynamic_cast<nas::SearchNetwork*>(model_.get());
+  if (!net) return 0;
+  return nas::meta_prune(*net, m.prune_threshold, static_cast<float>(cfg_.task.t_min), cfg_.task.normalizer);
+}
+
+void MetaLearner::save_state(Checkpoint& ck) const {
+  ck.put_params("meta.w.", model_->weights());
+  if (const ParamSet* A = model_->alphas()) ck.put_params("meta.a.", *A);
+  w_opt_->save_state(ck, "meta_opt.w.");
+  if (a_opt_) a_opt_->save_state(ck, "meta_opt.a.");
+  task_->save_state(ck, "task_opt.");
+  json meta;
+  try {
+    meta = json::parse(ck.metadata_json());
+  } catch (const std::exception&) {
+    meta = json::object();
+  }
+  if (!meta.is_object()) meta = json::object();
+  meta["meta_learner"] = {{"algorithm", algorithm_name(algorithm())},
+                          {"iteration", iteration_},
+                          {"rng", rng_.state()},
+                          {"model_kind", model_->kind()},
+                          {"config", json::parse(cfg_.to_json())}};
+  ck.set_metadata_json(meta.dump());
+}
+
+void MetaLearner::load_state(const Checkpoint& ck) {
+  json meta;
+  try {
+    meta = json::parse(ck.metadata_json());
+  } catch (const std::exception& e) {
+    MN_THROW("MetaLearner::load_state: the checkpoint metadata is not valid JSON: ", e.what());
+  }
+  MN_CHECK(meta.is_object() && meta.contains("meta_learner"),
+           "MetaLearner::load_state: the checkpoint has no 'meta_learner' metadata (not a meta-training "
+           "checkpoint?)");
+  const json& m = meta.at("meta_learner");
+  std::string alg, rng_state, kind;
+  int64_t it = 0;
+  try {
+    alg = m.at("algorithm").get<std::string>();
+    it = m.at("iteration").get<int64_t>();
+    rng_state = m.at("rng").get<std::string>();
+    kind = m.value("model_kind", model_->kind());
+  } catch (const std::exception& e) {
+    MN_THROW("MetaLearner::load_state: malformed 'meta_learner' metadata: ", e.what());
+  }
+  MN_CHECK(parse_algorithm(alg) == algorithm(), "MetaLearner::load_state: the checkpoint was written by '",
+           alg, "' but this learner is '", algorithm_name(algorithm()), "'");
+  MN_CHECK(kind == model_->kind(), "MetaLearner::load_state: the checkpoint holds a '", kind,
+           "' model but this learner has a '", model_->kind(), "' model");
+  MN_CHECK(it >= 0, "MetaLearner::load_state: negative iteration ", it);
+  const bool has_a = model_->alphas() != nullptr;
+  MN_CHECK(has_a == ck.has("meta_opt.a." + std::string(cfg_.meta.optimizer == MetaOptimizer::Sgd ? "sgd" : "adam") + ".hparams"),
+           "MetaLearner::load_state: the checkpoint ", has_a ? "lacks" : "has",
+           " architecture-optimizer state (meta_opt.a.*) for a model ", has_a ? "with" : "without",
+           " alphas, or was saved with another meta optimizer");
+  Rng r;
+  r.set_state(rng_state);
+  ck.get_params("meta.w.", model_->weights());
+  if (ParamSet* A = model_->alphas()) ck.get_params("meta.a.", *A);
+  w_opt_->load_state(ck, "meta_opt.w.");
+  if (a_opt_) a_opt_->load_state(ck, "meta_opt.a.");
+  task_->load_state(ck, "task_opt.");
+  rng_ = r;
+  iteration_ = it;
+}
+
+void MetaLearner::save(const std::string& path) const {
+  Checkpoint ck;
+  save_state(ck);
+  ck.save(path);
+}
+
+void MetaLearner::load(const std::string& path) {
+  Checkpoint ck = Checkpoint::load(path);
+  try {
+    load_state(ck);
+  } catch (const Error& e) {
+    MN_THROW(path, ": ", e.what());
+  }
+}
+
+std::unique_ptr<MetaLearner> make_meta_learner(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model) {
+  switch (cfg.algorithm) {
+    case Algorithm::Reptile: return std::make_unique<Reptile>(cfg, std::move(meta_model));
+    case Algorithm::Fomaml:
+    case Algorithm::AutoMaml: return std::make_unique<Fomaml>(cfg, std::move(meta_model));
+  }
+  MN_THROW("make_meta_learner: unknown algorithm");
+}
+
+std::unique_ptr<MetaLearner> make_meta_learner(const MetaConfig& cfg, Device device) {
+  cfg.validate();
+  Rng rng(cfg.seed);
+  return make_meta_learner(cfg, build_model(cfg.model, rng, device));
+}
+
+}  // namespace metanas::meta
