@@ -90,7 +90,7 @@ TEST_CASE("drop_path's gradient flows only through kept samples", "[drop_path]")
   REQUIRE(kept < 10);
 }
 
-TEST_CASE("drop_path rejects probabilities outside [0, 1)", "[drop_path]") {
+TEST_CASE("drop_path rejects probabilities outside 0 <= p < 1", "[drop_path]") {
   Rng rng(56);
   Tensor x = Tensor::zeros({2, 3});
   for (float p : {-0.1f, 1.f, 1.5f, std::nanf("")}) {

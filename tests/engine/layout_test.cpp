@@ -67,7 +67,7 @@ TEST_CASE("concat_channels stacks inputs along channels, gradients split back", 
   for (float g : x.grad().to_vector()) REQUIRE(g == 2.f);
 }
 
-TEST_CASE("slice_channels takes a channel range; its gradient is zero elsewhere", "[layout]") {
+TEST_CASE("slice_channels takes a channel range and its gradient is zero elsewhere", "[layout]") {
   Rng rng(41);
   Tensor x = Tensor::randn({2, 5, 3, 4}, rng);
   Tensor y = slice_channels(x, 1, 3);
@@ -88,7 +88,7 @@ TEST_CASE("slice_channels takes a channel range; its gradient is zero elsewhere"
         for (int64_t w = 0; w < 4; ++w) REQUIRE(at(g, x.shape(), n, c, h, w) == (c == 4 ? 1.f : 0.f));
 }
 
-TEST_CASE("crop2d takes a spatial window; its gradient is zero outside it", "[layout]") {
+TEST_CASE("crop2d takes a spatial window and its gradient is zero outside it", "[layout]") {
   Rng rng(42);
   Tensor x = Tensor::randn({2, 3, 6, 7}, rng);
   Tensor y = crop2d(x, 1, 2, 4, 3);
@@ -111,7 +111,7 @@ TEST_CASE("crop2d takes a spatial window; its gradient is zero outside it", "[la
   REQUIRE(at(g, x.shape(), 1, 2, 5, 6) == 1.f);
 }
 
-TEST_CASE("flatten reshapes to [N, rest] without copying and is differentiable", "[layout]") {
+TEST_CASE("flatten reshapes to N x rest without copying and is differentiable", "[layout]") {
   Rng rng(43);
   Tensor x = Tensor::randn({3, 2, 2, 5}, rng);
   Tensor y = flatten(x);

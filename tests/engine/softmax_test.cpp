@@ -183,7 +183,7 @@ TEST_CASE("select_row copies one row and routes its gradient back", "[softmax]")
   REQUIRE(r.ok);
 }
 
-TEST_CASE("argmax takes the first maximum on ties; accuracy counts matching rows", "[softmax]") {
+TEST_CASE("argmax takes the first maximum on ties and accuracy counts matching rows", "[softmax]") {
   Tensor x = Tensor::from_vector({1.f, 3.f, 3.f, 0.f,     // tie between 1 and 2 -> 1
                                   5.f, 5.f, 5.f, 5.f,     // all equal -> 0
                                   -2.f, -1.f, -7.f, -1.f,  // tie between 1 and 3 -> 1
