@@ -32,14 +32,13 @@ Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) {
   backend(dev).weighted_sum_forward(y.data(), ptrs.data(), w.data(), K, n);
 
   if (!any_requires_grad(all)) return y;
-  // Which inputs want a gradient is fixed now; the inputs themselves are saved
-  // only when dw is needed, w only when some dx_k is.
+  // Which inputs want a gradient is fixed now. The inputs themselves are saved
+  // only when dw is needed; w (K floats) always, as the kernel reads it.
   std::vector<bool> need_x(static_cast<size_t>(K));
-  bool any_x = false;
-  for (int k = 0; k < K; ++k) any_x |= (need_x[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].requires_grad());
+  for (int k = 0; k < K; ++k) need_x[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].requires_grad();
   const bool need_w = w.requires_grad();
   std::vector<Tensor> saved_xs = need_w ? xs : std::vector<Tensor>();
-  Tensor saved_w = w;  // K floats; the kernel reads it even when only dw is wanted
+  Tensor saved_w = w;
   record(y, op, all, [saved_xs, saved_w, need_x, need_w, K](const Tensor& g) -> std::vector<Tensor> {
     const Device d = g.device();
     const int64_t n = g.numel();
