@@ -154,77 +154,143 @@ void for_items(int64_t items, int64_t scratch_floats, bool parallel, Body body) 
 // ---------------------------------------------------------------------------
 struct PhaseLayout {
   int64_t Hp, Wp, Wq, s;
+  PhaseLayout(int64_t rows, int64_t cols, int64_t stride)
+      : Hp(rows), Wp(cols), Wq((cols + stride - 1) / stride), s(stride) {}
   explicit PhaseLayout(const ConvGeom& g)
-      : Hp(g.H + g.pad_top + g.pad_bottom),
-        Wp(g.W + g.pad_left + g.pad_right),
-        Wq((g.W + g.pad_left + g.pad_right + g.stride_w - 1) / g.stride_w),
-        s(g.stride_w) {}
+      : PhaseLayout(g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right, g.stride_w) {}
   int64_t floats() const { return s * Hp * Wq; }
-  // Offset of padded (row, col).
-  int64_t at(int64_t r, int64_t pc) const { return ((pc % s) * Hp + r) * Wq + pc / s; }
   // Start of the run read by tap column offset cw (= kw * dil_w) in padded row r.
   int64_t run(int64_t r, int64_t cw) const { return ((cw % s) * Hp + r) * Wq + cw / s; }
+  // Phase-p entries j of padded row r holding source columns j*s + p - left in [0, n): [lo, hi).
+  void valid(int64_t p, int64_t left, int64_t n, int64_t& lo, int64_t& hi) const {
+    const int64_t a = left - p;  // need j*s >= a and j*s < n + a
+    lo = a <= 0 ? 0 : (a + s - 1) / s;
+    hi = n + a <= 0 ? 0 : std::min(Wq, (n + a + s - 1) / s);
+    hi = std::max(lo, hi);
+  }
 };
 
-void fill_phases(const ConvGeom& g, const PhaseLayout& L, const float* x, float* buf) {
+// Copies rows x[0..rows) of width n into the phase buffer at padded (top, left), relu'd when asked.
+void fill_phases(const PhaseLayout& L, const float* x, int64_t rows, int64_t n, int64_t top,
+                 int64_t left, bool relu, float* buf) {
   std::fill(buf, buf + L.floats(), 0.f);
-  for (int64_t ih = 0; ih < g.H; ++ih) {
-    const float* xr = x + ih * g.W;
-    const int64_t r = ih + g.pad_top;
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* __restrict xr = x + i * n;
+    const int64_t r = i + top;
     if (L.s == 1) {
-      float* dst = buf + r * L.Wq + g.pad_left;
-      if (g.relu_input)
-        for (int64_t iw = 0; iw < g.W; ++iw) dst[iw] = std::max(xr[iw], 0.f);
+      float* __restrict dst = buf + r * L.Wq + left;
+      if (relu)
+        for (int64_t j = 0; j < n; ++j) dst[j] = std::max(xr[j], 0.f);
       else
-        std::memcpy(dst, xr, static_cast<size_t>(g.W) * sizeof(float));
-    } else {
-      for (int64_t iw = 0; iw < g.W; ++iw) buf[L.at(r, iw + g.pad_left)] = relu_if(xr[iw], g.relu_input);
+        std::memcpy(dst, xr, static_cast<size_t>(n) * sizeof(float));
+      continue;
+    }
+    for (int64_t p = 0; p < L.s; ++p) {
+      int64_t lo, hi;
+      L.valid(p, left, n, lo, hi);
+      float* __restrict dst = buf + (p * L.Hp + r) * L.Wq;
+      const float* src = xr + p - left;
+      for (int64_t j = lo; j < hi; ++j) dst[j] = relu_if(src[j * L.s], relu);
     }
   }
 }
 
-// Runs body(plane, thread_buffer) over the N*C planes of a depthwise conv.
+// out[o] = sum_t w[t] * src[t][o], o < len, taps summed in order. With the tap
+// count fixed at compile time the tap loop unrolls and o vectorises, so each
+// output is written once instead of once per tap.
+template <int T>
+void taps_row(float* __restrict out, const float* const* src, const float* w, int64_t len) {
+  const float* s[T];
+  float wt[T];
+  for (int t = 0; t < T; ++t) {
+    s[t] = src[t];
+    wt[t] = w[t];
+  }
+  for (int64_t o = 0; o < len; ++o) {
+    float acc = 0.f;
+#pragma GCC unroll 32
+    for (int t = 0; t < T; ++t) acc += wt[t] * s[t][o];
+    out[o] = acc;
+  }
+}
+
+void taps_row_any(float* __restrict out, const float* const* src, const float* w, int64_t T,
+                  int64_t len) {
+  switch (T) {
+    case 9: return taps_row<9>(out, src, w, len);
+    case 25: return taps_row<25>(out, src, w, len);
+    case 5: return taps_row<5>(out, src, w, len);
+    default: break;
+  }
+  std::fill(out, out + len, 0.f);
+  for (int64_t t = 0; t < T; ++t) {
+    const float* __restrict st = src[t];
+    const float wv = w[t];
+    for (int64_t o = 0; o < len; ++o) out[o] += wv * st[o];
+  }
+}
+
+// Runs body(plane, thread_buffer, thread_pointer_array) over the N*C planes.
 template <typename Body>
 void for_planes(const ConvGeom& g, int64_t buf_floats, Body body) {
   const int64_t planes = g.N * g.Cin;
 #pragma omp parallel if (forward_flops(g) >= kParallelMinFlops)
   {
     std::vector<float> buf(static_cast<size_t>(buf_floats));
+    std::vector<const float*> ptrs(static_cast<size_t>(g.KH * g.KW));
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) body(p, buf.data());
+    for (int64_t p = 0; p < planes; ++p) body(p, buf.data(), ptrs.data());
   }
 }
 
 void depthwise_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
   const PhaseLayout L(g);
   const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW;
-  for_planes(g, L.floats(), [&](int64_t p, float* buf) {
-    const int64_t c = p % g.Cin;
-    fill_phases(g, L, x + p * HW, buf);
-    const float* wc = w + c * KK;
+  for_planes(g, L.floats(), [&](int64_t p, float* buf, const float** src) {
+    fill_phases(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
-      float* __restrict yr = y + p * OHW + oh * g.OW;
-      std::fill(yr, yr + g.OW, 0.f);
-      for (int64_t kh = 0; kh < g.KH; ++kh) {
-        const int64_t r = oh * g.stride_h + kh * g.dil_h;
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          const float* __restrict src = buf + L.run(r, kw * g.dil_w);
-          const float wv = wc[kh * g.KW + kw];
-          for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] += wv * src[ow];
-        }
-      }
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw)
+          src[kh * g.KW + kw] = buf + L.run(oh * g.stride_h + kh * g.dil_h, kw * g.dil_w);
+      taps_row_any(y + p * OHW + oh * g.OW, src, w + (p % g.Cin) * KK, KK, g.OW);
     }
   });
 }
 
 void depthwise_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
                              float* dx, bool accumulate) {
-  const PhaseLayout L(g);
   const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW;
-  // Buffer: the padded phase-split gradient, then one gathered row.
-  for_planes(g, L.floats() + g.W, [&](int64_t p, float* buf) {
-    const int64_t c = p % g.Cin;
-    const float* wc = w + c * KK;
+  const int64_t A = (g.KH - 1) * g.dil_h, B = (g.KW - 1) * g.dil_w;  // dilated kernel extent - 1
+  if (g.stride_h == 1 && g.stride_w == 1) {
+    // Stride 1: dx is dy, zero-extended by (A, B) rows/columns, correlated
+    // with the flipped kernel: dx[i][j] = sum wf[kh][kw] * Q[i + pt + kh*dh][j + pl + kw*dw],
+    // Q[a][b] = dy[a - A][b - B]. Same row kernel as the forward.
+    const PhaseLayout Q(g.H + g.pad_top + A, g.W + g.pad_left + B, 1);
+    for_planes(g, Q.floats() + g.W + KK, [&](int64_t p, float* buf, const float** src) {
+      float* row = buf + Q.floats();
+      float* wf = row + g.W;
+      const float* wc = w + (p % g.Cin) * KK;
+      for (int64_t t = 0; t < KK; ++t) wf[t] = wc[KK - 1 - t];
+      const int64_t rows = std::min(g.OH, Q.Hp - A), cols = std::min(g.OW, Q.Wp - B);
+      std::fill(buf, buf + Q.floats(), 0.f);
+      for (int64_t i = 0; i < rows; ++i)
+        std::memcpy(buf + (i + A) * Q.Wq + B, dy + p * OHW + i * g.OW,
+                    static_cast<size_t>(cols) * sizeof(float));
+      for (int64_t ih = 0; ih < g.H; ++ih) {
+        for (int64_t kh = 0; kh < g.KH; ++kh)
+          for (int64_t kw = 0; kw < g.KW; ++kw)
+            src[kh * g.KW + kw] = buf + (ih + g.pad_top + kh * g.dil_h) * Q.Wq + g.pad_left + kw * g.dil_w;
+        taps_row_any(row, src, wf, KK, g.W);
+        const int64_t off = p * HW + ih * g.W;
+        write_grad(dx + off, row, g.relu_input ? x + off : nullptr, g.relu_input, accumulate, g.W);
+      }
+    });
+    return;
+  }
+  // Strided: scatter dy into the padded phase-split gradient, then gather.
+  const PhaseLayout L(g);
+  for_planes(g, L.floats() + g.W, [&](int64_t p, float* buf, const float**) {
+    const float* wc = w + (p % g.Cin) * KK;
     std::fill(buf, buf + L.floats(), 0.f);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       const float* __restrict dyr = dy + p * OHW + oh * g.OW;
@@ -240,15 +306,15 @@ void depthwise_backward_data(const ConvGeom& g, const float* dy, const float* w,
     float* row = buf + L.floats();
     for (int64_t ih = 0; ih < g.H; ++ih) {
       const int64_t r = ih + g.pad_top;
-      const float* src;
-      if (L.s == 1) {
-        src = buf + r * L.Wq + g.pad_left;
-      } else {
-        for (int64_t iw = 0; iw < g.W; ++iw) row[iw] = buf[L.at(r, iw + g.pad_left)];
-        src = row;
+      for (int64_t ph = 0; ph < L.s; ++ph) {
+        int64_t lo, hi;
+        L.valid(ph, g.pad_left, g.W, lo, hi);
+        const float* __restrict src = buf + (ph * L.Hp + r) * L.Wq;
+        float* dst = row + ph - g.pad_left;
+        for (int64_t j = lo; j < hi; ++j) dst[j * L.s] = src[j];
       }
       const int64_t off = p * HW + ih * g.W;
-      write_grad(dx + off, src, g.relu_input ? x + off : nullptr, g.relu_input, accumulate, g.W);
+      write_grad(dx + off, row, g.relu_input ? x + off : nullptr, g.relu_input, accumulate, g.W);
     }
   });
 }
@@ -259,20 +325,21 @@ void depthwise_backward_weight(const ConvGeom& g, const float* x, const float* d
   const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.Cin;
   // One partial per (sample, channel, tap), summed over samples in order below.
   std::vector<double> partial(static_cast<size_t>(g.N * C * KK));
-  for_planes(g, L.floats(), [&](int64_t p, float* buf) {
-    fill_phases(g, L, x + p * HW, buf);
+  // Buffer: the phase-split input, then a per-column accumulator [OW].
+  for_planes(g, L.floats() + g.OW, [&](int64_t p, float* buf, const float**) {
+    fill_phases(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
+    float* __restrict acc = buf + L.floats();
     for (int64_t kh = 0; kh < g.KH; ++kh) {
       for (int64_t kw = 0; kw < g.KW; ++kw) {
-        double acc = 0;
+        std::fill(acc, acc + g.OW, 0.f);
         for (int64_t oh = 0; oh < g.OH; ++oh) {
           const float* __restrict dyr = dy + p * OHW + oh * g.OW;
           const float* __restrict src = buf + L.run(oh * g.stride_h + kh * g.dil_h, kw * g.dil_w);
-          float s = 0.f;
-#pragma omp simd reduction(+ : s)
-          for (int64_t ow = 0; ow < g.OW; ++ow) s += dyr[ow] * src[ow];
-          acc += s;
+          for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] += dyr[ow] * src[ow];
         }
-        partial[static_cast<size_t>(p * KK + kh * g.KW + kw)] = acc;
+        double t = 0;
+        for (int64_t ow = 0; ow < g.OW; ++ow) t += acc[ow];
+        partial[static_cast<size_t>(p * KK + kh * g.KW + kw)] = t;
       }
     }
   });

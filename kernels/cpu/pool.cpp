@@ -3,8 +3,8 @@
 // is the int32 index ih * W + iw into the input plane) and an average divides
 // by the number of real pixels in the window (PyTorch count_include_pad=False).
 // Planes are independent, so the work is split over N*C planes and every
-// result is deterministic. Average pooling is done separably (rows, then
-// columns) so the inner loops run over contiguous output rows.
+// result is deterministic. Both poolings are separable (a row pass, then a
+// column pass) so the inner loops run branch-free over output rows.
 // Bench: benchmarks/engine-bench.
 #include <algorithm>
 #include <vector>
@@ -37,37 +37,131 @@ void for_planes(const PoolGeom& g, int64_t buf_floats, Body body) {
   }
 }
 
+// Column taps: tap kw reads input column ow*stride + off (off = kw - pad) for
+// ow in [lo, hi), the outputs for which that column is real. Looping taps
+// outside and ow inside keeps the inner loops contiguous and branch-free.
+struct ColTaps {
+  std::vector<int64_t> off, lo, hi;
+  explicit ColTaps(const PoolGeom& g) {
+    for (int64_t kw = 0; kw < g.k; ++kw) {
+      const int64_t o = kw - g.pad;
+      int64_t l = o >= 0 ? 0 : (-o + g.stride - 1) / g.stride;
+      int64_t h = g.W - o <= 0 ? 0 : (g.W - o + g.stride - 1) / g.stride;
+      l = std::min(l, g.OW);
+      h = std::max(l, std::min(h, g.OW));
+      off.push_back(o);
+      lo.push_back(l);
+      hi.push_back(h);
+    }
+  }
+};
+
+// 1 / (number of real pixels) of every output window [OH, OW].
+std::vector<float> inverse_counts(const PoolGeom& g) {
+  std::vector<float> inv(static_cast<size_t>(g.OH * g.OW));
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    int64_t h0, h1;
+    window(oh, g.stride, g.pad, g.k, g.H, h0, h1);
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      int64_t w0, w1;
+      window(ow, g.stride, g.pad, g.k, g.W, w0, w1);
+      const int64_t cnt = (h1 - h0) * (w1 - w0);
+      inv[static_cast<size_t>(oh * g.OW + ow)] = cnt > 0 ? 1.f / static_cast<float>(cnt) : 0.f;
+    }
+  }
+  return inv;
+}
+
+// Row pass of max pooling for one tap: where x[ow*stride + off] beats the
+// running maximum, take it and its column. Unconditional loads and masks keep
+// the loop branch-free (it vectorises when kUnit makes the reads contiguous).
+template <bool kUnit>
+inline void max_row_tap(float* __restrict hm, int32_t* __restrict hc, const float* __restrict xr,
+                        int64_t lo, int64_t hi, int64_t stride, int64_t off) {
+  for (int64_t ow = lo; ow < hi; ++ow) {
+    const int32_t iw = static_cast<int32_t>(kUnit ? ow + off : ow * stride + off);
+    const float v = xr[iw], cur = hm[ow];
+    const int32_t cc = hc[ow];
+    const int32_t m = -static_cast<int32_t>(v > cur);  // all ones where v wins
+    hm[ow] = std::max(cur, v);                          // == (v > cur ? v : cur)
+    hc[ow] = (iw & m) | (cc & ~m);
+  }
+}
+
 }  // namespace
 
+// Separable: a row pass keeps, per input row and output column, the row
+// maximum and its column (first on ties); a column pass then keeps the first
+// row holding the window maximum, i.e. the first maximum in row-major order.
 void max_pool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
-  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-  for_planes(g, 0, [&](int64_t p, float*) {
-    const float* xp = x + p * HW;
-    float* yp = y + p * OHW;
-    int32_t* ap = argmax + p * OHW;
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      int64_t h0, h1;
-      window(oh, g.stride, g.pad, g.k, g.H, h0, h1);
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        int64_t w0, w1;
-        window(ow, g.stride, g.pad, g.k, g.W, w0, w1);
-        // First maximum in scan order wins ties; an empty window (impossible
-        // when pad <= k/2, which the op checks) gives 0 and index -1.
-        float best = 0.f;
-        int64_t bi = -1;
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw) {
-            const float v = xp[ih * g.W + iw];
-            if (bi < 0 || v > best) {
-              best = v;
-              bi = ih * g.W + iw;
-            }
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, planes = g.N * g.C;
+  const ColTaps T(g);
+  std::vector<int64_t> first(static_cast<size_t>(g.OW));  // first real column of each window
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    int64_t w0, w1;
+    window(ow, g.stride, g.pad, g.k, g.W, w0, w1);
+    first[static_cast<size_t>(ow)] = std::min(w0, g.W - 1);
+  }
+#pragma omp parallel if (planes * OHW >= kParallelMin)
+  {
+    std::vector<float> hmax(static_cast<size_t>(g.H * g.OW));
+    std::vector<int32_t> hcol(static_cast<size_t>(g.H * g.OW));
+#pragma omp for schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+      const float* xp = x + p * HW;
+      for (int64_t ih = 0; ih < g.H; ++ih) {
+        const float* xr = xp + ih * g.W;
+        float* __restrict hm = hmax.data() + ih * g.OW;
+        int32_t* __restrict hc = hcol.data() + ih * g.OW;
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          hm[ow] = xr[first[static_cast<size_t>(ow)]];
+          hc[ow] = static_cast<int32_t>(first[static_cast<size_t>(ow)]);
+        }
+        for (int64_t kw = 0; kw < g.k; ++kw) {
+          const int64_t off = T.off[static_cast<size_t>(kw)];
+          const int64_t lo = T.lo[static_cast<size_t>(kw)], hi = T.hi[static_cast<size_t>(kw)];
+          if (g.stride == 1)
+            max_row_tap<true>(hm, hc, xr, lo, hi, 1, off);
+          else
+            max_row_tap<false>(hm, hc, xr, lo, hi, g.stride, off);
+        }
+      }
+      float* yp = y + p * OHW;
+      int32_t* ap = argmax + p * OHW;
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        int64_t h0, h1;
+        window(oh, g.stride, g.pad, g.k, g.H, h0, h1);
+        float* __restrict yr = yp + oh * g.OW;
+        int32_t* __restrict ar = ap + oh * g.OW;
+        if (h1 <= h0) {  // empty window: impossible when pad <= k/2 (the op checks)
+          std::fill(yr, yr + g.OW, 0.f);
+          std::fill(ar, ar + g.OW, -1);
+          continue;
+        }
+        {
+          const float* hm = hmax.data() + h0 * g.OW;
+          const int32_t* hc = hcol.data() + h0 * g.OW;
+          const int32_t base = static_cast<int32_t>(h0 * g.W);
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            yr[ow] = hm[ow];
+            ar[ow] = base + hc[ow];
           }
-        yp[oh * g.OW + ow] = best;
-        ap[oh * g.OW + ow] = static_cast<int32_t>(bi);
+        }
+        for (int64_t ih = h0 + 1; ih < h1; ++ih) {
+          const float* __restrict hm = hmax.data() + ih * g.OW;
+          const int32_t* __restrict hc = hcol.data() + ih * g.OW;
+          const int32_t base = static_cast<int32_t>(ih * g.W);
+          for (int64_t ow = 0; ow < g.OW; ++ow) {
+            const float v = hm[ow], cur = yr[ow];
+            const int32_t cand = base + hc[ow], ca = ar[ow];
+            const int32_t m = -static_cast<int32_t>(v > cur);
+            yr[ow] = std::max(cur, v);
+            ar[ow] = (cand & m) | (ca & ~m);
+          }
+        }
       }
     }
-  });
+  }
 }
 
 void max_pool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax, float* dx,
@@ -85,19 +179,19 @@ void max_pool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax
 
 void avg_pool_forward(const PoolGeom& g, const float* x, float* y) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-  // Column windows and their reciprocal real-pixel counts, shared by all planes.
-  std::vector<int64_t> wlo(static_cast<size_t>(g.OW)), whi(static_cast<size_t>(g.OW));
-  for (int64_t ow = 0; ow < g.OW; ++ow) window(ow, g.stride, g.pad, g.k, g.W, wlo[ow], whi[ow]);
+  const ColTaps T(g);
+  const std::vector<float> inv = inverse_counts(g);
   // Buffer: horizontal window sums [H, OW].
   for_planes(g, g.H * g.OW, [&](int64_t p, float* hs) {
     const float* xp = x + p * HW;
     for (int64_t ih = 0; ih < g.H; ++ih) {
-      const float* xr = xp + ih * g.W;
-      float* hr = hs + ih * g.OW;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        float s = 0.f;
-        for (int64_t iw = wlo[ow]; iw < whi[ow]; ++iw) s += xr[iw];
-        hr[ow] = s;
+      const float* __restrict xr = xp + ih * g.W;
+      float* __restrict hr = hs + ih * g.OW;
+      std::fill(hr, hr + g.OW, 0.f);
+      for (int64_t kw = 0; kw < g.k; ++kw) {
+        const int64_t off = T.off[static_cast<size_t>(kw)];
+        for (int64_t ow = T.lo[static_cast<size_t>(kw)]; ow < T.hi[static_cast<size_t>(kw)]; ++ow)
+          hr[ow] += xr[ow * g.stride + off];
       }
     }
     float* yp = y + p * OHW;
@@ -110,48 +204,42 @@ void avg_pool_forward(const PoolGeom& g, const float* x, float* y) {
         const float* __restrict hr = hs + ih * g.OW;
         for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] += hr[ow];
       }
-      const int64_t rows = h1 - h0;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const int64_t cnt = rows * (whi[ow] - wlo[ow]);
-        yr[ow] = cnt > 0 ? yr[ow] / static_cast<float>(cnt) : 0.f;
-      }
+      const float* __restrict ir = inv.data() + oh * g.OW;
+      for (int64_t ow = 0; ow < g.OW; ++ow) yr[ow] *= ir[ow];
     }
   });
 }
 
 void avg_pool_backward(const PoolGeom& g, const float* dy, float* dx, bool accumulate) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
-  std::vector<int64_t> wlo(static_cast<size_t>(g.OW)), whi(static_cast<size_t>(g.OW));
-  for (int64_t ow = 0; ow < g.OW; ++ow) window(ow, g.stride, g.pad, g.k, g.W, wlo[ow], whi[ow]);
-  // Buffer: the scaled gradient scattered over rows [H, OW], then one dx row [W].
-  for_planes(g, g.H * g.OW + g.W, [&](int64_t p, float* buf) {
-    float* vs = buf;
-    float* row = buf + g.H * g.OW;
-    std::fill(vs, vs + g.H * g.OW, 0.f);
+  const ColTaps T(g);
+  const std::vector<float> inv = inverse_counts(g);
+  // Buffer: dy / count [OH, OW], then its scatter over input rows [H, OW].
+  for_planes(g, OHW + g.H * g.OW, [&](int64_t p, float* buf) {
+    float* __restrict gs = buf;
+    float* __restrict vs = buf + OHW;
     const float* gp = dy + p * OHW;
+    for (int64_t o = 0; o < OHW; ++o) gs[o] = gp[o] * inv[static_cast<size_t>(o)];
+    std::fill(vs, vs + g.H * g.OW, 0.f);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       int64_t h0, h1;
       window(oh, g.stride, g.pad, g.k, g.H, h0, h1);
-      const float* __restrict gr = gp + oh * g.OW;
+      const float* __restrict gr = gs + oh * g.OW;
       for (int64_t ih = h0; ih < h1; ++ih) {
         float* __restrict vr = vs + ih * g.OW;
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const int64_t cnt = (h1 - h0) * (whi[ow] - wlo[ow]);
-          vr[ow] += cnt > 0 ? gr[ow] / static_cast<float>(cnt) : 0.f;
-        }
+        for (int64_t ow = 0; ow < g.OW; ++ow) vr[ow] += gr[ow];
       }
     }
     float* dp = dx + p * HW;
+    if (!accumulate) std::fill(dp, dp + HW, 0.f);
     for (int64_t ih = 0; ih < g.H; ++ih) {
-      std::fill(row, row + g.W, 0.f);
-      const float* vr = vs + ih * g.OW;
-      for (int64_t ow = 0; ow < g.OW; ++ow)
-        for (int64_t iw = wlo[ow]; iw < whi[ow]; ++iw) row[iw] += vr[ow];
-      float* dr = dp + ih * g.W;
-      if (accumulate)
-        for (int64_t iw = 0; iw < g.W; ++iw) dr[iw] += row[iw];
-      else
-        std::copy(row, row + g.W, dr);
+      const float* __restrict vr = vs + ih * g.OW;
+      float* __restrict dr = dp + ih * g.W;
+      for (int64_t kw = 0; kw < g.k; ++kw) {
+        const int64_t off = T.off[static_cast<size_t>(kw)];
+        for (int64_t ow = T.lo[static_cast<size_t>(kw)]; ow < T.hi[static_cast<size_t>(kw)]; ++ow)
+          dr[ow * g.stride + off] += vr[ow];
+      }
     }
   });
 }

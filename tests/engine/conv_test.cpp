@@ -70,6 +70,10 @@ std::vector<ConvCase> cases() {
       {"depthwise 3x3 dilation 2 stride 2 relu", 2, 3, 9, 9, 3, 3, 3, sq(2, 2, 2, 3, true)},
       {"depthwise 5x5 odd geometry", 2, 3, 9, 10, 3, 5, 5, opts(2, 3, 2, 1, 0, 3, 1, 2, 3, true)},
       {"depthwise 1x5 / 5x1", 2, 3, 6, 7, 3, 5, 1, opts(1, 2, 2, 2, 0, 1, 1, 1, 3, false)},
+      {"depthwise 5x1 stride 1, pad beyond kernel", 2, 2, 6, 5, 2, 5, 1, opts(1, 1, 3, 1, 2, 2, 1, 1, 2, false)},
+      {"depthwise 2x3 stride 1 asymmetric", 2, 3, 6, 7, 3, 2, 3, opts(1, 1, 1, 0, 0, 2, 2, 1, 3, true)},
+      {"depthwise 5x5 dilation 2", 2, 2, 9, 9, 2, 5, 5, sq(1, 4, 2, 2, true)},
+      {"depthwise 3x3 pad 3", 2, 2, 5, 5, 2, 3, 3, sq(1, 3, 1, 2, false)},
   };
 }
 

@@ -129,6 +129,19 @@ TEST_CASE("max pool kernel saves argmax as an index into the input plane", "[poo
   CHECK(arg[1] == 6);
 }
 
+TEST_CASE("max pool ties go to the first maximum in row-major order", "[pool]") {
+  PoolGeom g;
+  g.N = 1; g.C = 1; g.H = 4; g.W = 5; g.k = 3; g.stride = 1; g.pad = 1; g.OH = 4; g.OW = 5;
+  std::vector<float> x(20, 2.f), y(20);
+  std::vector<int32_t> arg(20);
+  kernels::cpu::max_pool_forward(g, x.data(), y.data(), arg.data());
+  for (int64_t oh = 0; oh < 4; ++oh)
+    for (int64_t ow = 0; ow < 5; ++ow) {
+      INFO("output " << oh << "," << ow);
+      CHECK(arg[oh * 5 + ow] == std::max<int64_t>(oh - 1, 0) * 5 + std::max<int64_t>(ow - 1, 0));
+    }
+}
+
 TEST_CASE("avg_pool2d matches a naive reference that excludes padding", "[pool]") {
   Rng rng(2);
   for (const auto& c : kCases) {
