@@ -97,8 +97,8 @@ class Backend {
   // xs is a host array of K device pointers; w is a device array of K floats.
   virtual void weighted_sum_forward(float* y, const float* const* xs, const float* w, int K,
                                     int64_t n) = 0;
-  // dxs[k] (+)= w[k] * dy for every k with dxs[k] != nullptr (accumulate);
-  // dw[k] (+)= sum_i dy[i] * xs[k][i] (accumulate_w).
+  // dxs[k] = w[k] * dy for every k with dxs[k] != nullptr (overwritten);
+  // dw[k] (+)= sum_i dy[i] * xs[k][i] (+= when accumulate_w) unless dw is null.
   virtual void weighted_sum_backward(float* const* dxs, float* dw, const float* dy,
                                      const float* const* xs, const float* w, int K, int64_t n,
                                      bool accumulate_w) = 0;
