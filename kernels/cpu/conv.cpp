@@ -111,13 +111,22 @@ void col2im(const ConvGeom& g, const float* col, int64_t C, float* dx) {
   }
 }
 
-// dst (+)= src * (x > 0 when relu) over n elements.
-void write_grad(float* dst, const float* src, const float* x, bool relu, bool accumulate, int64_t n) {
+// dst (+)= src * (x > 0 when relu) over n elements. The mask is a select on
+// unconditionally loaded values: a branch on the sign of x mispredicts half
+// the time on real activations (it cost 20x the kernel's arithmetic).
+void write_grad(float* __restrict dst, const float* __restrict src, const float* __restrict x,
+                bool relu, bool accumulate, int64_t n) {
   if (relu) {
     if (accumulate)
-      for (int64_t i = 0; i < n; ++i) dst[i] += x[i] > 0.f ? src[i] : 0.f;
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = src[i], d = dst[i];
+        dst[i] = d + (x[i] > 0.f ? v : 0.f);
+      }
     else
-      for (int64_t i = 0; i < n; ++i) dst[i] = x[i] > 0.f ? src[i] : 0.f;
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = src[i];
+        dst[i] = x[i] > 0.f ? v : 0.f;
+      }
   } else {
     if (accumulate)
       for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
