@@ -22,16 +22,6 @@ void launch_check(const char* file, int line) {
 
 CachingAllocator::~CachingAllocator() = default;
 
-size_t CachingAllocator::bucket_size(size_t bytes) {
-  constexpr size_t kMin = 512;
-  if (bytes <= kMin) return kMin;
-  // Four buckets per power of two: waste is below 25%.
-  size_t p = kMin;
-  while (p <= bytes / 2) p <<= 1;  // largest power of two <= bytes
-  const size_t step = p / 4;
-  return (bytes + step - 1) / step * step;
-}
-
 void* CachingAllocator::allocate(size_t bytes) {
   const size_t b = bucket_size(bytes);
   std::lock_guard<std::mutex> lock(mu_);
