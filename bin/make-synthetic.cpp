@@ -104,7 +104,10 @@ int run(int argc, char** argv) {
   const data::Dataset ds = data::make_synthetic(opts);
   if (!sheet_only) {
     // train + val alphabets -> background, test alphabets -> evaluation.
-    const int first_test = data::synthetic_split_alphabets(opts, "test").first;
+    // (With fewer than 3 alphabets there are no splits: all go to background.)
+    const int first_test = opts.num_alphabets >= 3
+                               ? data::synthetic_split_alphabets(opts, "test").first
+                               : opts.num_alphabets;
     const int class_digits = std::max(4, int(std::to_string(ds.num_classes()).size()));
     const int drawer_digits = std::max(2, int(std::to_string(opts.drawers).size()));
     std::vector<uint8_t> img(size_t(ds.image_numel()));
