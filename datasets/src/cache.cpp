@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -294,7 +295,8 @@ Dataset load_classes_cached(const std::vector<ClassSource>& classes, const Decod
                             const std::string& root) {
   const CacheEntry ce = cache_entry_for(classes, spec, cache, cache_name, root);
   std::string why;
-  if (!ce.path.empty() && fs::exists(ce.path)) {
+  std::error_code exists_ec;
+  if (!ce.path.empty() && fs::exists(ce.path, exists_ec)) {
     try {
       Dataset d = read_pack(ce.path, ce.key);
       // The index must describe these classes (guards against hash clashes).

@@ -26,7 +26,7 @@ void partial_shuffle(std::vector<int>& perm, int n, int k, Rng& rng) {
 
 EpisodeSampler::EpisodeSampler(const Dataset& dataset, int ways, int shots, int queries,
                                uint64_t seed, Device device)
-    : ds_(&dataset), ways_(ways), shots_(shots), queries_(queries), device_(device), rng_(seed) {
+    : ds_(dataset), ways_(ways), shots_(shots), queries_(queries), device_(device), rng_(seed) {
   MN_CHECK(ways >= 1 && shots >= 1 && queries >= 0, "EpisodeSampler: need ways >= 1, shots >= 1, "
            "queries >= 0; got ", ways, "-way ", shots, "-shot, ", queries, " queries");
   MN_CHECK(!dataset.empty(), "EpisodeSampler: the dataset has no classes");
@@ -44,12 +44,12 @@ void EpisodeSampler::sample_refs(std::vector<int>* classes, std::vector<ImageRef
   classes->clear();
   support->clear();
   query->clear();
-  partial_shuffle(class_perm_, ds_->num_classes(), ways_, rng_);
+  partial_shuffle(class_perm_, ds_.num_classes(), ways_, rng_);
   classes->assign(class_perm_.begin(), class_perm_.begin() + ways_);
   std::vector<std::vector<int>> picks(static_cast<size_t>(ways_));
   for (int l = 0; l < ways_; ++l) {
     const int c = (*classes)[l];
-    partial_shuffle(image_perm_, ds_->class_size(c), shots_ + queries_, rng_);
+    partial_shuffle(image_perm_, ds_.class_size(c), shots_ + queries_, rng_);
     picks[l].assign(image_perm_.begin(), image_perm_.begin() + shots_ + queries_);
   }
   for (int l = 0; l < ways_; ++l)
@@ -62,7 +62,7 @@ Episode EpisodeSampler::sample() {
   std::vector<int> classes;
   std::vector<ImageRef> support, query;
   sample_refs(&classes, &support, &query);
-  return make_episode(*ds_, classes, support, query, shots_, queries_, device_);
+  return make_episode(ds_, classes, support, query, shots_, queries_, device_);
 }
 
 Episode make_episode(const Dataset& ds, const std::vector<int>& classes,

@@ -32,8 +32,8 @@ struct Episode {
 class EpisodeSampler {
  public:
   // Checks that the dataset holds `ways` classes of at least shots+queries
-  // images each; throws metanas::Error with the numbers otherwise. The
-  // dataset must outlive the sampler.
+  // images each; throws metanas::Error with the numbers otherwise. Keeps its
+  // own (cheap, pixel-sharing) copy of the dataset handle.
   EpisodeSampler(const Dataset& dataset, int ways, int shots, int queries, uint64_t seed,
                  Device device = Device::CPU);
 
@@ -54,10 +54,10 @@ class EpisodeSampler {
   int shots() const { return shots_; }
   int queries() const { return queries_; }
   Device device() const { return device_; }
-  const Dataset& dataset() const { return *ds_; }
+  const Dataset& dataset() const { return ds_; }
 
  private:
-  const Dataset* ds_;
+  Dataset ds_;
   int ways_, shots_, queries_;
   Device device_;
   Rng rng_;
