@@ -74,7 +74,11 @@ int64_t count_params(const ParamSet& ps, const std::vector<int>& indices) {
 
 std::vector<int> resolve_reductions(int layers, const std::vector<int>& given) {
   std::vector<int> r = given;
-  if (r.empty()) r = {layers / 3, (2 * layers) / 3};
+  if (r.empty()) {
+    // floor(L/3) and round(2L/3): cells 1 and 3 of 4 (MetaNAS), 2 and 5 of 8 (DARTS).
+    for (int k : {layers / 3, (2 * layers + 1) / 3})
+      if (k < layers) r.push_back(k);
+  }
   std::sort(r.begin(), r.end());
   r.erase(std::unique(r.begin(), r.end()), r.end());
   return r;

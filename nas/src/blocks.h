@@ -98,7 +98,7 @@ int64_t count_params(const ParamSet& ps, const std::vector<int>& indices);
 // Output size of a stride-s op with a 3x3 window and padding 1: ceil(n / s).
 inline int64_t strided_size(int64_t n, int stride) { return (n + stride - 1) / stride; }
 
-// The default reduction cells {L/3, 2L/3} or the given ones, sorted/unique.
+// The default reduction cells {floor(L/3), round(2L/3)} or the given ones, sorted/unique.
 std::vector<int> resolve_reductions(int layers, const std::vector<int>& given);
 
 }  // namespace metanas::nas::detail

@@ -16,7 +16,8 @@ struct SearchConfig {
   int layers = 4;       // number of cells
   int nodes = 3;        // intermediate nodes per cell
   int stem_multiplier = 3;  // stem outputs stem_multiplier * C channels
-  // Indices of reduction cells; empty: {layers / 3, 2 * layers / 3}.
+  // Indices of reduction cells; empty: {floor(L/3), round(2L/3)}, i.e. cells
+  // 1 and 3 of 4 (MetaNAS), 1 and 3 of 5, 2 and 5 of 8 (DARTS).
   std::vector<int> reduction_layers;
 
   // The reduction cell indices actually used (defaults resolved, sorted, unique).
@@ -41,7 +42,7 @@ struct DiscreteConfig {
   // Channel factor at each reduction cell (MetaNAS: 1, i.e. constant C;
   // DARTS: 2).
   int channel_scale = 1;
-  std::vector<int> reduction_layers;  // empty: {layers / 3, 2 * layers / 3}
+  std::vector<int> reduction_layers;  // empty: as SearchConfig
 
   std::vector<int> resolved_reductions() const;
   void validate() const;
