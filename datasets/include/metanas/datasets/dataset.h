@@ -43,6 +43,8 @@ struct ClassSource {
   std::vector<std::string> files;  // absolute or caller-relative paths
 };
 
+// Copying a Dataset copies its class table and shares the pixels. Reading
+// (const methods) is safe from several threads at once.
 class Dataset {
  public:
   Dataset() = default;
