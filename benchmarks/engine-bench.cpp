@@ -8,8 +8,10 @@
 // Forward is timed through the public op (allocation and graph recording
 // included); backward calls the recorded node's backward closure directly, so
 // it measures the op's own backward and not the autograd sweep or the
-// accumulation into leaf gradients. GB/s counts compulsory traffic: each
-// distinct tensor the pass reads or writes, once. Not a test.
+// accumulation into leaf gradients. Times are medians (rates use them), with
+// the minimum beside them: on a shared machine preemption inflates medians of
+// ops lasting a few ms. GB/s counts compulsory traffic: each distinct tensor
+// the pass reads or writes, once. Not a test.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,6 +46,7 @@ struct Bench {
 struct Result {
   std::string op, shape, error;
   double fwd_ms = 0, bwd_ms = 0, total_ms = 0, fwd_rate = 0, bwd_rate = 0;
+  double fwd_min_ms = 0, bwd_min_ms = 0;  // robust to preemption on a busy machine
   bool flops = true;
 };
 
@@ -91,6 +94,8 @@ Result run(const Bench& b, Device dev, int warmup, int reps, Rng& rng) {
     r.fwd_ms = median(tf);
     r.bwd_ms = median(tb);
     r.total_ms = median(tt);
+    r.fwd_min_ms = *std::min_element(tf.begin(), tf.end());
+    r.bwd_min_ms = *std::min_element(tb.begin(), tb.end());
     r.fwd_rate = r.fwd_ms > 0 ? b.fwd_work / (r.fwd_ms * 1e6) : 0;  // per ms -> G per s
     r.bwd_rate = r.bwd_ms > 0 ? b.bwd_work / (r.bwd_ms * 1e6) : 0;
   } catch (const std::exception& e) {
@@ -234,8 +239,8 @@ int main(int argc, char** argv) {
   const char* omp = std::getenv("OMP_NUM_THREADS");
   std::printf("engine-bench: device %s, %d reps after %d warm-up, OMP_NUM_THREADS=%s\n",
               device_name(dev), reps, warmup, omp ? omp : "(unset)");
-  std::printf("%-26s %-14s %9s %9s %9s %9s %9s  %s\n", "op", "input", "fwd ms", "bwd ms",
-              "total ms", "fwd rate", "bwd rate", "unit");
+  std::printf("%-24s %-12s %8s %8s %8s %8s %8s %9s %9s  %s\n", "op", "input", "fwd ms",
+              "bwd ms", "total ms", "fwd min", "bwd min", "fwd rate", "bwd rate", "unit");
 
   Rng rng(1234);
   std::vector<Result> results;
@@ -246,11 +251,11 @@ int main(int argc, char** argv) {
       Result r = run(b, dev, warmup, reps, rng);
       if (!r.error.empty()) {
         ++failures;
-        std::printf("%-26s %-14s   FAILED: %s\n", r.op.c_str(), r.shape.c_str(), r.error.c_str());
+        std::printf("%-24s %-12s   FAILED: %s\n", r.op.c_str(), r.shape.c_str(), r.error.c_str());
       } else {
-        std::printf("%-26s %-14s %9.3f %9.3f %9.3f %9.1f %9.1f  %s\n", r.op.c_str(),
-                    r.shape.c_str(), r.fwd_ms, r.bwd_ms, r.total_ms, r.fwd_rate, r.bwd_rate,
-                    r.flops ? "GFLOP/s" : "GB/s");
+        std::printf("%-24s %-12s %8.3f %8.3f %8.3f %8.3f %8.3f %9.1f %9.1f  %s\n", r.op.c_str(),
+                    r.shape.c_str(), r.fwd_ms, r.bwd_ms, r.total_ms, r.fwd_min_ms, r.bwd_min_ms,
+                    r.fwd_rate, r.bwd_rate, r.flops ? "GFLOP/s" : "GB/s");
       }
       std::fflush(stdout);
       results.push_back(r);
@@ -273,6 +278,8 @@ int main(int argc, char** argv) {
         e["fwd_ms"] = r.fwd_ms;
         e["bwd_ms"] = r.bwd_ms;
         e["total_ms"] = r.total_ms;
+        e["fwd_min_ms"] = r.fwd_min_ms;
+        e["bwd_min_ms"] = r.bwd_min_ms;
         e["unit"] = r.flops ? "GFLOP/s" : "GB/s";
         e["fwd_rate"] = r.fwd_rate;
         e["bwd_rate"] = r.bwd_rate;

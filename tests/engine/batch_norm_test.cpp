@@ -200,7 +200,7 @@ TEST_CASE("batch_norm training backward matches the analytic double formula", "[
   }
 }
 
-TEST_CASE("batch_norm finite-difference gradients, train and eval", "[batch_norm][gradcheck]") {
+TEST_CASE("batch_norm finite-difference gradients in train and eval mode", "[batch_norm][gradcheck]") {
   Rng rng(5);
   for (bool training : {true, false}) {
     for (const auto& c : kCases) {

@@ -85,7 +85,7 @@ PoolGeom geom(const PoolCase& c) {
 
 }  // namespace
 
-TEST_CASE("max_pool2d matches a naive reference; padding never wins", "[pool]") {
+TEST_CASE("max_pool2d matches a naive reference and padding never wins", "[pool]") {
   Rng rng(1);
   for (const auto& c : kCases) {
     INFO(name(c));
@@ -163,7 +163,7 @@ TEST_CASE("avg_pool2d matches a naive reference that excludes padding", "[pool]"
   }
 }
 
-TEST_CASE("avg_pool2d of a constant is that constant everywhere, border included", "[pool]") {
+TEST_CASE("avg_pool2d of a constant is that constant everywhere including the border", "[pool]") {
   Tensor x = Tensor::full({1, 2, 5, 5}, 3.f);
   for (float v : avg_pool2d(x, 3, 1, 1).to_vector()) REQUIRE(v == Approx(3.f));
   for (float v : avg_pool2d(x, 3, 2, 1).to_vector()) REQUIRE(v == Approx(3.f));
