@@ -92,7 +92,7 @@ TEST_CASE("single-task DARTS search on generated data lowers the loss and moves 
   REQUIRE(moved > 0.05);
 }
 
-TEST_CASE("warm-up updates weights only; fixed models need no alphas", "[nas][darts]") {
+TEST_CASE("warm-up updates weights only and fixed models need no alphas", "[nas][darts]") {
   Rng rng(5);
   SearchNetwork net(tiny(), rng);
   DartsOptions opt;
@@ -126,7 +126,7 @@ TEST_CASE("warm-up updates weights only; fixed models need no alphas", "[nas][da
   REQUIRE_THROWS_AS(plain.compute_arch_gradient(b16, b16, ForwardContext{}), Error);
 }
 
-TEST_CASE("task optimizer state persists across steps, resets, and round-trips a checkpoint",
+TEST_CASE("task optimizer state persists across steps and resets and round-trips a checkpoint",
           "[nas][darts]") {
   Rng rng(8);
   SearchNetwork net(tiny(), rng);

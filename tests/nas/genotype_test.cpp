@@ -99,7 +99,7 @@ TEST_CASE("malformed genotypes are rejected with the reason", "[nas][genotype]")
   REQUIRE_THROWS_AS(Genotype::from_json("{"), Error);
 }
 
-TEST_CASE("search network genotype: arg-max pair, then arg-max op per input", "[nas][genotype]") {
+TEST_CASE("search network genotype: arg-max pair then arg-max op per input", "[nas][genotype]") {
   Rng rng(1);
   SearchConfig cfg;
   cfg.C = 4;

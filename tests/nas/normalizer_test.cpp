@@ -36,7 +36,7 @@ TEST_CASE("temperature schedule: 5 steps from 1.0 to 0.05", "[nas][normalizer]")
   REQUIRE_THROWS_AS((TemperatureSchedule{1.0, 0.0, 5}.validate()), Error);
 }
 
-TEST_CASE("softmax normalizer divides by the temperature, per row", "[nas][normalizer]") {
+TEST_CASE("softmax normalizer divides by the temperature per row", "[nas][normalizer]") {
   std::vector<float> a = {0.3f, -1.2f, 2.0f, 0.f, 0.5f, 0.5f, -0.1f, 1.f};
   Tensor t = Tensor::from_vector(a, Shape{2, 4});
   for (float T : {1.f, 0.25f, 3.f}) {
@@ -99,7 +99,7 @@ TEST_CASE("relu-softmax mixes softmax and relu normalisation by the annealing pr
   REQUIRE(res.ok);
 }
 
-TEST_CASE("gumbel-softmax: rows sum to 1, noise comes from the context's rng", "[nas][normalizer]") {
+TEST_CASE("gumbel-softmax rows sum to 1 and the noise comes from the context rng", "[nas][normalizer]") {
   Tensor t = Tensor::from_vector({0.1f, 0.2f, 0.3f, 0.4f, 0.f, 0.f, 0.f, 0.f}, Shape{2, 4});
   ForwardContext ctx;
   ctx.normalizer = Normalizer::GumbelSoftmax;

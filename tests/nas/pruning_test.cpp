@@ -216,7 +216,7 @@ TEST_CASE("sparse parameter count subtracts exactly the unreachable ops", "[nas]
   REQUIRE(net.sparse_param_count(ctx) == net.weights().numel());
 }
 
-TEST_CASE("drop-path in the search network: only in training, reproducible from the rng",
+TEST_CASE("drop-path in the search network acts only in training and is reproducible from the rng",
           "[nas][pruning]") {
   Rng rng(8);
   SearchNetwork net(tiny(), rng);

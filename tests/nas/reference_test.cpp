@@ -39,7 +39,7 @@ nlohmann::json load_reference() {
 
 }  // namespace
 
-TEST_CASE("search network matches the PyTorch MetaNAS reference: logits, loss, gradients",
+TEST_CASE("search network matches the PyTorch MetaNAS reference in logits and loss and gradients",
           "[nas][reference]") {
   const nlohmann::json ref = load_reference();
   SearchConfig cfg = SearchConfig::from_json(ref.at("config").dump());

@@ -33,7 +33,7 @@ Tensor random_images(int64_t n, int64_t c, int64_t h, uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("Omniglot 20-way search network has exactly 462,272 weights", "[nas][search_space]") {
+TEST_CASE("Omniglot 20-way search network has exactly 462272 weights", "[nas][search_space]") {
   SearchConfig cfg;  // defaults: in 1, C 28, 4 cells, 3 nodes, stem x3, 20 classes
   Rng rng(1);
   SearchNetwork net(cfg, rng);
