@@ -237,8 +237,12 @@ int main(int argc, char** argv) {
     usage(e.what());
   }
   const char* omp = std::getenv("OMP_NUM_THREADS");
-  std::printf("engine-bench: device %s, %d reps after %d warm-up, OMP_NUM_THREADS=%s\n",
-              device_name(dev), reps, warmup, omp ? omp : "(unset)");
+  const char* wait = std::getenv("OMP_WAIT_POLICY");
+  // On an oversubscribed machine spinning OpenMP workers stall each other for
+  // whole scheduler slices; OMP_WAIT_POLICY=passive avoids that.
+  std::printf("engine-bench: device %s, %d reps after %d warm-up, OMP_NUM_THREADS=%s, "
+              "OMP_WAIT_POLICY=%s\n",
+              device_name(dev), reps, warmup, omp ? omp : "(unset)", wait ? wait : "(unset)");
   std::printf("%-24s %-12s %8s %8s %8s %8s %8s %9s %9s  %s\n", "op", "input", "fwd ms",
               "bwd ms", "total ms", "fwd min", "bwd min", "fwd rate", "bwd rate", "unit");
 
@@ -270,6 +274,7 @@ int main(int argc, char** argv) {
     j["batch"] = batch;
     j["channels"] = channels;
     j["omp_num_threads"] = omp ? omp : "";
+    j["omp_wait_policy"] = wait ? wait : "";
     for (const Result& r : results) {
       nlohmann::json e = {{"op", r.op}, {"input", r.shape}};
       if (!r.error.empty()) {
