@@ -1,11 +1,14 @@
 // CPU 2-D convolution (NCHW, no bias): forward, backward-data, backward-weight.
 // Three paths: depthwise (groups == Cin == Cout) uses a direct per-plane kernel
-// over a padded, stride-phase-split copy of the input, so every tap is a
-// contiguous, vectorisable row update for any stride and dilation; 1x1
-// stride-1 unpadded convs are plain GEMMs; everything else is im2col + GEMM per
-// (sample, group). Work is split over samples (OpenBLAS then runs serially in
-// each thread); weight gradients are summed per fixed sample chunk and the
-// chunks added in order, so results do not depend on the thread count.
+// over a padded, stride-phase-split copy of the input, so every tap reads a
+// contiguous run for any stride and dilation and an output row is one
+// vectorised pass over all taps (stride-1 backward-data is the same kernel on
+// zero-extended dy with the flipped filter); 1x1 stride-1 unpadded convs are
+// plain GEMMs; everything else is im2col + GEMM per (sample, group). Work is
+// split over (sample, group) items (OpenBLAS then runs serially in each
+// thread; with fewer items than threads they run in turn and OpenBLAS
+// threads each GEMM). Weight gradients are summed per fixed sample chunk and
+// the chunks added in order, so results do not depend on the thread count.
 // Bench: benchmarks/engine-bench.
 #include <omp.h>
 
