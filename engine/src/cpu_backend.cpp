@@ -3,6 +3,7 @@
 #include <cstring>
 #include <new>
 
+#include "host_allocator.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "metanas/engine/backend.h"
 #include "metanas/engine/error.h"
@@ -15,13 +16,8 @@ namespace k = kernels::cpu;
 class CpuBackend final : public Backend {
  public:
   Device device() const override { return Device::CPU; }
-  void* allocate(size_t bytes) override {
-    // 64-byte alignment for vector loads; round the size up as aligned_alloc requires.
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!p) MN_THROW("CPU allocation of ", bytes, " bytes failed");
-    return p;
-  }
-  void deallocate(void* p, size_t) override { std::free(p); }
+  void* allocate(size_t bytes) override { return alloc_.allocate(bytes); }
+  void deallocate(void* p, size_t bytes) override { alloc_.deallocate(p, bytes); }
   void copy_from_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { if (dst != src) std::memmove(dst, src, bytes); }
@@ -67,12 +63,17 @@ class CpuBackend final : public Backend {
   void batch_norm_forward_eval(const float* x, const float* gamma, const float* beta, const float* running_mean, const float* running_var, float* y, int64_t N, int64_t C, int64_t HW, float eps) override { k::batch_norm_forward_eval(x, gamma, beta, running_mean, running_var, y, N, C, HW, eps); }
   void batch_norm_backward(const float* dy, const float* x, const float* mean, const float* invstd, const float* gamma, float* dx, float* dgamma, float* dbeta, int64_t N, int64_t C, int64_t HW, bool accumulate) override { k::batch_norm_backward(dy, x, mean, invstd, gamma, dx, dgamma, dbeta, N, C, HW, accumulate); }
   void batch_norm_backward_eval(const float* dy, const float* x, const float* gamma, const float* running_mean, const float* running_var, float* dx, float* dgamma, float* dbeta, int64_t N, int64_t C, int64_t HW, float eps, bool accumulate) override { k::batch_norm_backward_eval(dy, x, gamma, running_mean, running_var, dx, dgamma, dbeta, N, C, HW, eps, accumulate); }
+
+ private:
+  HostAllocator alloc_;
 };
 }  // namespace
 
 Backend* cpu_backend_instance() {
-  static CpuBackend instance;
-  return &instance;
+  // Never destroyed: tensors in other static objects may outlive any
+  // destruction order we could pick.
+  static CpuBackend* instance = new CpuBackend;
+  return instance;
 }
 
 }  // namespace metanas
