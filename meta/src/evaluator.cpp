@@ -75,7 +75,8 @@ std::vector<std::pair<int64_t, int>> EvalReport::sparse_histogram(int bins) cons
   bins = static_cast<int>(std::min<int64_t>(bins, span + 1));
   for (int b = 0; b < bins; ++b) h.emplace_back(sparse_min + span * b / bins, 0);
   for (const auto& t : tasks) {
-    int b = static_cast<int>((t.sparse_params - sparse_min) * bins / (span + 1));
+    // Bin b holds [min + span b / bins, min + span (b + 1) / bins); the last also holds max.
+    const int b = static_cast<int>(static_cast<double>(t.sparse_params - sparse_min) * bins / span);
     h[std::min(b, bins - 1)].second++;
   }
   return h;
