@@ -130,7 +130,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
         if (acc.defined())
           backend(acc.device()).add(acc.data(), acc.data(), grads[i].data(), 1.f, 1.f, acc.numel());
         else
-          leaf.set_grad(grads[i].same_as(g) ? grads[i].clone() : grads[i].clone());
+          leaf.set_grad(grads[i].clone());  // own buffer: grads may alias others
       }
     }
     // Free the graph as it is consumed: saved tensors and edges go now.
