@@ -10,13 +10,15 @@
 //   softmax      : softmax with temperature on rows of 7 (architecture weights) and on
 //                  classifier logits, forward/backward, and the fused cross-entropy, vs cuDNN
 //                  softmax (+ the temperature scale / NLL kernels it needs).
+//   conv         : the library paths of the conv dispatcher (cuBLAS for 1x1, cuDNN with
+//                  deterministic heuristic algorithms for dense) vs cuDNN's fastest algorithm.
 // Each timing is the median over --reps runs (CUDA events around each run, after
 // --warmup runs); inputs rotate through enough copies that the working set
 // exceeds twice the L2 cache, so L2 does not flatter small shapes. Achieved
 // GB/s counts each tensor read or written once (the minimum traffic); the
 // roofline reference is the measured device-to-device cudaMemcpy bandwidth
 // (bytes read + written). Usage:
-//   kernel-bench [--only weighted_sum|depthwise|softmax] [--reps N] [--warmup N]
+//   kernel-bench [--only weighted_sum|depthwise|softmax|conv] [--reps N] [--warmup N]
 //                [--quick] [--json FILE]
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -419,6 +421,88 @@ void bench_depthwise(const Options& o, kc::Context& c) {
   }
 }
 
+// ---- library convolutions: what the dispatcher picked vs cuDNN's fastest ----
+// 1x1 convs go to cuBLAS (strided-batched GEMM per sample) and dense convs to
+// cuDNN restricted to deterministic algorithms picked by heuristics; the
+// baseline is cuDNN with the fastest algorithm cudnnFind measures (any
+// determinism), so this section shows what the 1x1 choice and the
+// determinism rule cost or gain.
+void bench_conv(const Options& o, kc::Context& c) {
+  struct Case {
+    const char* tag;
+    int64_t N, Cin, H, W, Cout, K, pad;
+  };
+  std::vector<Case> cases = {{"1x1 omniglot", 20, 28, 28, 28, 28, 1, 0},    {"1x1 miniimagenet", 20, 28, 42, 42, 28, 1, 0},
+                             {"1x1 large", 64, 256, 56, 56, 256, 1, 0},     {"3x3 omniglot", 20, 28, 28, 28, 28, 3, 1},
+                             {"3x3 stem 84x84", 20, 3, 84, 84, 28, 3, 1}, {"3x3 large", 64, 64, 56, 56, 64, 3, 1}};
+  if (o.quick) cases = {{"1x1 omniglot", 20, 28, 28, 28, 28, 1, 0}, {"3x3 omniglot", 20, 28, 28, 28, 28, 3, 1}};
+  const float one = 1.f, zero = 0.f;
+  for (const auto& cs : cases) {
+    ConvGeom g;
+    g.N = cs.N;
+    g.Cin = cs.Cin;
+    g.H = cs.H;
+    g.W = cs.W;
+    g.Cout = cs.Cout;
+    g.KH = g.KW = cs.K;
+    g.pad_top = g.pad_bottom = g.pad_left = g.pad_right = cs.pad;
+    g.OH = cs.H + 2 * cs.pad - cs.K + 1;
+    g.OW = cs.W + 2 * cs.pad - cs.K + 1;
+    const int64_t nx = g.N * g.Cin * g.H * g.W, ny = g.N * g.Cout * g.OH * g.OW, nw = g.Cout * g.Cin * g.KH * g.KW;
+    const int R = rotation(4 * static_cast<size_t>(2 * nx + 2 * ny));
+    std::vector<std::unique_ptr<DevBuf>> x, y, dy, dx;
+    for (int r = 0; r < R; ++r) {
+      x.push_back(make_buf(nx, 31 + r));
+      y.push_back(make_buf(ny, 0));
+      dy.push_back(make_buf(ny, 61 + r));
+      dx.push_back(make_buf(nx, 0));
+    }
+    auto w = make_buf(nw, 9, 0.2f);
+    auto dw = make_buf(nw, 0);
+    CudnnConv lib(c.cudnn, g);
+    const std::string shape = shape4(g.N, g.Cin, g.H, g.W) + "->" + std::to_string(g.Cout);
+    const double flops = 2.0 * ny * g.Cin * g.KH * g.KW;
+    const std::string path = cs.K == 1 ? "cuBLAS" : "cuDNN deterministic";
+    {
+      Record rec{"conv", std::string("fwd ") + cs.tag + " (" + path + ")", shape, "cuDNN fastest (cudnnFind)"};
+      rec.ours_us = 1e3 * median_ms(o, c.stream, [&](int i) { kc::conv2d_forward(c, g, x[i % R]->p, w->p, y[i % R]->p); });
+      rec.base_us = 1e3 * median_ms(o, c.stream, [&](int i) {
+        MN_CUDNN_CHECK(cudnnConvolutionForward(c.cudnn, &one, lib.x, x[i % R]->p, lib.w, w->p, lib.conv, lib.fwd,
+                                               lib.ws, lib.ws_bytes, &zero, lib.y, y[i % R]->p));
+      });
+      rec.bytes = 4.0 * (nx + ny + nw);
+      rec.flops = flops;
+      report(rec);
+    }
+    {
+      Record rec{"conv", std::string("bwd-data ") + cs.tag + " (" + path + ")", shape, "cuDNN fastest (cudnnFind)"};
+      rec.ours_us = 1e3 * median_ms(o, c.stream, [&](int i) {
+        kc::conv2d_backward_data(c, g, dy[i % R]->p, w->p, nullptr, dx[i % R]->p, false);
+      });
+      rec.base_us = 1e3 * median_ms(o, c.stream, [&](int i) {
+        MN_CUDNN_CHECK(cudnnConvolutionBackwardData(c.cudnn, &one, lib.w, w->p, lib.y, dy[i % R]->p, lib.conv,
+                                                    lib.bwd_data, lib.ws, lib.ws_bytes, &zero, lib.x, dx[i % R]->p));
+      });
+      rec.bytes = 4.0 * (nx + ny + nw);
+      rec.flops = flops;
+      report(rec);
+    }
+    {
+      Record rec{"conv", std::string("bwd-weight ") + cs.tag + " (" + path + ")", shape, "cuDNN fastest (cudnnFind)"};
+      rec.ours_us = 1e3 * median_ms(o, c.stream, [&](int i) {
+        kc::conv2d_backward_weight(c, g, x[i % R]->p, dy[i % R]->p, dw->p, false);
+      });
+      rec.base_us = 1e3 * median_ms(o, c.stream, [&](int i) {
+        MN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(c.cudnn, &one, lib.x, x[i % R]->p, lib.y, dy[i % R]->p, lib.conv,
+                                                      lib.bwd_filter, lib.ws, lib.ws_bytes, &zero, lib.w, dw->p));
+      });
+      rec.bytes = 4.0 * (nx + ny + nw);
+      rec.flops = flops;
+      report(rec);
+    }
+  }
+}
+
 // ---- softmax ----
 __global__ void scale_kernel(float* y, const float* x, float s, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -548,7 +632,7 @@ int main(int argc, char** argv) {
     else if (a == "--quick") o.quick = true;
     else {
       std::fprintf(stderr,
-                   "usage: kernel-bench [--only weighted_sum|depthwise|softmax] [--reps N] [--warmup N] [--quick] "
+                   "usage: kernel-bench [--only weighted_sum|depthwise|softmax|conv] [--reps N] [--warmup N] [--quick] "
                    "[--json FILE]\n");
       return a == "--help" || a == "-h" ? 0 : 2;
     }
@@ -580,6 +664,7 @@ int main(int argc, char** argv) {
     if (o.only.empty() || o.only == "weighted_sum") bench_weighted_sum(o, c, blas_dev);
     if (o.only.empty() || o.only == "depthwise") bench_depthwise(o, c);
     if (o.only.empty() || o.only == "softmax") bench_softmax(o, c);
+    if (o.only.empty() || o.only == "conv") bench_conv(o, c);
     cublasDestroy(blas_dev);
     if (!o.json.empty()) {
       nlohmann::json j;
