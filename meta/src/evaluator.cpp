@@ -255,4 +255,14 @@ RunsReport Evaluator::evaluate_runs(const std::vector<data::Episode>& runs, cons
   return rep;
 }
 
+RunsReport Evaluator::evaluate_runs(const std::vector<data::OneShotRun>& runs) {
+  std::vector<data::Episode> eps;
+  std::vector<std::string> names;
+  for (const auto& r : runs) {
+    eps.push_back(r.episode);
+    names.push_back(r.name);
+  }
+  return evaluate_runs(eps, names);
+}
+
 }  // namespace metanas::meta

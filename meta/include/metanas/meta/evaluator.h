@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "metanas/datasets/episode.h"
+#include "metanas/datasets/oneshot_runs.h"
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/random.h"
 #include "metanas/meta/config.h"
@@ -94,6 +95,8 @@ class Evaluator {
   // One-shot runs (names[i] names runs[i]; empty names: "run01", ...).
   RunsReport evaluate_runs(const std::vector<data::Episode>& runs,
                            const std::vector<std::string>& names = {});
+  // Runs loaded by data::load_oneshot_runs (named by their folders).
+  RunsReport evaluate_runs(const std::vector<data::OneShotRun>& runs);
 
   TaskLearner& task_learner() { return *task_; }
   Rng& rng() { return rng_; }
