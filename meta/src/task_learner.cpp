@@ -275,6 +275,7 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
   check_episode(ep, *model_, "TaskLearner::adapt");
   reset_to_meta();
   last_warmup_ = warmup;
+  last_rng_ = &rng;
   const int steps = opt_.arch_steps + opt_.weight_steps;
   ParamSet* A = model_->alphas();
   std::vector<bool> arch(steps);
@@ -315,7 +316,8 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
 QueryResult TaskLearner::evaluate_query(const data::Episode& ep, bool non_transductive) {
   check_episode(ep, *model_, "TaskLearner::evaluate_query");
   MN_CHECK(ep.query_x.dim(0) >= 1, "TaskLearner::evaluate_query: the episode has no query images");
-  const nas::ForwardContext ctx = final_context();
+  nas::ForwardContext ctx = final_context();
+  ctx.rng = last_rng_;  // gumbel-softmax draws noise in every forward
   QueryResult q;
   if (!non_transductive) {
     Tensor logits = model_->forward(ep.query_x, ctx);

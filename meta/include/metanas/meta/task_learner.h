@@ -114,6 +114,7 @@ class TaskLearner {
   std::unique_ptr<Sgd> sgd_w_, sgd_a_;
   std::unique_ptr<Batches> batches_;
   bool last_warmup_ = false;  // whether the last adapt() was a warm-up adaptation
+  Rng* last_rng_ = nullptr;   // the last adapt()'s generator (gumbel noise at query evaluation)
 };
 
 }  // namespace metanas::meta
