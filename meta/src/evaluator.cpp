@@ -183,7 +183,7 @@ TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) {
     task_->load_state(*task_opt_state_, task_opt_prefix_);
   else
     task_->reset_state();
-  task_->adapt(ep, rng_, false);
+  task_->adapt(ep, rng_, warmup_);
   NoGradGuard ng;
   QueryResult q = task_->evaluate_query(ep, cfg_.eval.non_transductive_bn);
   TaskEvaluation te;

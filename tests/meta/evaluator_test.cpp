@@ -115,6 +115,13 @@ TEST_CASE("Evaluator adapts A + B steps from the meta state and scores the query
   meta::TaskEvaluation again = ev.evaluate_task(ep);
   CHECK(again.loss == te.loss);
   CHECK(again.accuracy == te.accuracy);
+
+  // Warm-up evaluation: weights only, T = t_max throughout.
+  ev.set_warmup(true);
+  meta_model.temperature_log().clear();
+  ev.evaluate_task(ep);
+  CHECK(ev.task_learner().model().alphas()->values().to_vector() == a0);
+  CHECK(meta_model.temperature_log() == std::vector<float>(6, 1.f));  // 5 weight steps + query
 }
 
 TEST_CASE("Evaluator restores the meta-training task-optimizer state before each task", "[meta][eval]") {

@@ -83,6 +83,10 @@ class Evaluator {
   // writes it under "task_opt."). Without it each task starts fresh.
   void set_task_optimizer_state(const Checkpoint& ck, const std::string& prefix = "task_opt.");
   void clear_task_optimizer_state();
+  // Evaluate as MetaNAS does during meta-training warm-up: no architecture
+  // adaptation (only the weights, for A + B steps) and T = t_max.
+  void set_warmup(bool on) { warmup_ = on; }
+  bool warmup() const { return warmup_; }
 
   // Adapts to one episode and scores its query set.
   TaskEvaluation evaluate_task(const data::Episode& ep);
@@ -108,6 +112,7 @@ class Evaluator {
   std::unique_ptr<Checkpoint> task_opt_state_;
   std::string task_opt_prefix_;
   Rng rng_;
+  bool warmup_ = false;
 };
 
 }  // namespace metanas::meta
