@@ -38,6 +38,7 @@ meta::MetaConfig fomaml_config(meta::Algorithm alg) {
 
 // One reference meta-iteration. adapt_alpha: T-NAS (inner SGD on alpha too,
 // annealed T); otherwise Auto-MAML (alpha fixed inside tasks, T = t_max).
+// mw.b1 < 0 selects plain SGD meta steps with mw.lr / ma.lr.
 void reference_step(TinyParams& meta_ref, const std::vector<data::Episode>& eps, bool adapt_alpha,
                     bool update_alpha, RefAdam& mw, RefAdam& ma) {
   TinyParams gsum = meta_ref;
@@ -59,6 +60,14 @@ void reference_step(TinyParams& meta_ref, const std::vector<data::Episode>& eps,
     TinyParams gq = tiny_grad(p, tiny_batch(ep.query_x, ep.query_y), T, D, K);
     auto gs = gsum.all(), gg = gq.all();
     for (size_t i = 0; i < gs.size(); ++i) *gs[i] += *gg[i] / eps.size();
+  }
+  if (mw.b1 < 0) {  // plain SGD meta-optimizer (scale-sensitive, unlike Adam)
+    auto pw = tiny_w(meta_ref);
+    auto gw = tiny_wg(gsum);
+    for (size_t i = 0; i < pw.size(); ++i) *pw[i] -= mw.lr * gw[i];
+    if (update_alpha)
+      for (int i = 0; i < 2; ++i) meta_ref.a[i] -= ma.lr * gsum.a[i];
+    return;
   }
   mw.step(tiny_w(meta_ref), tiny_wg(gsum));
   if (update_alpha) ma.step(tiny_a(meta_ref), gsum.a);
@@ -130,4 +139,26 @@ TEST_CASE("First-order MAML warm-up leaves alpha unchanged", "[meta][fomaml]") {
   learner.meta_step(eps);
   CHECK(learner.meta_model().alphas()->values().to_vector() != a0);
   CHECK(max_diff(learner.meta_model(), meta_ref) < 1e-6);
+}
+
+TEST_CASE("First-order MAML with an SGD meta-optimizer takes the mean query gradient", "[meta][fomaml]") {
+  Rng rng(24);
+  auto model = std::make_unique<TinyModel>(D, K, rng);
+  TinyParams meta_ref = TinyParams::of(*model);
+  meta::MetaConfig cfg = fomaml_config(meta::Algorithm::Fomaml);
+  cfg.meta.optimizer = meta::MetaOptimizer::Sgd;
+  cfg.meta.w_lr = 0.5f;
+  cfg.meta.a_lr = 0.4f;
+  meta::Fomaml learner(cfg, std::move(model));
+  RefAdam mw{0.5, -1.0, 0.0}, ma{0.4, -1.0, 0.0};
+  const TinyParams start = meta_ref;
+  for (int it = 0; it < 2; ++it) {
+    std::vector<data::Episode> eps;
+    for (int t = 0; t < 3; ++t) eps.push_back(tiny_episode(D, K, 2, 2, rng));
+    reference_step(meta_ref, eps, true, true, mw, ma);
+    learner.meta_step(eps);
+    INFO("iteration " << it);
+    CHECK(max_diff(learner.meta_model(), meta_ref) < 2e-6);
+  }
+  CHECK(max_diff(learner.meta_model(), start) > 1e-2);
 }
