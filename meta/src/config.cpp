@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -177,7 +178,15 @@ class Section {
         MN_CHECK(v.is_boolean(), "expected true/false, got ", v.dump());
       } else if constexpr (std::is_integral_v<T>) {
         MN_CHECK(v.is_number_integer(), "expected an integer, got ", v.dump());
-        if constexpr (std::is_unsigned_v<T>) MN_CHECK(v.get<int64_t>() >= 0, "expected a non-negative integer, got ", v.dump());
+        if constexpr (std::is_unsigned_v<T>) {
+          MN_CHECK(v.is_number_unsigned(), "expected a non-negative integer, got ", v.dump());
+        } else {
+          const bool fits = v.is_number_unsigned()
+                                ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                                : v.get<int64_t>() >= std::numeric_limits<T>::min() &&
+                                      v.get<int64_t>() <= std::numeric_limits<T>::max();
+          MN_CHECK(fits, "integer ", v.dump(), " out of range");
+        }
       } else if constexpr (std::is_floating_point_v<T>) {
         MN_CHECK(v.is_number(), "expected a number, got ", v.dump());
       } else {

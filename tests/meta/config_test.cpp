@@ -113,6 +113,11 @@ TEST_CASE("MetaConfig rejects unknown keys, bad types and invalid values clearly
   CHECK(e.find("meta.iterations") != std::string::npos);
   e = error_of(R"({"meta": {"iterations": 2.5}})");
   CHECK(e.find("meta.iterations") != std::string::npos);
+  e = error_of(R"({"task": {"steps": 99999999999}})");
+  CHECK(e.find("task.steps") != std::string::npos);
+  CHECK(e.find("out of range") != std::string::npos);
+  e = error_of(R"({"seed": -1})");
+  CHECK(e.find("seed") != std::string::npos);
   e = error_of(R"({"algorithm": "maml2"})");
   CHECK(e.find("algorithm") != std::string::npos);
   CHECK(e.find("maml2") != std::string::npos);
