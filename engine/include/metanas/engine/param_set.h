@@ -17,6 +17,12 @@ namespace metanas {
 class ParamSet {
  public:
   explicit ParamSet(Device device = Device::CPU) : device_(device) {}
+  // Copying would silently share the buffers (the views are handles): use
+  // clone() for a real copy. Moving is fine.
+  ParamSet(const ParamSet&) = delete;
+  ParamSet& operator=(const ParamSet&) = delete;
+  ParamSet(ParamSet&&) = default;
+  ParamSet& operator=(ParamSet&&) = default;
 
   // Declares a parameter (before finalize). Returns its index.
   int add(const std::string& name, const Shape& shape);
