@@ -1,0 +1,263 @@
+// meta-test: loads a meta-training checkpoint and meta-tests it: N tasks
+// drawn from a dataset split (or a folder of one-shot runs), each adapted
+// from the meta parameters (architecture + weights, then weights) and scored
+// on its query set; prints mean accuracy with a 95% confidence interval and
+// the chance level, and writes a JSON report. docs/cli.md has every flag.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/args.h"
+#include "common/config.h"
+#include "common/data.h"
+#include "common/main.h"
+#include "common/progress.h"
+#include "metanas/datasets/episode.h"
+#include "metanas/datasets/oneshot_runs.h"
+#include "metanas/engine/checkpoint.h"
+#include "metanas/engine/device.h"
+#include "metanas/meta/evaluator.h"
+#include "metanas/meta/learner.h"
+
+using namespace metanas;
+using namespace metanas::cli;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kProgram = "meta-test";
+
+std::vector<FlagSpec> flags() {
+  const std::string io = "input and output", ev = "what to evaluate",
+                    common = "common settings (each sets configuration keys)";
+  return {
+      {"--run", "DIR", "a meta-train run folder: evaluates DIR/checkpoint.mnck and writes\nDIR/report.json", io},
+      {"--checkpoint", "FILE", "evaluate this checkpoint instead (e.g. DIR/checkpoint.prev.mnck)", io},
+      {"--config", "FILE", "JSON keys applied on top of the configuration stored in the\ncheckpoint (e.g. other eval.* settings or another dataset)", io},
+      {"--out", "DIR", "folder for the report (default: the run folder / the checkpoint's\nfolder)", io},
+      {"--report", "FILE", "report path (default <out>/report.json)", io},
+      {"--quiet", "", "print only the summary", io},
+      {"--print-config", "", "print the resolved configuration and exit", io},
+      {"--list-keys", "", "print every configuration key with its default value and exit", io},
+      {"--help", "", "this text", io},
+      {"--split", "NAME", "train | val | test (default test): the dataset split tasks come from", ev},
+      {"--runs", "DIR", "evaluate the one-shot runs in DIR (run01/, run02/, ... as in Lake\net al.'s Omniglot runs) instead of sampled tasks", ev},
+      {"--tasks", "N", "number of tasks (eval.tasks)", ev},
+      {"--seed", "S", "seed of the test tasks and of their adaptation (default 0: every\ncheckpoint is scored on the same tasks)", ev},
+      {"--ways", "N", "classes per task (must match the model: episodes.ways)", common},
+      {"--shots", "K", "support images per class (episodes.shots)", common},
+      {"--query", "Q", "query images per class (episodes.queries)", common},
+      {"--dataset", "NAME", "synthetic | omniglot | miniimagenet (data.dataset)", common},
+      {"--data", "PATH", "dataset folder (data.root)", common},
+      {"--device", "DEV", "cpu | cuda (run.device)", common},
+      {"--threads", "N", "CPU threads (run.threads)", common},
+      {"--set", "KEY=VALUE", "set any configuration key, e.g. --set eval.arch_steps=20\n(repeatable)", "any configuration key"},
+      {"--KEY", "VALUE", "the same as --set KEY=VALUE, e.g. --eval.weight_steps 50", "any configuration key"},
+  };
+}
+
+const char* kDescription =
+    "Meta-tests a checkpoint written by meta-train. Each task starts from the meta\n"
+    "parameters (and the meta-training task-optimizer state, eval.restore_task_optimizer),\n"
+    "adapts architecture and weights for eval.arch_steps steps, then the weights for\n"
+    "eval.weight_steps steps, and is scored on its query set. The configuration is the\n"
+    "one stored in the checkpoint, with --config / --KEY changes on top.";
+
+const char* kEpilog =
+    "Examples:\n"
+    "  meta-test --run runs/quick\n"
+    "  meta-test --run runs/og1 --data ~/data/omniglot --tasks 1000 --shots 5\n"
+    "  meta-test --run runs/og1 --runs ~/data/omniglot/all_runs\n"
+    "The report format is described in docs/cli.md.";
+
+int run(int argc, char** argv) {
+  ArgParser args(kProgram, "--run DIR | --checkpoint FILE [options] [--KEY VALUE ...]", kDescription, flags(),
+                 kEpilog);
+  args.parse(argc, argv);
+  if (args.has("--help")) {
+    std::fputs(args.help().c_str(), stdout);
+    return 0;
+  }
+  if (args.has("--list-keys")) {
+    std::fputs(keys_listing(ProgramConfig{}).c_str(), stdout);
+    return 0;
+  }
+  MN_USAGE_CHECK(args.positional().empty(), "unexpected argument '",
+                 args.positional().empty() ? "" : args.positional()[0], "'");
+  const std::string run_dir = args.get("--run");
+  std::string ck_path = args.get("--checkpoint");
+  MN_USAGE_CHECK(!run_dir.empty() || !ck_path.empty(), "give the run folder (--run DIR) or a checkpoint (--checkpoint FILE)");
+  if (ck_path.empty()) ck_path = checkpoint_path(run_dir);
+  MN_USAGE_CHECK(fs::exists(ck_path), "checkpoint '", ck_path, "' does not exist",
+                 run_dir.empty() ? "" : " (has meta-train written a checkpoint into this folder yet?)");
+  const std::string split = args.get("--split", "test");
+  const std::string runs_dir = args.get("--runs");
+  uint64_t test_seed = 0;
+  if (args.has("--seed")) test_seed = parse_u64_flag("--seed", args.get("--seed"));
+
+  // ---- checkpoint and configuration ----
+  const Checkpoint ck = Checkpoint::load(ck_path);
+  json meta;
+  try {
+    meta = json::parse(ck.metadata_json());
+  } catch (const std::exception& e) {
+    MN_THROW(ck_path, ": metadata is not valid JSON: ", e.what());
+  }
+  ProgramConfig cfg;
+  if (meta.contains("program") && meta["program"].contains("config")) {
+    cfg.merge(meta["program"]["config"]);
+  } else {
+    MN_CHECK(meta.contains("meta_learner") && meta["meta_learner"].contains("config"), ck_path,
+             ": no configuration in the checkpoint (not written by meta-train or MetaLearner::save?)");
+    cfg.merge(meta["meta_learner"]["config"]);
+  }
+  if (args.has("--config")) {
+    const std::string p = args.get("--config");
+    std::ifstream f(p);
+    MN_USAGE_CHECK(f, "cannot open configuration file '", p, "'");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    try {
+      cfg.merge(json::parse(ss.str()));
+    } catch (const std::exception& e) {
+      throw UsageError(str_cat(p, ": ", e.what()));
+    }
+  }
+  OverrideSet ov(cfg);
+  for (const char* f : {"--ways", "--shots", "--query", "--dataset", "--data", "--device", "--threads", "--tasks"})
+    if (args.has(f)) apply_named_flag(ov, f, args.get(f));
+  for (const auto& [k, v] : args.overrides()) ov.set(k, v);
+  apply_overrides(cfg, ov);
+  if (args.has("--print-config")) {
+    std::printf("%s\n", cfg.to_text().c_str());
+    return 0;
+  }
+  const meta::MetaConfig& mc = cfg.meta;
+  const bool quiet = args.has("--quiet");
+
+  const int threads = set_threads(cfg.run.threads);
+  const Device device = resolve_device(parse_device(cfg.run.device));
+  auto learner = meta::make_meta_learner(mc, device);
+  learner->load_state(ck);
+  const int64_t iteration = learner->iteration();
+
+  meta::Evaluator ev(learner->meta_model(), mc, mix_seed(test_seed, kTestAdapt));
+  if (mc.eval.restore_task_optimizer) ev.set_task_optimizer_state(ck, "task_opt.");
+
+  std::string out = args.get("--out");
+  if (out.empty()) out = run_dir.empty() ? fs::path(ck_path).parent_path().string() : run_dir;
+  if (out.empty()) out = ".";
+  std::string report_path = args.get("--report");
+  if (report_path.empty()) report_path = (fs::path(out) / "report.json").string();
+
+  json report = {{"program", kProgram},
+                 {"checkpoint", ck_path},
+                 {"iteration", iteration},
+                 {"algorithm", meta::algorithm_name(mc.algorithm)},
+                 {"model", meta::model_kind_name(mc.model.kind)},
+                 {"device", device_name(device)},
+                 {"threads", threads},
+                 {"seed", test_seed},
+                 {"eval", json::parse(mc.to_json())["eval"]},
+                 {"chance", 1.0 / mc.episodes.ways}};
+  Stopwatch clock;
+  std::string headline;
+  if (!runs_dir.empty()) {
+    data::OneShotOptions oo;
+    oo.root = runs_dir;
+    oo.image_size = cfg.data.image_size > 0 ? cfg.data.image_size : model_input(mc).second;
+    oo.invert = cfg.data.invert;
+    oo.device = device;
+    const auto runs = data::load_oneshot_runs(oo);
+    MN_CHECK(!runs.empty(), "no one-shot runs in '", runs_dir, "'");
+    std::vector<data::Episode> eps;
+    std::vector<std::string> names;
+    for (const auto& r : runs) {
+      MN_USAGE_CHECK(r.episode.ways == mc.episodes.ways, runs_dir, "/", r.name, " is ", r.episode.ways,
+                     "-way but the model classifies ", mc.episodes.ways, " classes");
+      MN_USAGE_CHECK(r.episode.support_x.dim(1) == model_input(mc).first, runs_dir, "/", r.name, " has ",
+                     r.episode.support_x.dim(1), "-channel images but the model expects ", model_input(mc).first);
+      eps.push_back(r.episode);
+      names.push_back(r.name);
+    }
+    if (!quiet)
+      std::printf("meta-test: %zu one-shot runs from %s (checkpoint %s, iteration %lld)\n", runs.size(),
+                  runs_dir.c_str(), ck_path.c_str(), static_cast<long long>(iteration));
+    const meta::RunsReport r = ev.evaluate_runs(eps, names);
+    if (!quiet) std::fputs(r.summary().c_str(), stdout);
+    headline = str_cat("accuracy ", format_percent(1.0 - r.overall_error), " (error ", format_percent(r.overall_error),
+                       ", mean per-run error ", format_percent(r.mean_error), ") over ", r.runs.size(), " runs; chance ",
+                       format_percent(1.0 / mc.episodes.ways));
+    report["source"] = {{"runs", runs_dir}};
+    report["ways"] = mc.episodes.ways;
+    report["accuracy"] = 1.0 - r.overall_error;
+    report["mean_error"] = r.mean_error;
+    report["overall_error"] = r.overall_error;
+    report["result"] = json::parse(r.to_json());
+  } else {
+    const data::Dataset ds = load_split(cfg.data, split);
+    check_model_fits(mc, ds, "the " + split + " split");
+    data::EpisodeSampler sampler(ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
+                                 mix_seed(test_seed, kTestTasks), device);
+    const int n = mc.eval.tasks;
+    if (!quiet)
+      std::printf("meta-test: %d tasks, %d-way %d-shot, %d queries per class, from the %s split of %s (%d classes)\n"
+                  "           checkpoint %s (iteration %lld, %s, %s model); %d + %d adaptation steps per task\n",
+                  n, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries, split.c_str(), cfg.data.dataset.c_str(),
+                  ds.num_classes(), ck_path.c_str(), static_cast<long long>(iteration),
+                  meta::algorithm_name(mc.algorithm), meta::model_kind_name(mc.model.kind), mc.eval.arch_steps,
+                  mc.eval.weight_steps);
+    const int every = std::max(1, n / 10);
+    double sum = 0;
+    const meta::EvalReport r = ev.evaluate(sampler, n, [&](int done, const meta::TaskEvaluation& t) {
+      sum += t.accuracy;
+      if (!quiet && (done % every == 0 || done == n)) {
+        const double rate = done / std::max(1e-9, clock.seconds());
+        std::printf("  task %d/%d: running accuracy %s | %.2f tasks/s | ETA %s\n", done, n,
+                    format_percent(sum / done).c_str(), rate, format_duration((n - done) / rate).c_str());
+        std::fflush(stdout);
+      }
+    });
+    if (!quiet) std::fputs(r.summary().c_str(), stdout);
+    headline = str_cat("accuracy ", format_percent(r.mean_accuracy), " +- ", format_percent(r.ci95),
+                       " (95% CI over ", r.tasks.size(), " tasks); chance ", format_percent(1.0 / mc.episodes.ways));
+    report["source"] = {{"dataset", cfg.data.dataset}, {"root", cfg.data.root}, {"split", split},
+                        {"classes", ds.num_classes()}};
+    report["ways"] = mc.episodes.ways;
+    report["shots"] = mc.episodes.shots;
+    report["queries"] = mc.episodes.queries;
+    report["tasks"] = r.tasks.size();
+    report["accuracy"] = r.mean_accuracy;
+    report["ci95"] = r.ci95;
+    report["std"] = r.std_accuracy;
+    report["result"] = json::parse(r.to_json());
+  }
+  report["seconds"] = clock.seconds();
+  report["config"] = cfg.to_json();
+
+  std::error_code ec;
+  if (!fs::path(report_path).parent_path().empty()) fs::create_directories(fs::path(report_path).parent_path(), ec);
+  {
+    const std::string tmp = report_path + ".tmp";
+    std::ofstream f(tmp, std::ios::trunc);
+    MN_CHECK(f, "cannot write report '", tmp, "'");
+    f << report.dump(2) << "\n";
+    f.close();
+    MN_CHECK(f, "writing '", tmp, "' failed");
+    fs::rename(tmp, report_path, ec);
+    MN_CHECK(!ec, "cannot rename '", tmp, "' to '", report_path, "': ", ec.message());
+  }
+  std::printf("%s%s\nreport: %s (%s)\n", quiet ? "" : "result: ", headline.c_str(), report_path.c_str(),
+              format_duration(clock.seconds()).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_main(kProgram, [&] { return run(argc, argv); });
+}

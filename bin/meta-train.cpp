@@ -1,0 +1,471 @@
+// meta-train: meta-learns an architecture (MetaNAS, T-NAS, Auto-MAML) or the
+// weights of a fixed network (REPTILE / first-order MAML baselines) from a
+// JSON configuration, with periodic validation, atomic checkpoints, exact
+// --resume, a metrics JSONL file, a readable log and the final genotype as
+// text, JSON and DOT. docs/cli.md documents every flag and key.
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "common/args.h"
+#include "common/config.h"
+#include "common/data.h"
+#include "common/main.h"
+#include "common/progress.h"
+#include "metanas/datasets/episode.h"
+#include "metanas/engine/autograd.h"
+#include "metanas/engine/checkpoint.h"
+#include "metanas/engine/device.h"
+#include "metanas/engine/ops.h"
+#include "metanas/meta/evaluator.h"
+#include "metanas/meta/learner.h"
+#include "metanas/nas/search_network.h"
+
+using namespace metanas;
+using namespace metanas::cli;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+const char* kProgram = "meta-train";
+
+std::vector<FlagSpec> flags() {
+  return {
+      {"--config", "FILE", "JSON configuration (presets in configs/); missing keys keep their\ndefaults", "input and output"},
+      {"--out", "DIR", "run folder (default runs/<config name>, or runs/meta-train)", "input and output"},
+      {"--resume", "", "continue the run in --out DIR from its last checkpoint, exactly as\nif uninterrupted (configuration from DIR/config.json; only run.*\nkeys and meta.iterations may be overridden)", "input and output"},
+      {"--overwrite", "", "start afresh in a folder that already holds a run (deletes its\ncheckpoints, metrics, log and genotype files)", "input and output"},
+      {"--stop-after", "N", "stop after N iterations of this invocation, writing a checkpoint\n(as an interruption would; continue with --resume)", "input and output"},
+      {"--quiet", "", "no progress lines on stdout (train.log still gets everything)", "input and output"},
+      {"--print-config", "", "print the resolved configuration and exit", "input and output"},
+      {"--list-keys", "", "print every configuration key with its default value and exit", "input and output"},
+      {"--help", "", "this text", "input and output"},
+      {"--ways", "N", "classes per episode (episodes.ways and the model's num_classes)", "common settings (each sets configuration keys)"},
+      {"--shots", "K", "support images per class at validation/test (episodes.shots)", "common settings (each sets configuration keys)"},
+      {"--query", "Q", "query images per class (episodes.queries)", "common settings (each sets configuration keys)"},
+      {"--dataset", "NAME", "synthetic | omniglot | miniimagenet (data.dataset)", "common settings (each sets configuration keys)"},
+      {"--data", "PATH", "dataset folder (data.root)", "common settings (each sets configuration keys)"},
+      {"--algorithm", "NAME", "reptile (MetaNAS) | fomaml (T-NAS) | auto_maml (algorithm)", "common settings (each sets configuration keys)"},
+      {"--device", "DEV", "cpu | cuda (run.device; cuda falls back to cpu with a notice)", "common settings (each sets configuration keys)"},
+      {"--seed", "S", "seed of initialisation, task sampling and every random draw (seed)", "common settings (each sets configuration keys)"},
+      {"--iterations", "N", "meta-iterations (meta.iterations)", "common settings (each sets configuration keys)"},
+      {"--threads", "N", "CPU threads (run.threads; 0 = OMP_NUM_THREADS or all cores)", "common settings (each sets configuration keys)"},
+      {"--set", "KEY=VALUE", "set any configuration key by its dotted path, e.g.\n--set task.darts.w_lr=0.01 (repeatable)", "any configuration key"},
+      {"--KEY", "VALUE", "the same as --set KEY=VALUE, e.g. --meta.meta_batch_size 5", "any configuration key"},
+  };
+}
+
+const char* kDescription =
+    "Meta-trains the model a configuration describes on episodes of its dataset's\n"
+    "training split. The run folder receives config.json (the resolved configuration),\n"
+    "train.log, metrics.jsonl, checkpoint.mnck (+ checkpoint.prev.mnck) and, at the end,\n"
+    "genotype.txt / genotype.json / genotype.dot (+ genotype.svg when Graphviz is\n"
+    "installed). Evaluate it with: meta-test --run DIR.";
+
+const char* kEpilog =
+    "Examples:\n"
+    "  meta-train --config configs/synthetic-quick.json --out runs/quick\n"
+    "  meta-train --config configs/omniglot-20w1s.json --data ~/data/omniglot --out runs/og1\n"
+    "  meta-train --config configs/omniglot-20w5s.json --data ~/data/omniglot --shots 5 \\\n"
+    "             --set meta.meta_batch_size=5 --device cuda\n"
+    "  meta-train --out runs/og1 --resume\n"
+    "Every key and the output folder are documented in docs/cli.md.";
+
+// Keys a resumed run may change without changing its results.
+bool resumable_override(const std::string& key) {
+  return key.rfind("run.", 0) == 0 || key == "meta.iterations";
+}
+
+// Running sums of the logged statistics over the current log window, kept on
+// the device (no synchronisation per iteration). Checkpoints carry the sums
+// of an unfinished window, so a resumed run logs exactly what an
+// uninterrupted one does.
+struct Window {
+  static constexpr int kStats = 4;  // query loss, query acc, support loss, support acc
+  Tensor sums[kStats];
+  float carried[kStats] = {0, 0, 0, 0};
+  bool has_carried[kStats] = {false, false, false, false};
+  int n = 0, pruned = 0;
+  int n_here = 0;  // iterations added by this invocation (for the rate)
+
+  static const Tensor& stat(const meta::MetaStepStats& s, int k) {
+    return k == 0 ? s.query_loss : k == 1 ? s.query_acc : k == 2 ? s.support_loss : s.support_acc;
+  }
+  void add(const meta::MetaStepStats& s) {
+    NoGradGuard ng;
+    for (int k = 0; k < kStats; ++k) {
+      const Tensor& v = stat(s, k);
+      if (!v.defined()) continue;
+      if (sums[k].defined())
+        sums[k] = metanas::add(sums[k], v.detach());
+      else if (has_carried[k])
+        sums[k] = metanas::add(Tensor::full(v.shape(), carried[k], v.device()), v.detach());
+      else
+        sums[k] = v.detach();
+    }
+    ++n;
+    ++n_here;
+    pruned += s.pruned;
+  }
+  double sum(int k) const {
+    if (sums[k].defined()) return sums[k].item();
+    return has_carried[k] ? carried[k] : std::nan("");
+  }
+  double mean(int k) const { return n > 0 ? sum(k) / n : std::nan(""); }
+  json save() const {
+    json s = json::array();
+    for (int k = 0; k < kStats; ++k) {
+      const double v = sum(k);
+      s.push_back(std::isfinite(v) ? json(v) : json(nullptr));
+    }
+    return {{"n", n}, {"pruned", pruned}, {"sums", s}};
+  }
+  void load(const json& j) {
+    *this = Window{};
+    n = j.at("n").get<int>();
+    pruned = j.at("pruned").get<int>();
+    for (int k = 0; k < kStats; ++k) {
+      const json& v = j.at("sums").at(k);
+      if (v.is_null()) continue;
+      carried[k] = static_cast<float>(v.get<double>());
+      has_carried[k] = true;
+    }
+  }
+  void clear() { *this = Window{}; }
+};
+
+json nan_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+// A float as its shortest decimal form (0.6f is logged as 0.6, not 0.6000000238).
+json f32(float v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  for (int prec = 1; prec <= 9; ++prec) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.*g", prec, v);
+    if (std::strtof(b, nullptr) == v) return json(std::strtod(b, nullptr));
+  }
+  return json(std::strtod(buf, nullptr));
+}
+
+void remove_run_files(const std::string& dir) {
+  for (const char* f : {"checkpoint.mnck", "checkpoint.prev.mnck", "metrics.jsonl", "train.log", "genotype.txt",
+                        "genotype.json", "genotype.dot", "genotype.svg", "report.json"}) {
+    std::error_code ec;
+    fs::remove(fs::path(dir) / f, ec);
+  }
+}
+
+// The final genotype of a search network (or the fixed one of a discrete
+// network) in text, JSON and DOT (+ SVG when Graphviz's dot is installed).
+void write_genotype(const meta::MetaLearner& learner, const meta::MetaConfig& cfg, const std::string& dir,
+                    Log& log) {
+  nas::Genotype g;
+  if (const auto* net = dynamic_cast<const nas::SearchNetwork*>(&learner.meta_model()))
+    g = net->genotype();
+  else if (cfg.model.kind == meta::ModelKind::Discrete)
+    g = cfg.model.genotype;
+  else {
+    log.line("no genotype: the model (" + learner.meta_model().kind() + ") has a fixed architecture");
+    return;
+  }
+  const std::string stem = (fs::path(dir) / "genotype").string();
+  {
+    std::ofstream f(stem + ".txt", std::ios::trunc);
+    f << g.to_text() << "\n";
+    MN_CHECK(f, "cannot write '", stem, ".txt'");
+  }
+  {
+    std::ofstream f(stem + ".json", std::ios::trunc);
+    f << json::parse(g.to_json()).dump(2) << "\n";
+    MN_CHECK(f, "cannot write '", stem, ".json'");
+  }
+  const nas::RenderResult r = g.render(stem, {"svg"});
+  log.line("genotype: " + g.to_text());
+  log.line("genotype files: " + stem + ".txt, .json, .dot" +
+           (r.rendered ? ", .svg" : " (no .svg: " + r.message + ")"));
+}
+
+int run(int argc, char** argv) {
+  ArgParser args(kProgram, "[--config FILE] [--out DIR] [--resume] [options] [--KEY VALUE ...]", kDescription,
+                 flags(), kEpilog);
+  args.parse(argc, argv);
+  if (args.has("--help")) {
+    std::fputs(args.help().c_str(), stdout);
+    return 0;
+  }
+  if (args.has("--list-keys")) {
+    std::fputs(keys_listing(ProgramConfig{}).c_str(), stdout);
+    return 0;
+  }
+  std::string config_path = args.get("--config");
+  for (const auto& p : args.positional()) {
+    MN_USAGE_CHECK(config_path.empty() && p.size() > 5 && p.substr(p.size() - 5) == ".json",
+                   "unexpected argument '", p, "'");
+    config_path = p;
+  }
+  const bool resume = args.has("--resume");
+  std::string out = args.get("--out");
+  if (out.empty()) {
+    MN_USAGE_CHECK(!resume, "--resume needs the run folder: --out DIR --resume");
+    out = "runs/" + (config_path.empty() ? std::string("meta-train") : fs::path(config_path).stem().string());
+  }
+  int64_t stop_after = -1;
+  if (args.has("--stop-after")) {
+    stop_after = parse_int_flag("--stop-after", args.get("--stop-after"));
+    MN_USAGE_CHECK(stop_after >= 1, "--stop-after must be >= 1");
+  }
+
+  // ---- configuration: file (or the run's config.json) + overrides ----
+  const std::string config_json = (fs::path(out) / "config.json").string();
+  ProgramConfig cfg;
+  if (resume) {
+    MN_USAGE_CHECK(config_path.empty(), "--resume reads the configuration from ", config_json,
+                   "; drop --config (overrides of run.* keys and meta.iterations are allowed)");
+    MN_USAGE_CHECK(fs::exists(config_json), "cannot resume: ", config_json, " does not exist");
+    cfg = ProgramConfig::from_file(config_json);
+  } else if (!config_path.empty()) {
+    cfg = ProgramConfig::from_file(config_path);
+  }
+  OverrideSet ov(cfg);
+  for (const char* f : {"--ways", "--shots", "--query", "--dataset", "--data", "--algorithm", "--device", "--seed",
+                        "--iterations", "--threads"})
+    if (args.has(f)) apply_named_flag(ov, f, args.get(f));
+  for (const auto& [k, v] : args.overrides()) ov.set(k, v);
+  if (resume)
+    for (const auto& k : ov.keys())
+      MN_USAGE_CHECK(resumable_override(k), "cannot change '", k,
+                     "' when resuming (the continued run would differ from the interrupted one); only "
+                     "run.* keys and meta.iterations may change");
+  const int64_t old_iterations = cfg.meta.meta.iterations;
+  apply_overrides(cfg, ov);
+  if (args.has("--print-config")) {
+    std::printf("%s\n", cfg.to_text().c_str());
+    return 0;
+  }
+  const meta::MetaConfig& mc = cfg.meta;
+
+  // ---- run folder ----
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  MN_CHECK(!ec, "cannot create the run folder '", out, "': ", ec.message());
+  if (!resume) {
+    const bool used = fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl");
+    if (used) {
+      MN_USAGE_CHECK(args.has("--overwrite"), "'", out,
+                     "' already holds a run; continue it with --out ", out,
+                     " --resume, or start afresh with --overwrite (or choose another --out)");
+      remove_run_files(out);
+    }
+  }
+  cfg.save(config_json);
+
+  Log log;
+  log.set_quiet(args.has("--quiet"));
+  log.open((fs::path(out) / "train.log").string(), resume);
+  JsonlWriter metrics;
+  const std::string metrics_path = (fs::path(out) / "metrics.jsonl").string();
+
+  const int threads = set_threads(cfg.run.threads);
+  const Device device = resolve_device(parse_device(cfg.run.device));
+  log.line(str_cat(kProgram, " ", resume ? "resuming" : "starting", " in ", out, ": ",
+                   meta::algorithm_name(mc.algorithm), ", model ", meta::model_kind_name(mc.model.kind), ", ",
+                   mc.episodes.ways, "-way, train ", mc.episodes.train_shots, "-shot / eval ", mc.episodes.shots,
+                   "-shot, ", mc.episodes.queries, " queries, device ", device_name(device), ", ", threads,
+                   " threads"));
+  if (resume && old_iterations != mc.meta.iterations)
+    log.line(str_cat("note: meta.iterations changed from ", old_iterations, " to ", mc.meta.iterations,
+                     " (annealed learning rates follow the new total)"));
+
+  // ---- data ----
+  Stopwatch load_timer;
+  const data::Dataset train_ds = load_split(cfg.data, "train");
+  check_model_fits(mc, train_ds, "the training split");
+  log.line(str_cat("data: ", cfg.data.dataset, " train split, ", train_ds.num_classes(), " classes, ",
+                   train_ds.num_images(), " images ", train_ds.channels(), "x", train_ds.height(), "x",
+                   train_ds.width(), " (", train_ds.provenance(), ", ", format_float(load_timer.seconds(), 1),
+                   " s)"));
+  data::Dataset val_ds;
+  if (cfg.run.val_every > 0) {
+    val_ds = load_split(cfg.data, cfg.run.val_split);
+    check_model_fits(mc, val_ds, "the validation split");
+    log.line(str_cat("data: ", cfg.run.val_split, " split for validation, ", val_ds.num_classes(), " classes, ",
+                     val_ds.num_images(), " images (every ", cfg.run.val_every, " iterations, ",
+                     cfg.run.val_tasks, " tasks)"));
+  }
+
+  // ---- learner and task sampler ----
+  auto learner = meta::make_meta_learner(mc, device);
+  data::EpisodeSampler sampler(train_ds, mc.episodes.ways, mc.episodes.train_shots, mc.episodes.queries,
+                               mix_seed(mc.seed, kTrainTasks), device);
+  {
+    const auto& m = learner->meta_model();
+    log.line(str_cat("model: ", m.weights().numel(), " weights",
+                     m.alphas() ? str_cat(", ", m.alphas()->numel(), " architecture parameters") : std::string(),
+                     "; ", mc.meta.iterations, " meta-iterations (", mc.meta.warmup_iterations,
+                     " warm-up), meta-batch ", mc.meta.meta_batch_size, ", ", mc.task.steps, " inner steps"));
+  }
+  double elapsed_before = 0;  // training seconds of earlier invocations
+  json resume_window;         // the unfinished log window of the checkpoint
+  if (resume) {
+    std::string path = checkpoint_path(out);
+    Checkpoint ck;
+    try {
+      ck = Checkpoint::load(path);
+    } catch (const Error& e) {
+      const std::string prev = previous_checkpoint_path(out);
+      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what());
+      log.line(str_cat("warning: ", e.what(), "; resuming from ", prev));
+      path = prev;
+      ck = Checkpoint::load(path);
+    }
+    learner->load_state(ck);
+    const json meta = json::parse(ck.metadata_json());
+    MN_CHECK(meta.contains("program") && meta["program"].contains("train_sampler"), path,
+             ": no sampler state (not written by meta-train?)");
+    sampler.set_state(meta["program"]["train_sampler"].get<std::string>());
+    elapsed_before = meta["program"].value("elapsed_s", 0.0);
+    if (meta["program"].contains("log_window")) resume_window = meta["program"]["log_window"];
+    JsonlWriter::truncate_after(metrics_path, learner->iteration());
+    log.line(str_cat("resumed from ", path, " at iteration ", learner->iteration()));
+  }
+  metrics.open(metrics_path, resume);
+
+  Stopwatch clock;  // this invocation
+  Window win;
+  if (!resume_window.is_null()) win.load(resume_window);
+  auto save_checkpoint = [&](const char* why) {
+    Checkpoint ck;
+    json meta = {{"program",
+                  {{"name", kProgram},
+                   {"iteration", learner->iteration()},
+                   {"train_sampler", sampler.state()},
+                   {"log_window", win.save()},
+                   {"config", cfg.to_json()},
+                   {"elapsed_s", elapsed_before + clock.seconds()},
+                   {"saved_at", timestamp()}}}};
+    ck.set_metadata_json(meta.dump());
+    learner->save_state(ck);
+    save_rotating(ck, out);
+    log.file_only(str_cat("checkpoint (", why, ") at iteration ", learner->iteration()));
+  };
+
+  int64_t last_val = -1;
+  auto validate = [&]() {
+    Stopwatch t;
+    meta::Evaluator ev(learner->meta_model(), mc, mix_seed(mc.seed, kValAdapt));
+    Checkpoint task_state;
+    learner->task_learner().save_state(task_state, "task_opt.");
+    ev.set_task_optimizer_state(task_state, "task_opt.");
+    data::EpisodeSampler vs(val_ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
+                            mix_seed(mc.seed, kValTasks), device);
+    const meta::EvalReport r = ev.evaluate(vs, cfg.run.val_tasks);
+    const int64_t it = learner->iteration();
+    last_val = it;
+    log.line(str_cat("validation at iteration ", it, ": accuracy ", format_percent(r.mean_accuracy), " +- ",
+                     format_percent(r.ci95), " (", r.tasks.size(), " ", mc.episodes.ways, "-way ",
+                     mc.episodes.shots, "-shot tasks of the ", cfg.run.val_split, " split; chance ",
+                     format_percent(1.0 / mc.episodes.ways), "), query loss ", format_float(r.mean_loss),
+                     ", sparse params ", static_cast<int64_t>(r.sparse_mean), ", ", format_float(t.seconds(), 1),
+                     " s"));
+    json rec = {{"type", "val"},
+                {"iteration", it},
+                {"split", cfg.run.val_split},
+                {"tasks", r.tasks.size()},
+                {"accuracy", r.mean_accuracy},
+                {"ci95", r.ci95},
+                {"std", r.std_accuracy},
+                {"loss", r.mean_loss},
+                {"sparse_params_mean", r.sparse_mean},
+                {"seconds", t.seconds()}};
+    if (!r.genotype_counts.empty()) rec["top_genotype"] = r.genotype_counts.front().first;
+    metrics.write(rec);
+  };
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  const int64_t total = mc.meta.iterations;
+  const int64_t start_it = learner->iteration();
+  if (start_it >= total) log.line(str_cat("the run is complete (", start_it, " of ", total, " iterations)"));
+  Stopwatch win_clock;
+  std::vector<data::Episode> tasks(mc.meta.meta_batch_size);
+  bool stopped = false;
+  while (learner->iteration() < total) {
+    for (auto& t : tasks) t = sampler.sample();
+    const meta::MetaStepStats st = learner->meta_step(tasks);
+    win.add(st);
+    const int64_t it = learner->iteration();
+    const bool last = it == total;
+    const bool stop_now = g_signal != 0 || (stop_after > 0 && it - start_it >= stop_after);
+
+    // A stop between log points prints a line but keeps the window (saved in
+    // the checkpoint), so that the resumed run logs what this one would have.
+    const bool log_point = it % cfg.run.log_every == 0 || last;
+    if (log_point || stop_now) {
+      const double rate = win.n_here / std::max(1e-9, win_clock.seconds());
+      const double overall = (it - start_it) / std::max(1e-9, clock.seconds());
+      const double ql = win.mean(0), qa = win.mean(1), sl = win.mean(2), sa = win.mean(3);
+      const bool have_q = std::isfinite(qa);
+      log.line(str_cat("it ", it, "/", total, " (", format_float(100.0 * it / std::max<int64_t>(1, total), 1), "%)",
+                       st.warmup ? " warm-up" : "", " | ", have_q ? "query" : "support", " loss ",
+                       format_float(have_q ? ql : sl), " acc ", format_percent(have_q ? qa : sa), " | ",
+                       format_rate(rate), " | elapsed ", format_duration(elapsed_before + clock.seconds()),
+                       " | ETA ", format_duration((total - it) / std::max(1e-9, overall))));
+      if (log_point) {
+        metrics.write({{"type", "train"},
+                       {"iteration", it},
+                       {"warmup", st.warmup},
+                       {"w_lr", f32(st.w_lr)},
+                       {"a_lr", f32(st.a_lr)},
+                       {"query_loss", nan_null(ql)},
+                       {"query_acc", nan_null(qa)},
+                       {"support_loss", nan_null(sl)},
+                       {"support_acc", nan_null(sa)},
+                       {"pruned", win.pruned},
+                       {"iterations_averaged", win.n},
+                       {"it_per_s", rate},
+                       {"elapsed_s", elapsed_before + clock.seconds()}});
+        win.clear();
+        win_clock.reset();
+      }
+    }
+    if (cfg.run.val_every > 0 && (it % cfg.run.val_every == 0 || last)) validate();
+    if ((cfg.run.checkpoint_every > 0 && it % cfg.run.checkpoint_every == 0) || last || stop_now)
+      save_checkpoint(last ? "final" : stop_now ? "stop" : "periodic");
+    if (stop_now && !last) {
+      stopped = true;
+      break;
+    }
+  }
+  if (start_it >= total && !fs::exists(checkpoint_path(out))) save_checkpoint("final");
+
+  if (stopped) {
+    const bool sig = g_signal != 0;
+    log.line(str_cat(sig ? "interrupted" : "stopped (--stop-after)", " at iteration ", learner->iteration(), " of ",
+                     total, "; checkpoint saved. Continue with: meta-train --out ", out, " --resume"));
+    return sig ? 130 : 0;
+  }
+  write_genotype(*learner, mc, out, log);
+  log.line(str_cat("done: ", learner->iteration(), " iterations, ",
+                   format_duration(elapsed_before + clock.seconds()), " of training in total. Evaluate with: meta-test --run ",
+                   out));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_main(kProgram, [&] { return run(argc, argv); });
+}
