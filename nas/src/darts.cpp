@@ -3,15 +3,12 @@
 #include "metanas/nas/darts.h"
 
 #include <cmath>
-#include <nlohmann/json.hpp>
-#include <set>
 
+#include "json_fields.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 
 namespace metanas::nas {
-
-using nlohmann::json;
 
 // ---- options ----
 
@@ -24,58 +21,33 @@ void DartsOptions::validate() const {
   MN_CHECK(w_grad_clip >= 0.f, w, ": w_grad_clip must be >= 0 (0 = off), got ", w_grad_clip);
 }
 
-std::string DartsOptions::to_json() const {
-  json j = {{"w_lr", w_lr},
-            {"a_lr", a_lr},
-            {"w_beta1", w_beta1},
-            {"w_beta2", w_beta2},
-            {"a_beta1", a_beta1},
-            {"a_beta2", a_beta2},
-            {"w_weight_decay", w_weight_decay},
-            {"a_weight_decay", a_weight_decay},
-            {"w_grad_clip", w_grad_clip},
-            {"second_order", second_order},
-            {"unroll_lr", unroll_lr},
-            {"warmup", warmup}};
-  return j.dump();
-}
+namespace {
+
+// DartsOptions' JSON fields, listed once (see json_fields.h).
+struct DartsFields {
+  template <typename O, typename F>
+  void operator()(O& o, F&& f) const {
+    f("w_lr", o.w_lr);
+    f("a_lr", o.a_lr);
+    f("w_beta1", o.w_beta1);
+    f("w_beta2", o.w_beta2);
+    f("a_beta1", o.a_beta1);
+    f("a_beta2", o.a_beta2);
+    f("w_weight_decay", o.w_weight_decay);
+    f("a_weight_decay", o.a_weight_decay);
+    f("w_grad_clip", o.w_grad_clip);
+    f("second_order", o.second_order);
+    f("unroll_lr", o.unroll_lr);
+    f("warmup", o.warmup);
+  }
+};
+
+}  // namespace
+
+std::string DartsOptions::to_json() const { return detail::fields_to_json(*this, DartsFields{}); }
 
 DartsOptions DartsOptions::from_json(const std::string& text) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const std::exception& e) {
-    MN_THROW("DartsOptions: invalid JSON: ", e.what());
-  }
-  MN_CHECK(j.is_object(), "DartsOptions: expected a JSON object, got ", j.type_name());
-  DartsOptions o;
-  const std::set<std::string> known = {"w_lr", "a_lr", "w_beta1", "w_beta2", "a_beta1", "a_beta2",
-                                       "w_weight_decay", "a_weight_decay", "w_grad_clip",
-                                       "second_order", "unroll_lr", "warmup"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    MN_CHECK(known.count(it.key()), "DartsOptions: unknown key '", it.key(), "'");
-  auto rd = [&](const char* k, auto& out) {
-    if (!j.contains(k)) return;
-    try {
-      out = j.at(k).get<std::decay_t<decltype(out)>>();
-    } catch (const std::exception& e) {
-      MN_THROW("DartsOptions: bad value for '", k, "': ", e.what());
-    }
-  };
-  rd("w_lr", o.w_lr);
-  rd("a_lr", o.a_lr);
-  rd("w_beta1", o.w_beta1);
-  rd("w_beta2", o.w_beta2);
-  rd("a_beta1", o.a_beta1);
-  rd("a_beta2", o.a_beta2);
-  rd("w_weight_decay", o.w_weight_decay);
-  rd("a_weight_decay", o.a_weight_decay);
-  rd("w_grad_clip", o.w_grad_clip);
-  rd("second_order", o.second_order);
-  rd("unroll_lr", o.unroll_lr);
-  rd("warmup", o.warmup);
-  o.validate();
-  return o;
+  return detail::fields_from_json<DartsOptions>(text, "DartsOptions", DartsFields{});
 }
 
 // ---- optimizer ----
