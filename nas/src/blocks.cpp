@@ -135,6 +135,62 @@ Tensor apply(const Preprocess& p, const ParamSet& ps, const Tensor& x) {
   return p.reduce ? apply(p.fr, ps, x) : apply(p.rcb, ps, x);
 }
 
+Preprocess make_preprocess(ParamBuilder& b, const std::string& name, int64_t cin, int64_t cout, bool reduce,
+                           bool affine) {
+  Preprocess p;
+  p.reduce = reduce;
+  if (reduce)
+    p.fr = make_factorized_reduce(b, name, cin, cout, affine);
+  else
+    p.rcb = make_relu_conv_bn(b, name, cin, cout, affine);
+  return p;
+}
+
+Tensor CellStates::get(int j) {
+  Tensor& s = states_[static_cast<size_t>(j)];
+  if (!s.defined()) s = apply(*pre_[j], ps_, *in_[j]);  // only inputs 0 and 1 start undefined
+  return s;
+}
+
+Stem make_stem(ParamBuilder& b, int64_t cin, int64_t cout) {
+  Stem s;
+  s.conv = b.conv("stem.conv", cout, cin, 3, 3);
+  s.bn = b.bn("stem.bn", cout, /*affine=*/true);
+  return s;
+}
+
+Tensor apply(const Stem& s, const ParamSet& ps, const Tensor& x) {
+  return apply_bn(conv2d(x, ps[s.conv], Conv2dOptions::same(1, 1)), ps, s.bn);
+}
+
+Classifier make_classifier(ParamBuilder& b, int64_t num_classes, int64_t in) {
+  Classifier c;
+  c.weight = b.linear_weight("classifier.weight", num_classes, in);
+  c.bias = b.linear_bias("classifier.bias", num_classes, in);
+  return c;
+}
+
+Tensor apply(const Classifier& c, const ParamSet& ps, const Tensor& x) {
+  return linear(global_avg_pool(x), ps[c.weight], ps[c.bias]);
+}
+
+void check_input(const char* who, const Tensor& x, int64_t in_channels) {
+  MN_CHECK(x.defined() && x.ndim() == 4 && x.dim(1) == in_channels, who, ": expected input [N, ",
+           in_channels, ", H, W], got ", x.defined() ? x.describe() : std::string("an undefined tensor"));
+}
+
+bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, Device device,
+                        const ForwardContext& ctx) {
+  check_input(who, x, in_channels);
+  MN_CHECK(x.device() == device, who, ": input on ", device_name(x.device()), " but the network is on ",
+           device_name(device));
+  const bool drop = ctx.training && ctx.drop_path_prob > 0.f;
+  MN_CHECK(!drop || ctx.rng, who, ": drop-path needs ForwardContext::rng");
+  MN_CHECK(ctx.drop_path_prob >= 0.f && ctx.drop_path_prob < 1.f, who,
+           ": drop_path_prob must be in [0, 1), got ", ctx.drop_path_prob);
+  return drop;
+}
+
 std::vector<int> OpBlock::param_indices() const {
   std::vector<int> r = convs;
   for (const Bn& b : bn) {
@@ -149,6 +205,17 @@ std::vector<int> OpBlock::param_indices() const {
   }
   return r;
 }
+
+namespace {
+// Declares the depthwise 3x3, pointwise 1x1 and BN that relu_dw_pw_bn applies
+// (names <n>.dw<k>, .pw<k>, .bn<k>; the BN goes to op.bn[slot]).
+void declare_dw_pw_bn(ParamBuilder& b, OpBlock& op, const std::string& n, const std::string& k, int slot,
+                      bool affine) {
+  op.convs.push_back(b.conv(n + ".dw" + k, op.C, 1, 3, 3));
+  op.convs.push_back(b.conv(n + ".pw" + k, op.C, op.C, 1, 1));
+  op.bn[slot] = b.bn(n + ".bn" + k, op.C, affine);
+}
+}  // namespace
 
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
                 bool affine) {
@@ -172,22 +239,12 @@ OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_
       op.bn[0] = b.bn(n + ".bn", C, affine);
       break;
     case Primitive::Conv3x3:
-      op.convs.push_back(b.conv(n + ".dw", C, 1, 3, 3));
-      op.convs.push_back(b.conv(n + ".pw", C, C, 1, 1));
-      op.bn[0] = b.bn(n + ".bn", C, affine);
+    case Primitive::DilConv3x3:
+      declare_dw_pw_bn(b, op, n, "", 0, affine);
       break;
     case Primitive::SepConv3x3:
-      op.convs.push_back(b.conv(n + ".dw1", C, 1, 3, 3));
-      op.convs.push_back(b.conv(n + ".pw1", C, C, 1, 1));
-      op.bn[0] = b.bn(n + ".bn1", C, affine);
-      op.convs.push_back(b.conv(n + ".dw2", C, 1, 3, 3));
-      op.convs.push_back(b.conv(n + ".pw2", C, C, 1, 1));
-      op.bn[1] = b.bn(n + ".bn2", C, affine);
-      break;
-    case Primitive::DilConv3x3:
-      op.convs.push_back(b.conv(n + ".dw", C, 1, 3, 3));
-      op.convs.push_back(b.conv(n + ".pw", C, C, 1, 1));
-      op.bn[0] = b.bn(n + ".bn", C, affine);
+      declare_dw_pw_bn(b, op, n, "1", 0, affine);
+      declare_dw_pw_bn(b, op, n, "2", 1, affine);
       break;
   }
   return op;

@@ -9,6 +9,7 @@
 #include "metanas/engine/ops.h"
 #include "metanas/engine/param_set.h"
 #include "metanas/engine/random.h"
+#include "metanas/nas/model.h"
 #include "metanas/nas/primitives.h"
 
 namespace metanas::nas::detail {
@@ -74,6 +75,55 @@ struct Preprocess {
   ReluConvBn rcb;
 };
 Tensor apply(const Preprocess& p, const ParamSet& ps, const Tensor& x);
+// A factorized reduce when `reduce` (the previous cell halved the size), else
+// ReLU-conv-BN; parameters named <name>.*.
+Preprocess make_preprocess(ParamBuilder& b, const std::string& name, int64_t cin, int64_t cout, bool reduce,
+                           bool affine);
+
+// The states of one cell: its two preprocessed inputs, each computed on first
+// use (an input that no computed edge reads is never preprocessed), then the
+// nodes in order.
+class CellStates {
+ public:
+  CellStates(const Preprocess& pre0, const Preprocess& pre1, const ParamSet& ps, const Tensor& s0,
+             const Tensor& s1)
+      : pre_{&pre0, &pre1}, ps_(ps), in_{&s0, &s1}, states_(2) {}
+  // State j: 0 and 1 the preprocessed inputs, 2.. the nodes pushed so far.
+  Tensor get(int j);
+  void push(const Tensor& node) { states_.push_back(node); }
+  // The node states (from 2 on).
+  std::vector<Tensor> nodes() const { return {states_.begin() + 2, states_.end()}; }
+
+ private:
+  const Preprocess* pre_[2];
+  const ParamSet& ps_;
+  const Tensor* in_[2];
+  std::vector<Tensor> states_;
+};
+
+// The stem of the cell networks: conv 3x3 (pad 1), affine BN ("stem.conv", "stem.bn").
+struct Stem {
+  int conv = -1;
+  Bn bn;
+};
+Stem make_stem(ParamBuilder& b, int64_t cin, int64_t cout);
+Tensor apply(const Stem& s, const ParamSet& ps, const Tensor& x);
+
+// The head of the cell networks: global average pool, linear
+// ("classifier.weight", "classifier.bias").
+struct Classifier {
+  int weight = -1, bias = -1;
+};
+Classifier make_classifier(ParamBuilder& b, int64_t num_classes, int64_t in);
+Tensor apply(const Classifier& c, const ParamSet& ps, const Tensor& x);
+
+// Forward-argument checks, errors prefixed with `who`: x must be
+// [N, in_channels, H, W] ...
+void check_input(const char* who, const Tensor& x, int64_t in_channels);
+// ... and, for the cell networks, on `device`, with a valid drop-path setting.
+// Returns whether drop-path is on.
+bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, Device device,
+                        const ForwardContext& ctx);
 
 // One candidate op on C channels.
 struct OpBlock {

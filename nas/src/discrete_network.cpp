@@ -24,10 +24,9 @@ struct DiscreteNetworkImpl {
   DiscreteConfig cfg;
   Genotype genotype;
   ParamSet weights;
-  int stem_conv = -1;
-  Bn stem_bn;
+  Stem stem;
   std::vector<DiscreteCell> cells;
-  int fc_w = -1, fc_b = -1;
+  Classifier classifier;
 
   DiscreteNetworkImpl(const DiscreteConfig& c, const Genotype& g, Device d)
       : cfg(c), genotype(g), weights(d) {}
@@ -45,8 +44,7 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
   const int64_t c_stem = static_cast<int64_t>(cfg.stem_multiplier) * cfg.C;
 
   detail::ParamBuilder b(m.weights);
-  m.stem_conv = b.conv("stem.conv", c_stem, cfg.in_channels, 3, 3);
-  m.stem_bn = b.bn("stem.bn", c_stem, true);
+  m.stem = detail::make_stem(b, cfg.in_channels, c_stem);
   int64_t c_pp = c_stem, c_p = c_stem, c_cur = cfg.C;
   bool red_prev = false;
   for (int k = 0; k < cfg.layers; ++k) {
@@ -56,12 +54,8 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
     const auto& gene = cell.reduction ? genotype.reduce : genotype.normal;
     cell.concat = cell.reduction ? genotype.reduce_concat : genotype.normal_concat;
     const std::string cn = "cell" + std::to_string(k);
-    cell.pre0.reduce = red_prev;
-    if (red_prev)
-      cell.pre0.fr = detail::make_factorized_reduce(b, cn + ".pre0", c_pp, c_cur, true);
-    else
-      cell.pre0.rcb = detail::make_relu_conv_bn(b, cn + ".pre0", c_pp, c_cur, true);
-    cell.pre1.rcb = detail::make_relu_conv_bn(b, cn + ".pre1", c_p, c_cur, true);
+    cell.pre0 = detail::make_preprocess(b, cn + ".pre0", c_pp, c_cur, red_prev, true);
+    cell.pre1 = detail::make_preprocess(b, cn + ".pre1", c_p, c_cur, false, true);
     for (size_t i = 0; i < gene.size(); ++i) {
       std::vector<detail::OpBlock> ops;
       std::vector<int> ins;
@@ -80,8 +74,7 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
     red_prev = cell.reduction;
     m.cells.push_back(std::move(cell));
   }
-  m.fc_w = b.linear_weight("classifier.weight", cfg.num_classes, c_p);
-  m.fc_b = b.linear_bias("classifier.bias", cfg.num_classes, c_p);
+  m.classifier = detail::make_classifier(b, cfg.num_classes, c_p);
   b.finish(rng);
 }
 
@@ -102,43 +95,28 @@ std::unique_ptr<Model> DiscreteNetwork::clone() const {
 
 Tensor DiscreteNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
   auto& m = *impl_;
-  MN_CHECK(x.defined() && x.ndim() == 4 && x.dim(1) == m.cfg.in_channels,
-           "DiscreteNetwork::forward: expected input [N, ", m.cfg.in_channels, ", H, W], got ",
-           x.defined() ? x.describe() : std::string("an undefined tensor"));
-  MN_CHECK(x.device() == device(), "DiscreteNetwork::forward: input on ", device_name(x.device()),
-           " but the network is on ", device_name(device()));
-  const bool drop = ctx.training && ctx.drop_path_prob > 0.f;
-  MN_CHECK(!drop || ctx.rng, "DiscreteNetwork::forward: drop-path needs ForwardContext::rng");
-  MN_CHECK(ctx.drop_path_prob >= 0.f && ctx.drop_path_prob < 1.f,
-           "DiscreteNetwork::forward: drop_path_prob must be in [0, 1), got ", ctx.drop_path_prob);
+  const bool drop = detail::check_cell_forward("DiscreteNetwork::forward", x, m.cfg.in_channels, device(), ctx);
 
-  Tensor stem = detail::apply_bn(conv2d(x, m.weights[m.stem_conv], Conv2dOptions::same(1, 1)),
-                                 m.weights, m.stem_bn);
+  Tensor stem = detail::apply(m.stem, m.weights, x);
   Tensor s0 = stem, s1 = stem;
   for (const auto& cell : m.cells) {
-    std::vector<Tensor> states(2);
-    auto state = [&](int j) -> Tensor {
-      Tensor& s = states[static_cast<size_t>(j)];
-      if (!s.defined())
-        s = j == 0 ? detail::apply(cell.pre0, m.weights, s0) : detail::apply(cell.pre1, m.weights, s1);
-      return s;
-    };
+    detail::CellStates states(cell.pre0, cell.pre1, m.weights, s0, s1);
     for (size_t i = 0; i < cell.ops.size(); ++i) {
       Tensor node;
       for (size_t e = 0; e < cell.ops[i].size(); ++e) {
         const detail::OpBlock& op = cell.ops[i][e];
-        Tensor y = detail::apply(op, m.weights, state(cell.inputs[i][e]));
+        Tensor y = detail::apply(op, m.weights, states.get(cell.inputs[i][e]));
         if (drop && !op.identity()) y = drop_path(y, ctx.drop_path_prob, *ctx.rng);
         node = node.defined() ? add(node, y) : y;
       }
-      states.push_back(node);
+      states.push(node);
     }
     std::vector<Tensor> outs;
-    for (int s : cell.concat) outs.push_back(state(s));
+    for (int s : cell.concat) outs.push_back(states.get(s));
     s0 = s1;
     s1 = outs.size() == 1 ? outs[0] : concat_channels(outs);
   }
-  return linear(global_avg_pool(s1), m.weights[m.fc_w], m.weights[m.fc_b]);
+  return detail::apply(m.classifier, m.weights, s1);
 }
 
 // ---- ConvNet4 ----
@@ -169,9 +147,7 @@ std::unique_ptr<Model> ConvNet4::clone() const {
 }
 
 Tensor ConvNet4::forward(const Tensor& x, const ForwardContext& ctx) {
-  MN_CHECK(x.defined() && x.ndim() == 4 && x.dim(1) == cfg_.in_channels,
-           "ConvNet4::forward: expected input [N, ", cfg_.in_channels, ", H, W], got ",
-           x.defined() ? x.describe() : std::string("an undefined tensor"));
+  detail::check_input("ConvNet4::forward", x, cfg_.in_channels);
   Tensor h = x;
   for (const Block& blk : blocks_) {
     h = conv2d(h, weights_[blk.conv], Conv2dOptions::same(1, 1));

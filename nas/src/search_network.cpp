@@ -25,10 +25,9 @@ struct SearchNetworkImpl {
   SearchConfig cfg;
   std::vector<int> reductions;
   ParamSet weights, arch;
-  int stem_conv = -1;
-  Bn stem_bn;
+  Stem stem;
   std::vector<SearchCell> cells;
-  int fc_w = -1, fc_b = -1;
+  Classifier classifier;
   std::vector<int> alpha_idx[2], pair_idx[2];  // [cell type][node]
   std::vector<std::vector<std::pair<int, int>>> pairs;  // [node]
   ForwardStats stats;
@@ -86,20 +85,15 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
   const int64_t c_stem = static_cast<int64_t>(cfg.stem_multiplier) * C;
 
   detail::ParamBuilder b(m.weights);
-  m.stem_conv = b.conv("stem.conv", c_stem, cfg.in_channels, 3, 3);
-  m.stem_bn = b.bn("stem.bn", c_stem, /*affine=*/true);
+  m.stem = detail::make_stem(b, cfg.in_channels, c_stem);
   int64_t c_pp = c_stem, c_p = c_stem;
   bool red_prev = false;
   for (int k = 0; k < cfg.layers; ++k) {
     detail::SearchCell cell;
     cell.reduction = std::find(m.reductions.begin(), m.reductions.end(), k) != m.reductions.end();
     const std::string cn = "cell" + std::to_string(k);
-    cell.pre0.reduce = red_prev;
-    if (red_prev)
-      cell.pre0.fr = detail::make_factorized_reduce(b, cn + ".pre0", c_pp, C, false);
-    else
-      cell.pre0.rcb = detail::make_relu_conv_bn(b, cn + ".pre0", c_pp, C, false);
-    cell.pre1.rcb = detail::make_relu_conv_bn(b, cn + ".pre1", c_p, C, false);
+    cell.pre0 = detail::make_preprocess(b, cn + ".pre0", c_pp, C, red_prev, false);
+    cell.pre1 = detail::make_preprocess(b, cn + ".pre1", c_p, C, false, false);
     cell.edges.resize(static_cast<size_t>(cfg.nodes));
     for (int i = 0; i < cfg.nodes; ++i) {
       for (int j = 0; j < i + 2; ++j) {
@@ -115,8 +109,7 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
     c_p = static_cast<int64_t>(cfg.nodes) * C;
     red_prev = m.cells.back().reduction;
   }
-  m.fc_w = b.linear_weight("classifier.weight", cfg.num_classes, c_p);
-  m.fc_b = b.linear_bias("classifier.bias", cfg.num_classes, c_p);
+  m.classifier = detail::make_classifier(b, cfg.num_classes, c_p);
   b.finish(rng);
 
   detail::ParamBuilder ab(m.arch);
@@ -172,15 +165,7 @@ std::unique_ptr<Model> SearchNetwork::clone() const {
 Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
   auto& m = *impl_;
   const SearchConfig& cfg = m.cfg;
-  MN_CHECK(x.defined() && x.ndim() == 4 && x.dim(1) == cfg.in_channels,
-           "SearchNetwork::forward: expected input [N, ", cfg.in_channels, ", H, W], got ",
-           x.defined() ? x.describe() : std::string("an undefined tensor"));
-  MN_CHECK(x.device() == device(), "SearchNetwork::forward: input on ", device_name(x.device()),
-           " but the network is on ", device_name(device()));
-  const bool drop = ctx.training && ctx.drop_path_prob > 0.f;
-  MN_CHECK(!drop || ctx.rng, "SearchNetwork::forward: drop-path needs ForwardContext::rng");
-  MN_CHECK(ctx.drop_path_prob >= 0.f && ctx.drop_path_prob < 1.f,
-           "SearchNetwork::forward: drop_path_prob must be in [0, 1), got ", ctx.drop_path_prob);
+  const bool drop = detail::check_cell_forward("SearchNetwork::forward", x, cfg.in_channels, device(), ctx);
 
   // Normalized architecture weights, once per cell type (shared by its cells).
   bool has_type[2] = {false, false};
@@ -218,8 +203,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
   }
 
   ForwardStats stats;
-  Conv2dOptions stem_opt = Conv2dOptions::same(1, 1);
-  Tensor stem = detail::apply_bn(conv2d(x, m.weights[m.stem_conv], stem_opt), m.weights, m.stem_bn);
+  Tensor stem = detail::apply(m.stem, m.weights, x);
   Tensor s0 = stem, s1 = stem;
   for (const auto& cell : m.cells) {
     const int t = cell.reduction ? 1 : 0;
@@ -229,13 +213,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
     const int64_t OW = detail::strided_size(s1.dim(3), stride);
     // Preprocessed inputs are computed on first use (an input no surviving
     // edge reads is never computed).
-    std::vector<Tensor> states(2);
-    auto state = [&](int j) -> Tensor {
-      Tensor& s = states[static_cast<size_t>(j)];
-      if (!s.defined())
-        s = j == 0 ? detail::apply(cell.pre0, m.weights, s0) : detail::apply(cell.pre1, m.weights, s1);
-      return s;
-    };
+    detail::CellStates states(cell.pre0, cell.pre1, m.weights, s0, s1);
     for (int i = 0; i < cfg.nodes; ++i) {
       const int n_in = i + 2;
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
@@ -246,7 +224,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       stats.pairs_total += static_cast<int>(pairs.size());
       stats.pairs_kept += static_cast<int>(plan.kept_pairs.size());
       if (plan.terms.empty()) {
-        states.push_back(Tensor::zeros(Shape{N, cfg.C, OH, OW}, DType::F32, x.device()));
+        states.push(Tensor::zeros(Shape{N, cfg.C, OH, OW}, DType::F32, x.device()));
         continue;
       }
       // Op outputs of the surviving terms.
@@ -254,7 +232,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       outs.reserve(plan.terms.size());
       for (const auto& [j, k] : plan.terms) {
         const detail::OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
-        Tensor y = detail::apply(op, m.weights, state(j));
+        Tensor y = detail::apply(op, m.weights, states.get(j));
         if (drop && !op.identity()) y = drop_path(y, ctx.drop_path_prob, *ctx.rng);
         outs.push_back(y);
       }
@@ -287,14 +265,13 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       Tensor coef = linear(Pi.reshape(Shape{1, NP}), Tensor::from_vector(mc, Shape{M, NP}, x.device()),
                            Tensor())
                         .reshape(Shape{M});
-      states.push_back(weighted_sum(outs, mul(wsel, coef)));
+      states.push(weighted_sum(outs, mul(wsel, coef)));
     }
-    std::vector<Tensor> nodes(states.begin() + 2, states.end());
     s0 = s1;
-    s1 = concat_channels(nodes);
+    s1 = concat_channels(states.nodes());
   }
   m.stats = stats;
-  return linear(global_avg_pool(s1), m.weights[m.fc_w], m.weights[m.fc_b]);
+  return detail::apply(m.classifier, m.weights, s1);
 }
 
 Genotype SearchNetwork::genotype() const {
