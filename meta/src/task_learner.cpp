@@ -75,24 +75,6 @@ Tensor rows_view(const Tensor& t, int64_t row0, int64_t rows) {
   return Tensor::view_of(t.impl()->storage, t.impl()->offset + row0 * per_row, Shape(dims), t.dtype());
 }
 
-// Marks every parameter of a set as not requiring grad while alive.
-class Freeze {
- public:
-  explicit Freeze(ParamSet* ps) : ps_(ps) {
-    if (ps_)
-      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(false);
-  }
-  ~Freeze() {
-    if (ps_)
-      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(true);
-  }
-  Freeze(const Freeze&) = delete;
-  Freeze& operator=(const Freeze&) = delete;
-
- private:
-  ParamSet* ps_;
-};
-
 void check_episode(const data::Episode& ep, const nas::Model& m, const char* who) {
   MN_CHECK(ep.support_x.defined() && ep.support_y.defined() && ep.query_x.defined() && ep.query_y.defined(),
            who, ": the episode has undefined support or query tensors");
@@ -299,12 +281,10 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
       W.zero_grad();
       if (arch[s]) A->zero_grad();
       {
-        Freeze fa(arch[s] ? nullptr : A);
-        Tensor logits = model_->forward(bw.x, ctx);
-        Tensor loss = cross_entropy(logits, bw.y);
-        r.last_support_acc = accuracy(logits.detach(), bw.y);
-        loss.backward();
-        r.last_support_loss = loss.detach();
+        nas::FreezeParams fa(arch[s] ? nullptr : A);
+        const nas::LossAcc la = model_->loss_backward(bw, ctx);
+        r.last_support_loss = la.loss;
+        r.last_support_acc = la.acc;
       }
       sgd_w_->step();
       if (arch[s]) sgd_a_->step();

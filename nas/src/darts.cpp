@@ -54,25 +54,6 @@ DartsOptions DartsOptions::from_json(const std::string& text) {
 
 namespace {
 
-// Marks every parameter of a set as not requiring grad while alive, so a
-// backward computes no gradient for it.
-class Freeze {
- public:
-  explicit Freeze(ParamSet* ps) : ps_(ps) {
-    if (ps_)
-      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(false);
-  }
-  ~Freeze() {
-    if (ps_)
-      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(true);
-  }
-  Freeze(const Freeze&) = delete;
-  Freeze& operator=(const Freeze&) = delete;
-
- private:
-  ParamSet* ps_;
-};
-
 void check_batch(const Batch& b, const char* what) {
   MN_CHECK(b.x.defined() && b.y.defined(), "DartsTaskOptimizer: the ", what, " batch has an undefined x or y");
 }
@@ -120,7 +101,7 @@ Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const B
 
   if (!opt_.second_order) {
     A->zero_grad();
-    Freeze fw(&W);
+    FreezeParams fw(&W);
     Tensor loss = model_->loss(for_alpha, ctx);
     loss.backward();
     return loss.detach();
@@ -135,7 +116,7 @@ Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const B
   // Unrolled step: w' = w - xi (dL_t/dw + wd w).
   W.zero_grad();
   {
-    Freeze fa(A);
+    FreezeParams fa(A);
     model_->loss(for_weights, ctx).backward();
   }
   if (opt_.w_weight_decay != 0.f) W.grads().add_(W.values(), opt_.w_weight_decay);
@@ -157,7 +138,7 @@ Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const B
       W.values().copy_(w_backup_->values());
       W.values().add_(dw, shift);
       A->zero_grad();
-      Freeze fw(&W);
+      FreezeParams fw(&W);
       model_->loss(for_weights, ctx).backward();
       return A->grads().clone();
     };
@@ -186,12 +167,10 @@ DartsStepResult DartsTaskOptimizer::step(const Batch& for_alpha, const Batch& fo
       // First order, inlined to get the accuracy from the same forward.
       check_batch(for_alpha, "architecture");
       A->zero_grad();
-      Freeze fw(&model_->weights());
-      Tensor logits = model_->forward(for_alpha.x, ctx);
-      Tensor loss = cross_entropy(logits, for_alpha.y);
-      r.alpha_acc = accuracy(logits.detach(), for_alpha.y);
-      loss.backward();
-      r.alpha_loss = loss.detach();
+      FreezeParams fw(&model_->weights());
+      const LossAcc la = model_->loss_backward(for_alpha, ctx);
+      r.alpha_loss = la.loss;
+      r.alpha_acc = la.acc;
     }
     a_opt_->step();
     r.alpha_updated = true;
@@ -200,12 +179,10 @@ DartsStepResult DartsTaskOptimizer::step(const Batch& for_alpha, const Batch& fo
   ParamSet& W = model_->weights();
   W.zero_grad();
   {
-    Freeze fa(A);
-    Tensor logits = model_->forward(for_weights.x, ctx);
-    Tensor loss = cross_entropy(logits, for_weights.y);
-    r.w_acc = accuracy(logits.detach(), for_weights.y);
-    loss.backward();
-    r.w_loss = loss.detach();
+    FreezeParams fa(A);
+    const LossAcc lw = model_->loss_backward(for_weights, ctx);
+    r.w_loss = lw.loss;
+    r.w_acc = lw.acc;
   }
   w_opt_->step();
   return r;

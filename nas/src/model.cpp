@@ -16,4 +16,15 @@ Tensor Model::loss(const Batch& b, const ForwardContext& ctx) {
   return cross_entropy(forward(b.x, ctx), b.y);
 }
 
+LossAcc Model::loss_backward(const Batch& b, const ForwardContext& ctx) {
+  MN_CHECK(b.x.defined() && b.y.defined(), kind(), " loss: batch has an undefined x or y");
+  Tensor logits = forward(b.x, ctx);
+  Tensor loss = cross_entropy(logits, b.y);
+  LossAcc r;
+  r.acc = accuracy(logits.detach(), b.y);
+  loss.backward();
+  r.loss = loss.detach();
+  return r;
+}
+
 }  // namespace metanas::nas

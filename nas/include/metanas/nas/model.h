@@ -63,6 +63,29 @@ struct Batch {
   Tensor y;
 };
 
+// A detached loss and the accuracy from the same forward (scalar tensors).
+struct LossAcc {
+  Tensor loss, acc;
+};
+
+// Marks every parameter of a set as not requiring grad while alive (null:
+// does nothing), so that a backward computes no gradient for it: how weight-
+// only and architecture-only gradients are taken.
+class FreezeParams {
+ public:
+  explicit FreezeParams(ParamSet* ps) : ps_(ps) { set(false); }
+  ~FreezeParams() { set(true); }
+  FreezeParams(const FreezeParams&) = delete;
+  FreezeParams& operator=(const FreezeParams&) = delete;
+
+ private:
+  void set(bool requires_grad) {
+    if (ps_)
+      for (int i = 0; i < ps_->size(); ++i) (*ps_)[i].set_requires_grad(requires_grad);
+  }
+  ParamSet* ps_;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -96,6 +119,9 @@ class Model {
 
   // Mean cross-entropy of forward(b.x) against b.y (a scalar tensor).
   Tensor loss(const Batch& b, const ForwardContext& ctx);
+  // The same loss and the batch accuracy from one forward, then the loss's
+  // backward (gradients accumulate into every parameter requiring grad).
+  LossAcc loss_backward(const Batch& b, const ForwardContext& ctx);
 };
 
 }  // namespace metanas::nas
