@@ -7,7 +7,9 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
+#include "metanas/engine/ops.h"
 #include "metanas/meta/fomaml.h"
 #include "metanas/meta/reptile.h"
 #include "metanas/nas/search_network.h"
@@ -54,6 +56,52 @@ void MetaLearner::make_meta_optimizers() {
     if (A)
       a_opt_ = std::make_unique<Adam>(*A, m.a_lr, m.adam_beta1, m.adam_beta2, m.adam_eps, m.a_weight_decay);
   }
+}
+
+MetaStepStats MetaLearner::begin_step(const std::vector<data::Episode>& tasks, const char* who) const {
+  MN_CHECK(!tasks.empty(), who, ": empty meta-batch");
+  MetaStepStats st;
+  st.warmup = in_warmup();
+  st.w_lr = next_w_lr();
+  st.a_lr = st.warmup ? 0.f : next_a_lr();
+  st.tasks = static_cast<int>(tasks.size());
+  return st;
+}
+
+void MetaLearner::finish_step(MetaStepStats& st, bool update_alphas) {
+  w_opt_->set_lr(st.w_lr);
+  w_opt_->step();
+  if (update_alphas) {
+    a_opt_->set_lr(st.a_lr);
+    a_opt_->step();
+  }
+  ++iteration_;
+  st.iteration = iteration_;
+  st.pruned = maybe_prune();
+}
+
+namespace {
+void accumulate(Tensor& sum, const Tensor& v) {
+  if (!v.defined()) return;
+  sum = sum.defined() ? add(sum, v) : v;
+}
+}  // namespace
+
+void MetaLearner::StepSums::add_support(const AdaptResult& r) {
+  accumulate(s_loss, r.last_support_loss);
+  accumulate(s_acc, r.last_support_acc);
+}
+
+void MetaLearner::StepSums::add_query(const Tensor& loss, const Tensor& acc) {
+  accumulate(q_loss, loss);
+  accumulate(q_acc, acc);
+}
+
+void MetaLearner::StepSums::mean_into(MetaStepStats& st) const {
+  NoGradGuard ng;
+  const float inv = 1.f / static_cast<float>(st.tasks);
+  if (q_loss.defined()) st.query_loss = mul_scalar(q_loss, inv), st.query_acc = mul_scalar(q_acc, inv);
+  if (s_loss.defined()) st.support_loss = mul_scalar(s_loss, inv), st.support_acc = mul_scalar(s_acc, inv);
 }
 
 bool MetaLearner::in_warmup() const { return iteration_ < cfg_.meta.warmup_iterations; }

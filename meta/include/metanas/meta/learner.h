@@ -92,6 +92,23 @@ class MetaLearner {
   // parameter sets.
   void make_meta_optimizers();
 
+  // The parts every meta_step shares. begin_step checks that the meta-batch
+  // is not empty (errors name `who`) and fills the warm-up flag, learning
+  // rates and task count; finish_step applies the meta optimizers to the
+  // meta-gradients in place (alphas only when update_alphas) with those
+  // rates, counts the iteration and runs meta-model pruning.
+  MetaStepStats begin_step(const std::vector<data::Episode>& tasks, const char* who) const;
+  void finish_step(MetaStepStats& st, bool update_alphas);
+  // Sums of the per-task losses and accuracies of a meta-batch (add them
+  // under a NoGradGuard); mean_into writes their means over st.tasks, leaving
+  // what was never added undefined.
+  struct StepSums {
+    Tensor q_loss, q_acc, s_loss, s_acc;
+    void add_support(const AdaptResult& r);
+    void add_query(const Tensor& loss, const Tensor& acc);
+    void mean_into(MetaStepStats& st) const;
+  };
+
   MetaConfig cfg_;
   std::unique_ptr<nas::Model> model_;
   std::unique_ptr<TaskLearner> task_;
