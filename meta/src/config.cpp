@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "metanas/engine/error.h"
 #include "metanas/nas/discrete_network.h"
@@ -20,52 +21,63 @@ using nlohmann::json;
 
 // ---- enum names ----
 
-const char* algorithm_name(Algorithm a) {
-  switch (a) {
-    case Algorithm::Reptile: return "reptile";
-    case Algorithm::Fomaml: return "fomaml";
-    case Algorithm::AutoMaml: return "auto_maml";
-  }
+namespace {
+
+// Each enum's names: the first entry of a value is the name it is written
+// as (and listed in errors), later ones are accepted aliases.
+template <typename E>
+struct EnumName {
+  E value;
+  const char* name;
+};
+
+constexpr EnumName<Algorithm> kAlgorithmNames[] = {
+    {Algorithm::Reptile, "reptile"},    {Algorithm::Reptile, "metanas"},    {Algorithm::Fomaml, "fomaml"},
+    {Algorithm::Fomaml, "tnas"},        {Algorithm::Fomaml, "t-nas"},       {Algorithm::Fomaml, "t_nas"},
+    {Algorithm::AutoMaml, "auto_maml"}, {Algorithm::AutoMaml, "auto-maml"}, {Algorithm::AutoMaml, "automaml"}};
+constexpr EnumName<ModelKind> kModelKindNames[] = {
+    {ModelKind::Search, "search"}, {ModelKind::ConvNet4, "convnet4"}, {ModelKind::Discrete, "discrete"}};
+constexpr EnumName<InnerOptimizer> kInnerOptimizerNames[] = {
+    {InnerOptimizer::Adam, "adam"}, {InnerOptimizer::Adam, "darts"}, {InnerOptimizer::Sgd, "sgd"}};
+constexpr EnumName<MetaOptimizer> kMetaOptimizerNames[] = {{MetaOptimizer::Sgd, "sgd"},
+                                                           {MetaOptimizer::Adam, "adam"}};
+
+template <typename E, size_t N>
+const char* name_of(const EnumName<E> (&names)[N], E v) {
+  for (const auto& n : names)
+    if (n.value == v) return n.name;
   return "?";
 }
 
-Algorithm parse_algorithm(const std::string& s) {
-  if (s == "reptile" || s == "metanas") return Algorithm::Reptile;
-  if (s == "fomaml" || s == "tnas" || s == "t-nas" || s == "t_nas") return Algorithm::Fomaml;
-  if (s == "auto_maml" || s == "auto-maml" || s == "automaml") return Algorithm::AutoMaml;
-  MN_THROW("unknown meta-learning algorithm '", s, "' (valid: reptile, fomaml, auto_maml)");
-}
-
-const char* model_kind_name(ModelKind k) {
-  switch (k) {
-    case ModelKind::Search: return "search";
-    case ModelKind::ConvNet4: return "convnet4";
-    case ModelKind::Discrete: return "discrete";
+template <typename E, size_t N>
+E parse_name(const EnumName<E> (&names)[N], const std::string& s, const char* what) {
+  for (const auto& n : names)
+    if (s == n.name) return n.value;
+  std::string valid;  // the written names only
+  for (size_t i = 0; i < N; ++i) {
+    bool first = true;
+    for (size_t j = 0; j < i; ++j) first = first && names[j].value != names[i].value;
+    if (first) valid += (valid.empty() ? "" : ", ") + std::string(names[i].name);
   }
-  return "?";
+  MN_THROW("unknown ", what, " '", s, "' (valid: ", valid, ")");
 }
 
-ModelKind parse_model_kind(const std::string& s) {
-  if (s == "search") return ModelKind::Search;
-  if (s == "convnet4") return ModelKind::ConvNet4;
-  if (s == "discrete") return ModelKind::Discrete;
-  MN_THROW("unknown model kind '", s, "' (valid: search, convnet4, discrete)");
-}
+}  // namespace
 
-const char* inner_optimizer_name(InnerOptimizer o) { return o == InnerOptimizer::Adam ? "adam" : "sgd"; }
+const char* algorithm_name(Algorithm a) { return name_of(kAlgorithmNames, a); }
+Algorithm parse_algorithm(const std::string& s) { return parse_name(kAlgorithmNames, s, "meta-learning algorithm"); }
 
+const char* model_kind_name(ModelKind k) { return name_of(kModelKindNames, k); }
+ModelKind parse_model_kind(const std::string& s) { return parse_name(kModelKindNames, s, "model kind"); }
+
+const char* inner_optimizer_name(InnerOptimizer o) { return name_of(kInnerOptimizerNames, o); }
 InnerOptimizer parse_inner_optimizer(const std::string& s) {
-  if (s == "adam" || s == "darts") return InnerOptimizer::Adam;
-  if (s == "sgd") return InnerOptimizer::Sgd;
-  MN_THROW("unknown inner optimizer '", s, "' (valid: adam, sgd)");
+  return parse_name(kInnerOptimizerNames, s, "inner optimizer");
 }
 
-const char* meta_optimizer_name(MetaOptimizer o) { return o == MetaOptimizer::Sgd ? "sgd" : "adam"; }
-
+const char* meta_optimizer_name(MetaOptimizer o) { return name_of(kMetaOptimizerNames, o); }
 MetaOptimizer parse_meta_optimizer(const std::string& s) {
-  if (s == "sgd") return MetaOptimizer::Sgd;
-  if (s == "adam") return MetaOptimizer::Adam;
-  MN_THROW("unknown meta optimizer '", s, "' (valid: sgd, adam)");
+  return parse_name(kMetaOptimizerNames, s, "meta optimizer");
 }
 
 // ---- validation ----
@@ -232,98 +244,172 @@ class Section {
   std::string path_;
 };
 
-void apply_json(MetaConfig& c, const json& root) {
-  Section top(root, "", {"algorithm", "seed", "model", "episodes", "task", "meta", "eval"});
-  top.read_enum("algorithm", c.algorithm, parse_algorithm);
-  top.read("seed", c.seed);
+// The keys of each part of the configuration, listed once: reading, writing
+// and the known-key lists all walk these lists. A visitor V has field (a
+// plain value), named (an enum by name), nested (a NAS struct with its own
+// JSON form), genotype and section (a sub-object with its own list).
+const auto kModelFields = [](auto& v, auto& m) {
+  v.named("kind", m.kind, model_kind_name, parse_model_kind);
+  v.nested("search", m.search);
+  v.nested("convnet4", m.convnet4);
+  v.nested("discrete", m.discrete);
+  v.genotype("genotype", m.genotype);
+};
 
-  if (top.has("model")) {
-    Section s(top.at("model"), "model", {"kind", "search", "convnet4", "discrete", "genotype"});
-    s.read_enum("kind", c.model.kind, parse_model_kind);
-    s.read_nested("search", c.model.search);
-    s.read_nested("convnet4", c.model.convnet4);
-    s.read_nested("discrete", c.model.discrete);
-    if (s.has("genotype")) {
-      const json& g = s.at("genotype");
-      try {
-        if (g.is_string())
-          c.model.genotype = nas::Genotype::from_text(g.get<std::string>());
-        else if (g.is_object())
-          c.model.genotype = nas::Genotype::from_json(g.dump());
-        else if (g.is_null())
-          c.model.genotype = nas::Genotype{};
-        else
-          MN_THROW("expected a genotype object or its text form, got ", g.type_name());
-      } catch (const Error& e) {
-        MN_THROW("MetaConfig: bad value for 'model.genotype': ", e.what());
-      }
+const auto kEpisodeFields = [](auto& v, auto& e) {
+  v.field("ways", e.ways);
+  v.field("shots", e.shots);
+  v.field("train_shots", e.train_shots);
+  v.field("queries", e.queries);
+};
+
+const auto kTaskFields = [](auto& v, auto& t) {
+  v.field("steps", t.steps);
+  v.field("batch_size", t.batch_size);
+  v.field("with_replacement", t.with_replacement);
+  v.named("optimizer", t.optimizer, inner_optimizer_name, parse_inner_optimizer);
+  v.nested("darts", t.darts);
+  v.field("sgd_w_lr", t.sgd_w_lr);
+  v.field("sgd_a_lr", t.sgd_a_lr);
+  v.field("sgd_w_grad_clip", t.sgd_w_grad_clip);
+  v.field("t_max", t.t_max);
+  v.field("t_min", t.t_min);
+  v.named("normalizer", t.normalizer, nas::normalizer_name, nas::parse_normalizer);
+  v.field("prune_threshold", t.prune_threshold);
+  v.field("drop_path_prob", t.drop_path_prob);
+};
+
+const auto kMetaFields = [](auto& v, auto& m) {
+  v.field("iterations", m.iterations);
+  v.field("meta_batch_size", m.meta_batch_size);
+  v.field("warmup_iterations", m.warmup_iterations);
+  v.named("optimizer", m.optimizer, meta_optimizer_name, parse_meta_optimizer);
+  v.field("w_lr", m.w_lr);
+  v.field("a_lr", m.a_lr);
+  v.field("w_anneal", m.w_anneal);
+  v.field("a_anneal", m.a_anneal);
+  v.field("adam_beta1", m.adam_beta1);
+  v.field("adam_beta2", m.adam_beta2);
+  v.field("adam_eps", m.adam_eps);
+  v.field("a_weight_decay", m.a_weight_decay);
+  v.field("prune_threshold", m.prune_threshold);
+  v.field("prune_every", m.prune_every);
+  v.field("query_eval", m.query_eval);
+};
+
+const auto kEvalFields = [](auto& v, auto& e) {
+  v.field("tasks", e.tasks);
+  v.field("arch_steps", e.arch_steps);
+  v.field("weight_steps", e.weight_steps);
+  v.field("batch_size", e.batch_size);
+  v.field("with_replacement", e.with_replacement);
+  v.field("prune_threshold", e.prune_threshold);
+  v.field("drop_path", e.drop_path);
+  v.field("non_transductive_bn", e.non_transductive_bn);
+  v.field("restore_task_optimizer", e.restore_task_optimizer);
+  v.field("top_genotypes", e.top_genotypes);
+};
+
+const auto kConfigFields = [](auto& v, auto& c) {
+  v.named("algorithm", c.algorithm, algorithm_name, parse_algorithm);
+  v.field("seed", c.seed);
+  v.section("model", c.model, kModelFields);
+  v.section("episodes", c.episodes, kEpisodeFields);
+  v.section("task", c.task, kTaskFields);
+  v.section("meta", c.meta, kMetaFields);
+  v.section("eval", c.eval, kEvalFields);
+};
+
+struct KeyLister {
+  std::set<std::string> keys;
+  template <typename... A>
+  void field(const char* k, A&&...) { keys.insert(k); }
+  template <typename... A>
+  void named(const char* k, A&&...) { keys.insert(k); }
+  template <typename... A>
+  void nested(const char* k, A&&...) { keys.insert(k); }
+  template <typename... A>
+  void genotype(const char* k, A&&...) { keys.insert(k); }
+  template <typename... A>
+  void section(const char* k, A&&...) { keys.insert(k); }
+};
+
+// Reads the JSON object j (at key path `path`) into s.
+template <typename S, typename Fields>
+void read_object(const json& j, const std::string& path, S& s, Fields fields);
+
+struct Reader {
+  const Section& s;
+  template <typename T>
+  void field(const char* k, T& out) { s.read(k, out); }
+  template <typename E, typename Name, typename Parse>
+  void named(const char* k, E& out, Name, Parse parse) { s.read_enum(k, out, parse); }
+  template <typename T>
+  void nested(const char* k, T& out) { s.read_nested(k, out); }
+  // A genotype object, its text form, or null (none).
+  void genotype(const char* k, nas::Genotype& out) {
+    if (!s.has(k)) return;
+    const json& g = s.at(k);
+    try {
+      if (g.is_string())
+        out = nas::Genotype::from_text(g.get<std::string>());
+      else if (g.is_object())
+        out = nas::Genotype::from_json(g.dump());
+      else if (g.is_null())
+        out = nas::Genotype{};
+      else
+        MN_THROW("expected a genotype object or its text form, got ", g.type_name());
+    } catch (const Error& e) {
+      MN_THROW("MetaConfig: bad value for '", s.key_path(k), "': ", e.what());
     }
   }
-  if (top.has("episodes")) {
-    Section s(top.at("episodes"), "episodes", {"ways", "shots", "train_shots", "queries"});
-    s.read("ways", c.episodes.ways);
-    s.read("shots", c.episodes.shots);
-    s.read("train_shots", c.episodes.train_shots);
-    s.read("queries", c.episodes.queries);
+  template <typename S, typename Fields>
+  void section(const char* k, S& out, Fields fields) {
+    if (s.has(k)) read_object(s.at(k), s.key_path(k), out, fields);
   }
-  if (top.has("task")) {
-    Section s(top.at("task"), "task",
-              {"steps", "batch_size", "with_replacement", "optimizer", "darts", "sgd_w_lr", "sgd_a_lr",
-               "sgd_w_grad_clip", "t_max", "t_min", "normalizer", "prune_threshold", "drop_path_prob"});
-    auto& t = c.task;
-    s.read("steps", t.steps);
-    s.read("batch_size", t.batch_size);
-    s.read("with_replacement", t.with_replacement);
-    s.read_enum("optimizer", t.optimizer, parse_inner_optimizer);
-    s.read_nested("darts", t.darts);
-    s.read("sgd_w_lr", t.sgd_w_lr);
-    s.read("sgd_a_lr", t.sgd_a_lr);
-    s.read("sgd_w_grad_clip", t.sgd_w_grad_clip);
-    s.read("t_max", t.t_max);
-    s.read("t_min", t.t_min);
-    s.read_enum("normalizer", t.normalizer, nas::parse_normalizer);
-    s.read("prune_threshold", t.prune_threshold);
-    s.read("drop_path_prob", t.drop_path_prob);
-  }
-  if (top.has("meta")) {
-    Section s(top.at("meta"), "meta",
-              {"iterations", "meta_batch_size", "warmup_iterations", "optimizer", "w_lr", "a_lr",
-               "w_anneal", "a_anneal", "adam_beta1", "adam_beta2", "adam_eps", "a_weight_decay",
-               "prune_threshold", "prune_every", "query_eval"});
-    auto& m = c.meta;
-    s.read("iterations", m.iterations);
-    s.read("meta_batch_size", m.meta_batch_size);
-    s.read("warmup_iterations", m.warmup_iterations);
-    s.read_enum("optimizer", m.optimizer, parse_meta_optimizer);
-    s.read("w_lr", m.w_lr);
-    s.read("a_lr", m.a_lr);
-    s.read("w_anneal", m.w_anneal);
-    s.read("a_anneal", m.a_anneal);
-    s.read("adam_beta1", m.adam_beta1);
-    s.read("adam_beta2", m.adam_beta2);
-    s.read("adam_eps", m.adam_eps);
-    s.read("a_weight_decay", m.a_weight_decay);
-    s.read("prune_threshold", m.prune_threshold);
-    s.read("prune_every", m.prune_every);
-    s.read("query_eval", m.query_eval);
-  }
-  if (top.has("eval")) {
-    Section s(top.at("eval"), "eval",
-              {"tasks", "arch_steps", "weight_steps", "batch_size", "with_replacement", "prune_threshold",
-               "drop_path", "non_transductive_bn", "restore_task_optimizer", "top_genotypes"});
-    auto& e = c.eval;
-    s.read("tasks", e.tasks);
-    s.read("arch_steps", e.arch_steps);
-    s.read("weight_steps", e.weight_steps);
-    s.read("batch_size", e.batch_size);
-    s.read("with_replacement", e.with_replacement);
-    s.read("prune_threshold", e.prune_threshold);
-    s.read("drop_path", e.drop_path);
-    s.read("non_transductive_bn", e.non_transductive_bn);
-    s.read("restore_task_optimizer", e.restore_task_optimizer);
-    s.read("top_genotypes", e.top_genotypes);
-  }
+};
+
+template <typename S, typename Fields>
+void read_object(const json& j, const std::string& path, S& s, Fields fields) {
+  KeyLister known;
+  fields(known, s);
+  Section sec(j, path, known.keys);
+  Reader r{sec};
+  fields(r, s);
 }
+
+void apply_json(MetaConfig& c, const json& root) { read_object(root, "", c, kConfigFields); }
+
+struct Writer {
+  json j = json::object();
+  template <typename T>
+  void field(const char* k, const T& v) {
+    if constexpr (std::is_same_v<T, float>)
+      j[k] = num(v);
+    else
+      j[k] = v;
+  }
+  template <typename E, typename Name, typename Parse>
+  void named(const char* k, const E& v, Name name, Parse) { j[k] = name(v); }
+  template <typename T>
+  void nested(const char* k, const T& v) {
+    json n = json::parse(v.to_json());
+    // The NAS structs write raw floats; rewrite them in their short form.
+    for (json& x : n)
+      if (x.is_number_float()) x = num(x.get<float>());
+    j[k] = n;
+  }
+  // null when empty.
+  void genotype(const char* k, const nas::Genotype& g) {
+    j[k] = g.normal.empty() && g.reduce.empty() ? json(nullptr) : json::parse(g.to_json());
+  }
+  template <typename S, typename Fields>
+  void section(const char* k, const S& s, Fields fields) {
+    Writer w;
+    fields(w, s);
+    j[k] = std::move(w.j);
+  }
+};
 
 json parse_text(const std::string& text, const std::string& what) {
   try {
@@ -334,66 +420,9 @@ json parse_text(const std::string& text, const std::string& what) {
 }
 
 json to_json_value(const MetaConfig& c) {
-  json j;
-  j["algorithm"] = algorithm_name(c.algorithm);
-  j["seed"] = c.seed;
-  json genotype = nullptr;
-  if (!c.model.genotype.normal.empty() || !c.model.genotype.reduce.empty())
-    genotype = json::parse(c.model.genotype.to_json());
-  j["model"] = {{"kind", model_kind_name(c.model.kind)},
-                {"search", json::parse(c.model.search.to_json())},
-                {"convnet4", json::parse(c.model.convnet4.to_json())},
-                {"discrete", json::parse(c.model.discrete.to_json())},
-                {"genotype", genotype}};
-  j["episodes"] = {{"ways", c.episodes.ways},
-                   {"shots", c.episodes.shots},
-                   {"train_shots", c.episodes.train_shots},
-                   {"queries", c.episodes.queries}};
-  const auto& t = c.task;
-  j["task"] = {{"steps", t.steps},
-               {"batch_size", t.batch_size},
-               {"with_replacement", t.with_replacement},
-               {"optimizer", inner_optimizer_name(t.optimizer)},
-               {"darts", json::parse(t.darts.to_json())},
-               {"sgd_w_lr", num(t.sgd_w_lr)},
-               {"sgd_a_lr", num(t.sgd_a_lr)},
-               {"sgd_w_grad_clip", num(t.sgd_w_grad_clip)},
-               {"t_max", t.t_max},
-               {"t_min", t.t_min},
-               {"normalizer", nas::normalizer_name(t.normalizer)},
-               {"prune_threshold", num(t.prune_threshold)},
-               {"drop_path_prob", num(t.drop_path_prob)}};
-  // DartsOptions writes raw floats; rewrite them in their short form.
-  for (auto& [k, v] : j["task"]["darts"].items())
-    if (v.is_number_float()) v = num(v.get<float>());
-  const auto& m = c.meta;
-  j["meta"] = {{"iterations", m.iterations},
-               {"meta_batch_size", m.meta_batch_size},
-               {"warmup_iterations", m.warmup_iterations},
-               {"optimizer", meta_optimizer_name(m.optimizer)},
-               {"w_lr", num(m.w_lr)},
-               {"a_lr", num(m.a_lr)},
-               {"w_anneal", m.w_anneal},
-               {"a_anneal", m.a_anneal},
-               {"adam_beta1", num(m.adam_beta1)},
-               {"adam_beta2", num(m.adam_beta2)},
-               {"adam_eps", num(m.adam_eps)},
-               {"a_weight_decay", num(m.a_weight_decay)},
-               {"prune_threshold", num(m.prune_threshold)},
-               {"prune_every", m.prune_every},
-               {"query_eval", m.query_eval}};
-  const auto& e = c.eval;
-  j["eval"] = {{"tasks", e.tasks},
-               {"arch_steps", e.arch_steps},
-               {"weight_steps", e.weight_steps},
-               {"batch_size", e.batch_size},
-               {"with_replacement", e.with_replacement},
-               {"prune_threshold", num(e.prune_threshold)},
-               {"drop_path", e.drop_path},
-               {"non_transductive_bn", e.non_transductive_bn},
-               {"restore_task_optimizer", e.restore_task_optimizer},
-               {"top_genotypes", e.top_genotypes}};
-  return j;
+  Writer w;
+  kConfigFields(w, c);
+  return std::move(w.j);
 }
 
 }  // namespace
