@@ -10,23 +10,13 @@
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 #include "metanas/nas/nas.h"
+#include "tests/nas/fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
+using namespace metanas::testing;
 
 namespace {
-
-SearchConfig tiny() {
-  SearchConfig c;
-  c.in_channels = 1;
-  c.num_classes = 3;
-  c.C = 4;
-  c.layers = 2;
-  c.nodes = 2;
-  c.stem_multiplier = 1;
-  c.reduction_layers = {1};
-  return c;
-}
 
 // Generated 3-class data: class c has a bright 3x3 blob at a class-specific
 // position plus noise.
@@ -58,7 +48,7 @@ float eval_loss(Model& m, const Batch& b, const ForwardContext& ctx) {
 
 TEST_CASE("single-task DARTS search on generated data lowers the loss and moves alpha", "[nas][darts]") {
   Rng rng(1);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   DartsOptions opt;
   opt.w_lr = 0.01f;
   opt.a_lr = 0.01f;
@@ -94,7 +84,7 @@ TEST_CASE("single-task DARTS search on generated data lowers the loss and moves 
 
 TEST_CASE("warm-up updates weights only and fixed models need no alphas", "[nas][darts]") {
   Rng rng(5);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   DartsOptions opt;
   opt.warmup = true;
   DartsTaskOptimizer darts(net, opt);
@@ -111,11 +101,7 @@ TEST_CASE("warm-up updates weights only and fixed models need no alphas", "[nas]
   darts.step(b, b, ForwardContext{});
   REQUIRE(net.alphas()->values().to_vector() != a0);
 
-  ConvNet4Config cc;
-  cc.channels = 4;
-  cc.image_size = 16;
-  cc.num_classes = 3;
-  ConvNet4 cnn(cc, rng);
+  ConvNet4 cnn(tiny_convnet4_config(), rng);
   DartsTaskOptimizer plain(cnn, DartsOptions{});
   REQUIRE(plain.a_optimizer() == nullptr);
   Batch b16 = make_batch(2, 7, 16);
@@ -129,7 +115,7 @@ TEST_CASE("warm-up updates weights only and fixed models need no alphas", "[nas]
 TEST_CASE("task optimizer state persists across steps and resets and round-trips a checkpoint",
           "[nas][darts]") {
   Rng rng(8);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   DartsTaskOptimizer darts(net, DartsOptions{});
   Batch b = make_batch(2, 9);
   darts.step(b, b, ForwardContext{});
@@ -154,7 +140,7 @@ TEST_CASE("task optimizer state persists across steps and resets and round-trips
 TEST_CASE("second-order architecture gradient matches finite differences of the unrolled loss",
           "[nas][darts]") {
   Rng rng(12);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   {
     Rng r(13);
     ParamSet& a = *net.alphas();

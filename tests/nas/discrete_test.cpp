@@ -8,17 +8,13 @@
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 #include "metanas/nas/nas.h"
+#include "tests/nas/fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
+using namespace metanas::testing;
 
 namespace {
-
-const char* kOgV2 =
-    "Genotype(normal=[[('dil_conv_3x3', 0), ('sep_conv_3x3', 1)], [('avg_pool_3x3', 0), "
-    "('sep_conv_3x3', 1)], [('conv_1x5_5x1', 0), ('conv_3x3', 2)]], normal_concat=range(2, 5), "
-    "reduce=[[('skip_connect', 0), ('sep_conv_3x3', 1)], [('conv_3x3', 0), ('dil_conv_3x3', 1)], "
-    "[('dil_conv_3x3', 0), ('conv_1x5_5x1', 2)]], reduce_concat=range(2, 5))";
 
 // Parameters of one affine op at C channels.
 int64_t op_params(Primitive p, int64_t C, int stride) {
@@ -56,11 +52,6 @@ int64_t expected_params(const DiscreteConfig& c, const Genotype& g) {
   return n + cp * c.num_classes + c.num_classes;
 }
 
-Tensor images(int64_t n, int64_t c, int64_t size, uint64_t seed) {
-  Rng r(seed);
-  return Tensor::randn(Shape{n, c, size, size}, r);
-}
-
 }  // namespace
 
 TEST_CASE("discrete network from a genotype: parameters and output shapes", "[nas][discrete]") {
@@ -79,7 +70,7 @@ TEST_CASE("discrete network from a genotype: parameters and output shapes", "[na
       REQUIRE(net.alphas() == nullptr);
       REQUIRE(net.sparse_param_count(ForwardContext{}) == net.weights().numel());
       for (int64_t size : {28, 84}) {
-        Tensor y = net.forward(images(2, 1, size, 2), ForwardContext{});
+        Tensor y = net.forward(random_images(2, 1, size, 2), ForwardContext{});
         REQUIRE(y.shape() == Shape{2, 5});
       }
     }
@@ -99,7 +90,7 @@ TEST_CASE("the searched genotype builds a discrete network", "[nas][discrete]") 
   dc.num_classes = 4;
   DiscreteNetwork net(dc, search.genotype(), rng);
   REQUIRE(net.genotype() == search.genotype());
-  REQUIRE(net.forward(images(3, 3, 20, 4), ForwardContext{}).shape() == Shape{3, 4});
+  REQUIRE(net.forward(random_images(3, 3, 20, 4), ForwardContext{}).shape() == Shape{3, 4});
   REQUIRE(net.weights().numel() == expected_params(dc, search.genotype()));
 }
 
@@ -110,7 +101,7 @@ TEST_CASE("discrete network drop-path and clone", "[nas][discrete]") {
   c.num_classes = 3;
   Rng rng(5);
   DiscreteNetwork net(c, g, rng);
-  Tensor x = images(4, 1, 12, 6);
+  Tensor x = random_images(4, 1, 12, 6);
   const std::vector<float> plain = net.forward(x, ForwardContext{}).to_vector();
   ForwardContext ctx;
   ctx.drop_path_prob = 0.3f;
@@ -126,7 +117,7 @@ TEST_CASE("discrete network drop-path and clone", "[nas][discrete]") {
   auto cl = net.clone();
   REQUIRE(cl->kind() == "discrete");
   REQUIRE(cl->forward(x, ForwardContext{}).to_vector() == plain);
-  REQUIRE_THROWS_WITH(net.forward(images(2, 3, 12, 1), ForwardContext{}), Catch::Contains("[N, 1, H, W]"));
+  REQUIRE_THROWS_WITH(net.forward(random_images(2, 3, 12, 1), ForwardContext{}), Catch::Contains("[N, 1, H, W]"));
   Genotype bad = g;
   bad.normal[0][0].input = 5;
   REQUIRE_THROWS_WITH(DiscreteNetwork(c, bad, rng), Catch::Contains("does not exist yet"));
@@ -147,8 +138,8 @@ TEST_CASE("ConvNet4: the MAML/REPTILE baseline", "[nas][discrete]") {
     const int64_t expect = c.in_channels * ch * 9 + 2 * ch + 3 * (ch * ch * 9 + 2 * ch) +
                            ch * f * f * c.num_classes + c.num_classes;
     REQUIRE(net.weights().numel() == expect);
-    REQUIRE(net.forward(images(3, c.in_channels, size, 2), ForwardContext{}).shape() == Shape{3, 5});
-    REQUIRE_THROWS_WITH(net.forward(images(3, c.in_channels, size + 16, 2), ForwardContext{}),
+    REQUIRE(net.forward(random_images(3, c.in_channels, size, 2), ForwardContext{}).shape() == Shape{3, 5});
+    REQUIRE_THROWS_WITH(net.forward(random_images(3, c.in_channels, size + 16, 2), ForwardContext{}),
                         Catch::Contains("features"));
   }
 }

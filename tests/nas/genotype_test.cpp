@@ -9,18 +9,13 @@
 #include "metanas/engine/error.h"
 #include "metanas/nas/json.h"
 #include "metanas/nas/nas.h"
+#include "tests/nas/fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
+using namespace metanas::testing;
 
 namespace {
-
-// MetaNAS's published Omniglot genotype (genotype_metanas_og_v2), as printed by Python.
-const char* kOgV2 =
-    "Genotype(normal=[[('dil_conv_3x3', 0), ('sep_conv_3x3', 1)], [('avg_pool_3x3', 0), "
-    "('sep_conv_3x3', 1)], [('conv_1x5_5x1', 0), ('conv_3x3', 2)]], normal_concat=range(2, 5), "
-    "reduce=[[('skip_connect', 0), ('sep_conv_3x3', 1)], [('conv_3x3', 0), ('dil_conv_3x3', 1)], "
-    "[('dil_conv_3x3', 0), ('conv_1x5_5x1', 2)]], reduce_concat=range(2, 5))";
 
 Genotype og_v2() {
   using P = Primitive;

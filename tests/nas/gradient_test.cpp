@@ -19,23 +19,13 @@
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/ops.h"
 #include "metanas/nas/nas.h"
+#include "tests/nas/fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
+using namespace metanas::testing;
 
 namespace {
-
-SearchConfig tiny() {
-  SearchConfig c;
-  c.in_channels = 1;
-  c.num_classes = 3;
-  c.C = 4;
-  c.layers = 2;
-  c.nodes = 2;
-  c.stem_multiplier = 1;
-  c.reduction_layers = {1};
-  return c;
-}
 
 struct FdCheck {
   double worst = 0;      // |analytic - numeric| / max(|numeric|, 0.05 max |numeric|) over `strict`
@@ -131,7 +121,7 @@ void randomize(ParamSet& ps, float stddev, uint64_t seed) {
 TEST_CASE("search network: alpha and pair-weight gradients match finite differences (softmax)",
           "[nas][gradient]") {
   Rng rng(11);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   randomize(*net.alphas(), 0.7f, 12);
   Rng xr(13);
   Tensor x = Tensor::randn(Shape{4, 1, 8, 8}, xr);
@@ -148,7 +138,7 @@ TEST_CASE("search network: alpha and pair-weight gradients match finite differen
 
 TEST_CASE("search network: alpha gradients with relu-softmax and with soft pruning", "[nas][gradient]") {
   Rng rng(21);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   // Logits away from 0 so relu's kink is not crossed by the perturbation.
   {
     Rng r(22);
@@ -190,7 +180,7 @@ TEST_CASE("search network: alpha gradients with relu-softmax and with soft pruni
 
 TEST_CASE("search network: weight gradients match finite differences", "[nas][gradient]") {
   Rng rng(31);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   randomize(*net.alphas(), 0.5f, 32);
   Rng xr(33);
   Tensor x = Tensor::randn(Shape{4, 1, 8, 8}, xr);
@@ -223,11 +213,7 @@ TEST_CASE("discrete network and ConvNet4: weight gradients match finite differen
   INFO(r.message);
   REQUIRE(r.worst_max < 3e-2);
 
-  ConvNet4Config cc;
-  cc.channels = 4;
-  cc.image_size = 16;
-  cc.num_classes = 3;
-  ConvNet4 cnn(cc, rng);
+  ConvNet4 cnn(tiny_convnet4_config(), rng);
   Tensor x16 = Tensor::randn(Shape{4, 1, 16, 16}, xr);
   FdCheck r2 = fd_check(cnn, cnn.weights(), x16, ForwardContext{}, 3, 1e-3);
   INFO(r2.message);

@@ -6,28 +6,13 @@
 
 #include "metanas/engine/ops.h"
 #include "metanas/nas/nas.h"
+#include "tests/nas/fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
+using namespace metanas::testing;
 
 namespace {
-
-SearchConfig tiny() {
-  SearchConfig c;
-  c.in_channels = 1;
-  c.num_classes = 3;
-  c.C = 4;
-  c.layers = 2;
-  c.nodes = 2;
-  c.stem_multiplier = 1;
-  c.reduction_layers = {1};
-  return c;
-}
-
-Tensor images(uint64_t seed, int64_t n = 4, int64_t size = 8) {
-  Rng r(seed);
-  return Tensor::randn(Shape{n, 1, size, size}, r);
-}
 
 // Sets every architecture logit to N(0, 1) so that weights differ clearly.
 void randomize_alphas(SearchNetwork& net, uint64_t seed) {
@@ -79,7 +64,7 @@ void require_close(const std::vector<float>& a, const std::vector<float>& b, dou
 TEST_CASE("meta-pruned ops are not computed and the network equals the one computing them with weight 0",
           "[nas][pruning]") {
   Rng rng(3);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   randomize_alphas(net, 4);
   // Prune some ops of both cell types: logits of -1e9 give softmax weight 0.
   int pruned = 0;
@@ -89,7 +74,7 @@ TEST_CASE("meta-pruned ops are not computed and the network equals the one compu
         set_logit(net, net.alpha_index(t, node), e, kPrunedLogit);
         ++pruned;
       }
-  Tensor x = images(5);
+  Tensor x = random_images(4, 1, 8, 5);
   ForwardContext skip;  // prune_threshold 0: zero weights are skipped
   ForwardContext all;
   all.prune_threshold = -1.f;  // compute everything
@@ -106,7 +91,7 @@ TEST_CASE("meta-pruned ops are not computed and the network equals the one compu
 TEST_CASE("threshold pruning of small ops and pairs equals the network with them removed",
           "[nas][pruning]") {
   Rng rng(6);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   randomize_alphas(net, 7);
   // Node 1 of the normal cell: keep only the pair (0, 1) (pairs: (0,1), (0,2), (1,2)),
   // so its input 2 (node 0) feeds no surviving pair and none of its ops run.
@@ -118,7 +103,7 @@ TEST_CASE("threshold pruning of small ops and pairs equals the network with them
   const int ar = net.alpha_index(CellType::Reduce, 0);
   for (int64_t e : {0, 4, 9, 13}) set_logit(net, ar, e, -25.f);
 
-  Tensor x = images(8);
+  Tensor x = random_images(4, 1, 8, 8);
   ForwardContext ctx;
   ctx.prune_threshold = 1e-4f;
   Outputs pruned = run(net, x, ctx);
@@ -140,10 +125,10 @@ TEST_CASE("threshold pruning of small ops and pairs equals the network with them
 
 TEST_CASE("a node whose terms are all pruned outputs zeros", "[nas][pruning]") {
   Rng rng(1);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   ForwardContext ctx;
   ctx.prune_threshold = 0.99f;  // prunes every op and pair
-  Tensor logits = net.forward(images(2), ctx);
+  Tensor logits = net.forward(random_images(4, 1, 8, 2), ctx);
   REQUIRE(net.last_forward_stats().ops_computed == 0);
   // zero features -> every row is the classifier bias
   std::vector<float> bias = net.weights().get("classifier.bias").to_vector();
@@ -154,7 +139,7 @@ TEST_CASE("a node whose terms are all pruned outputs zeros", "[nas][pruning]") {
 TEST_CASE("meta_prune sets logits with probability below the threshold at t_min to -1e9",
           "[nas][pruning]") {
   Rng rng(2);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   randomize_alphas(net, 9);
   std::vector<float> before = net.alphas()->values().to_vector();
   const float thr = 0.01f, t_min = 0.5f;
@@ -187,13 +172,13 @@ TEST_CASE("meta_prune sets logits with probability below the threshold at t_min 
         REQUIRE(after[static_cast<size_t>(a.offset(pi) + k)] == before[static_cast<size_t>(a.offset(pi) + k)]);
     }
   // and the pruned ops are skipped by the next forward
-  net.forward(images(1), ForwardContext{});
+  net.forward(random_images(4, 1, 8, 1), ForwardContext{});
   REQUIRE(net.last_forward_stats().ops_computed == net.last_forward_stats().ops_total - expected);
 }
 
 TEST_CASE("sparse parameter count subtracts exactly the unreachable ops", "[nas][pruning]") {
   Rng rng(4);
-  SearchNetwork net(tiny(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   ForwardContext ctx;
   REQUIRE(net.sparse_param_count(ctx) == net.weights().numel());
   const int64_t C = 4;
@@ -219,8 +204,8 @@ TEST_CASE("sparse parameter count subtracts exactly the unreachable ops", "[nas]
 TEST_CASE("drop-path in the search network acts only in training and is reproducible from the rng",
           "[nas][pruning]") {
   Rng rng(8);
-  SearchNetwork net(tiny(), rng);
-  Tensor x = images(3, 8);
+  SearchNetwork net(tiny_search_config(), rng);
+  Tensor x = random_images(8, 1, 8, 3);
   std::vector<float> plain = net.forward(x, ForwardContext{}).to_vector();
   ForwardContext ctx;
   ctx.drop_path_prob = 0.5f;

@@ -9,31 +9,11 @@
 #include "metanas/engine/ops.h"
 #include "metanas/nas/json.h"
 #include "metanas/nas/nas.h"
+#include "tests/nas/fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
-
-namespace {
-
-SearchConfig tiny_config() {
-  SearchConfig c;
-  c.in_channels = 1;
-  c.image_size = 8;
-  c.num_classes = 3;
-  c.C = 4;
-  c.layers = 2;
-  c.nodes = 2;
-  c.stem_multiplier = 1;
-  c.reduction_layers = {1};
-  return c;
-}
-
-Tensor random_images(int64_t n, int64_t c, int64_t h, uint64_t seed) {
-  Rng rng(seed);
-  return Tensor::randn(Shape{n, c, h, h}, rng);
-}
-
-}  // namespace
+using namespace metanas::testing;
 
 TEST_CASE("Omniglot 20-way search network has exactly 462272 weights", "[nas][search_space]") {
   SearchConfig cfg;  // defaults: in 1, C 28, 4 cells, 3 nodes, stem x3, 20 classes
@@ -162,7 +142,7 @@ TEST_CASE("skip_connect is the identity at stride 1 and a shifted factorized red
 }
 
 TEST_CASE("search network forward: logits shape for 28x28 and 84x84 inputs", "[nas][search_space]") {
-  SearchConfig cfg = tiny_config();
+  SearchConfig cfg = tiny_search_config();
   cfg.layers = 3;
   cfg.reduction_layers = {};  // {1, 2}
   for (int64_t size : {28, 84}) {
@@ -182,7 +162,7 @@ TEST_CASE("search network forward: logits shape for 28x28 and 84x84 inputs", "[n
 
 TEST_CASE("construction is deterministic from the seed", "[nas][search_space]") {
   Rng a(42), b(42), c(43);
-  SearchNetwork n1(tiny_config(), a), n2(tiny_config(), b), n3(tiny_config(), c);
+  SearchNetwork n1(tiny_search_config(), a), n2(tiny_search_config(), b), n3(tiny_search_config(), c);
   REQUIRE(n1.weights().values().to_vector() == n2.weights().values().to_vector());
   REQUIRE(n1.alphas()->values().to_vector() == n2.alphas()->values().to_vector());
   REQUIRE(n1.weights().values().to_vector() != n3.weights().values().to_vector());
@@ -213,7 +193,7 @@ TEST_CASE("architecture parameter layout", "[nas][search_space]") {
 }
 
 TEST_CASE("configurations round-trip through JSON and reject bad values", "[nas][search_space]") {
-  SearchConfig c = tiny_config();
+  SearchConfig c = tiny_search_config();
   REQUIRE(SearchConfig::from_json(c.to_json()) == c);
   nlohmann::json j = c;
   REQUIRE(j.at("C").get<int>() == 4);
@@ -245,7 +225,7 @@ TEST_CASE("configurations round-trip through JSON and reject bad values", "[nas]
 
 TEST_CASE("bad inputs are reported with the expected shape", "[nas][search_space]") {
   Rng rng(1);
-  SearchNetwork net(tiny_config(), rng);
+  SearchNetwork net(tiny_search_config(), rng);
   REQUIRE_THROWS_WITH(net.forward(random_images(2, 3, 8, 1), ForwardContext{}),
                       Catch::Contains("expected input [N, 1, H, W]"));
   ForwardContext ctx;
