@@ -10,6 +10,7 @@
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/reptile.h"
 #include "metanas/nas/search_network.h"
+#include "tests/meta/fixtures.h"
 #include "tests/meta/tiny_model.h"
 
 using namespace metanas;
@@ -152,13 +153,7 @@ TEST_CASE("Evaluator restores the meta-training task-optimizer state before each
 }
 
 TEST_CASE("Non-transductive batch norm evaluates each query image with the support set", "[meta][eval]") {
-  nas::SearchConfig sc;
-  sc.image_size = 8;
-  sc.num_classes = 3;
-  sc.C = 4;
-  sc.layers = 1;
-  sc.nodes = 1;
-  sc.stem_multiplier = 1;
+  nas::SearchConfig sc = tiny_search_config(1, 1);
   sc.reduction_layers = {0};
   Rng rng(41);
   nas::SearchNetwork net(sc, rng);
@@ -171,11 +166,7 @@ TEST_CASE("Non-transductive batch norm evaluates each query image with the suppo
   cfg.eval.batch_size = 0;
   meta::TaskLearner tl(net, meta::TaskLearnerOptions::for_evaluation(cfg));
   // Support 3 x 2 images, 4 queries.
-  data::Episode ep;
-  ep.support_x = Tensor::rand_uniform(Shape{6, 1, 8, 8}, rng, 0.f, 1.f);
-  ep.support_y = Tensor::from_ints({0, 0, 1, 1, 2, 2}, Shape{6});
-  ep.query_x = Tensor::rand_uniform(Shape{4, 1, 8, 8}, rng, 0.f, 1.f);
-  ep.query_y = Tensor::from_ints({0, 1, 2, 1}, Shape{4});
+  data::Episode ep = random_episode(rng, {0, 0, 1, 1, 2, 2}, {0, 1, 2, 1});
   tl.adapt(ep, rng);
   NoGradGuard ng;
   meta::QueryResult nt = tl.evaluate_query(ep, true);
@@ -205,13 +196,7 @@ TEST_CASE("Non-transductive batch norm evaluates each query image with the suppo
 }
 
 TEST_CASE("One-shot runs report per-run and overall error; search networks report genotypes", "[meta][eval]") {
-  nas::SearchConfig sc;
-  sc.image_size = 8;
-  sc.num_classes = 3;
-  sc.C = 4;
-  sc.layers = 2;
-  sc.nodes = 2;
-  sc.stem_multiplier = 1;
+  nas::SearchConfig sc = tiny_search_config(2, 2);
   Rng rng(51);
   nas::SearchNetwork net(sc, rng);
   meta::MetaConfig cfg;
@@ -222,14 +207,7 @@ TEST_CASE("One-shot runs report per-run and overall error; search networks repor
   cfg.eval.batch_size = 0;
   meta::Evaluator ev(net, cfg);
   std::vector<data::Episode> runs;
-  for (int r = 0; r < 3; ++r) {
-    data::Episode ep;
-    ep.support_x = Tensor::rand_uniform(Shape{3, 1, 8, 8}, rng, 0.f, 1.f);
-    ep.support_y = Tensor::from_ints({0, 1, 2}, Shape{3});
-    ep.query_x = Tensor::rand_uniform(Shape{3, 1, 8, 8}, rng, 0.f, 1.f);
-    ep.query_y = Tensor::from_ints({0, 1, 2}, Shape{3});
-    runs.push_back(ep);
-  }
+  for (int r = 0; r < 3; ++r) runs.push_back(random_episode(rng, {0, 1, 2}, {0, 1, 2}));
   meta::RunsReport rep = ev.evaluate_runs(runs, {"a", "b", "c"});
   REQUIRE(rep.runs.size() == 3);
   CHECK(rep.runs[1].name == "b");

@@ -13,14 +13,6 @@ namespace {
 
 constexpr int D = 3, K = 3;
 
-double max_diff(const nas::Model& m, TinyParams ref) {
-  TinyParams p = TinyParams::of(m);
-  auto a = p.all(), b = ref.all();
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(*a[i] - *b[i]));
-  return d;
-}
-
 meta::MetaConfig fomaml_config(meta::Algorithm alg) {
   meta::MetaConfig cfg = tiny_config(K);
   cfg.algorithm = alg;

@@ -8,8 +8,10 @@
 #include "metanas/datasets/synthetic.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
+#include "tests/meta/fixtures.h"
 
 using namespace metanas;
+using namespace metanas::testing;
 
 namespace {
 
@@ -53,12 +55,6 @@ meta::MetaConfig small_config() {
   return c;
 }
 
-std::vector<data::Episode> draw(data::EpisodeSampler& s, int n) {
-  std::vector<data::Episode> v;
-  for (int i = 0; i < n; ++i) v.push_back(s.sample());
-  return v;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -79,7 +75,7 @@ TEST_CASE("Meta-training on synthetic data beats adapting from the random initia
   data::EpisodeSampler sampler(train, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, 99);
   float last_train_acc = 0.f;
   for (int64_t it = 0; it < cfg.meta.iterations; ++it) {
-    meta::MetaStepStats st = learner->meta_step(draw(sampler, cfg.meta.meta_batch_size));
+    meta::MetaStepStats st = learner->meta_step(draw_tasks(sampler, cfg.meta.meta_batch_size));
     if (st.iteration % 10 == 0) {
       last_train_acc = st.query_acc_value();
       WARN("iteration " << st.iteration << (st.warmup ? " (warm-up)" : "") << ": train query acc "

@@ -11,8 +11,10 @@
 #include "metanas/datasets/synthetic.h"
 #include "metanas/engine/error.h"
 #include "metanas/meta/learner.h"
+#include "tests/meta/fixtures.h"
 
 using namespace metanas;
+using namespace metanas::testing;
 
 namespace {
 
@@ -30,12 +32,7 @@ meta::MetaConfig resume_config(meta::Algorithm alg) {
   meta::MetaConfig c;
   c.algorithm = alg;
   c.seed = 17;
-  c.model.search.image_size = 8;
-  c.model.search.num_classes = 3;
-  c.model.search.C = 4;
-  c.model.search.layers = 2;
-  c.model.search.nodes = 2;
-  c.model.search.stem_multiplier = 1;
+  c.model.search = tiny_search_config(2, 2);
   c.episodes.ways = 3;
   c.episodes.train_shots = 2;
   c.episodes.queries = 2;
@@ -59,11 +56,7 @@ meta::MetaConfig resume_config(meta::Algorithm alg) {
 }
 
 void run(meta::MetaLearner& l, data::EpisodeSampler& s, int iters) {
-  for (int i = 0; i < iters; ++i) {
-    std::vector<data::Episode> eps;
-    for (int t = 0; t < l.config().meta.meta_batch_size; ++t) eps.push_back(s.sample());
-    l.meta_step(eps);
-  }
+  for (int i = 0; i < iters; ++i) l.meta_step(draw_tasks(s, l.config().meta.meta_batch_size));
 }
 
 std::vector<float> all_params(const meta::MetaLearner& l) {

@@ -6,6 +6,7 @@
 #include "metanas/meta/task_learner.h"
 #include "metanas/nas/discrete_network.h"
 #include "metanas/nas/search_network.h"
+#include "tests/meta/fixtures.h"
 #include "tests/meta/tiny_model.h"
 
 using namespace metanas;
@@ -71,18 +72,13 @@ TEST_CASE("TaskLearner copies the meta state in for every task and leaves the me
 
 TEST_CASE("TaskLearner adapts fixed architectures and gumbel-softmax search networks", "[meta][task]") {
   Rng rng(63);
-  data::Episode ep;
-  ep.support_x = Tensor::rand_uniform(Shape{6, 1, 8, 8}, rng, 0.f, 1.f);
-  ep.support_y = Tensor::from_ints({0, 0, 1, 1, 2, 2}, Shape{6});
-  ep.query_x = Tensor::rand_uniform(Shape{3, 1, 8, 8}, rng, 0.f, 1.f);
-  ep.query_y = Tensor::from_ints({0, 1, 2}, Shape{3});
+  data::Episode ep = random_episode(rng, {0, 0, 1, 1, 2, 2}, {0, 1, 2});
   meta::MetaConfig cfg;
   cfg.task.steps = 2;
   cfg.task.batch_size = 4;
 
   SECTION("ConvNet4 (no alphas), both inner optimizers") {
-    ep.support_x = Tensor::rand_uniform(Shape{6, 1, 16, 16}, rng, 0.f, 1.f);
-    ep.query_x = Tensor::rand_uniform(Shape{3, 1, 16, 16}, rng, 0.f, 1.f);
+    ep = random_episode(rng, {0, 0, 1, 1, 2, 2}, {0, 1, 2}, 16);
     nas::ConvNet4Config cc;
     cc.image_size = 16;
     cc.num_classes = 3;
@@ -100,14 +96,7 @@ TEST_CASE("TaskLearner adapts fixed architectures and gumbel-softmax search netw
     }
   }
   SECTION("gumbel-softmax search network") {
-    nas::SearchConfig sc;
-    sc.image_size = 8;
-    sc.num_classes = 3;
-    sc.C = 4;
-    sc.layers = 1;
-    sc.nodes = 1;
-    sc.stem_multiplier = 1;
-    nas::SearchNetwork net(sc, rng);
+    nas::SearchNetwork net(tiny_search_config(1, 1), rng);
     cfg.task.normalizer = nas::Normalizer::GumbelSoftmax;
     meta::TaskLearner tl(net, meta::TaskLearnerOptions::for_training(cfg));
     tl.adapt(ep, rng);

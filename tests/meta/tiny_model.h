@@ -154,6 +154,17 @@ struct RefAdam {
   }
 };
 
+// Max |x - y| over all parameters.
+inline double max_diff(const TinyParams& x, const TinyParams& y) {
+  TinyParams a = x, b = y;
+  auto pa = a.all(), pb = b.all();
+  double d = 0;
+  for (size_t i = 0; i < pa.size(); ++i) d = std::max(d, std::abs(*pa[i] - *pb[i]));
+  return d;
+}
+// Max |float - double| between a tiny model's parameters and a reference.
+inline double max_diff(const nas::Model& m, const TinyParams& ref) { return max_diff(TinyParams::of(m), ref); }
+
 // The W and b entries (weights) / the alpha entries of a TinyParams.
 inline std::vector<double*> tiny_w(TinyParams& p) {
   std::vector<double*> r;

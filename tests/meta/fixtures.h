@@ -1,0 +1,47 @@
+// Fixtures shared by the meta tests that use real networks: tiny search
+// configurations, episodes of random images, and meta-batches from a sampler.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "metanas/datasets/episode.h"
+#include "metanas/engine/random.h"
+#include "metanas/engine/tensor.h"
+#include "metanas/nas/config.h"
+
+namespace metanas::testing {
+
+// A search network for 3-way episodes of 8x8 images: C 4, stem x1, the given
+// depth (default reduction cells) and nodes per cell.
+inline nas::SearchConfig tiny_search_config(int layers, int nodes) {
+  nas::SearchConfig c;
+  c.image_size = 8;
+  c.num_classes = 3;
+  c.C = 4;
+  c.layers = layers;
+  c.nodes = nodes;
+  c.stem_multiplier = 1;
+  return c;
+}
+
+// An episode of U(0, 1) images [n, 1, size, size] with the given labels (the
+// support images drawn from rng first).
+inline data::Episode random_episode(Rng& rng, const std::vector<int32_t>& support_y,
+                                    const std::vector<int32_t>& query_y, int64_t size = 8) {
+  const int64_t S = static_cast<int64_t>(support_y.size()), Q = static_cast<int64_t>(query_y.size());
+  data::Episode ep;
+  ep.support_x = Tensor::rand_uniform(Shape{S, 1, size, size}, rng, 0.f, 1.f);
+  ep.support_y = Tensor::from_ints(support_y, Shape{S});
+  ep.query_x = Tensor::rand_uniform(Shape{Q, 1, size, size}, rng, 0.f, 1.f);
+  ep.query_y = Tensor::from_ints(query_y, Shape{Q});
+  return ep;
+}
+
+// n episodes drawn from the sampler (a meta-batch).
+inline std::vector<data::Episode> draw_tasks(data::EpisodeSampler& s, int n) {
+  std::vector<data::Episode> v;
+  for (int i = 0; i < n; ++i) v.push_back(s.sample());
+  return v;
+}
+
+}  // namespace metanas::testing
