@@ -53,6 +53,22 @@ Sums2 channel_sums(int64_t N, int64_t C, int64_t HW, PlaneFn plane_fn) {
   return s;
 }
 
+// The backwards' reductions: per channel, a = sum dy and b = sum dy * (x - mean[c]).
+Sums2 dy_sums(const float* dy, const float* x, const float* mean, int64_t N, int64_t C, int64_t HW) {
+  return channel_sums(N, C, HW, [&](int64_t p, double& a, double& b) {
+    const float* gp = dy + p * HW;
+    const float* xp = x + p * HW;
+    const double mu = mean[p % C];
+    double sa = 0, sb = 0;
+    for (int64_t i = 0; i < HW; ++i) {
+      sa += gp[i];
+      sb += gp[i] * (xp[i] - mu);
+    }
+    a = sa;
+    b = sb;
+  });
+}
+
 inline float opt_or(const float* p, int64_t c, float dflt) { return p ? p[c] : dflt; }
 
 }  // namespace
@@ -123,19 +139,7 @@ void batch_norm_backward(const float* dy, const float* x, const float* mean, con
                          int64_t C, int64_t HW, bool accumulate) {
   const int64_t M = N * HW;
   if (C == 0) return;
-  // a: sum dy, b: sum dy * (x - mean), per channel.
-  Sums2 s = channel_sums(N, C, HW, [&](int64_t p, double& a, double& b) {
-    const float* gp = dy + p * HW;
-    const float* xp = x + p * HW;
-    const double mu = mean[p % C];
-    double sa = 0, sb = 0;
-    for (int64_t i = 0; i < HW; ++i) {
-      sa += gp[i];
-      sb += gp[i] * (xp[i] - mu);
-    }
-    a = sa;
-    b = sb;
-  });
+  Sums2 s = dy_sums(dy, x, mean, N, C, HW);
   // dx = k * (dy - sum_dy / M - (x - mean) * invstd^2 * sum(dy (x - mean)) / M), k = gamma * invstd
   std::vector<float> k(static_cast<size_t>(C)), off(static_cast<size_t>(C)), slope(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
@@ -170,18 +174,7 @@ void batch_norm_backward_eval(const float* dy, const float* x, const float* gamm
   for (int64_t c = 0; c < C; ++c)
     is[static_cast<size_t>(c)] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(running_var[c]) + eps));
   if (dgamma || dbeta) {
-    Sums2 s = channel_sums(N, C, HW, [&](int64_t p, double& a, double& b) {
-      const float* gp = dy + p * HW;
-      const float* xp = x + p * HW;
-      const double mu = running_mean[p % C];
-      double sa = 0, sb = 0;
-      for (int64_t i = 0; i < HW; ++i) {
-        sa += gp[i];
-        sb += gp[i] * (xp[i] - mu);
-      }
-      a = sa;
-      b = sb;
-    });
+    Sums2 s = dy_sums(dy, x, running_mean, N, C, HW);
     for (int64_t c = 0; c < C; ++c) {
       const double sa = s.a[static_cast<size_t>(c)], sb = s.b[static_cast<size_t>(c)];
       if (dgamma) dgamma[c] = static_cast<float>((accumulate ? dgamma[c] : 0.0) + sb * is[static_cast<size_t>(c)]);
