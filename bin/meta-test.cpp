@@ -127,11 +127,25 @@ int run(int argc, char** argv) {
       throw UsageError(str_cat(p, ": ", e.what()));
     }
   }
+  const json stored_model = cfg.to_json()["model"];
+  const std::string stored_algorithm = meta::algorithm_name(cfg.meta.algorithm);
   OverrideSet ov(cfg);
   for (const char* f : {"--ways", "--shots", "--query", "--dataset", "--data", "--device", "--threads", "--tasks"})
     if (args.has(f)) apply_named_flag(ov, f, args.get(f));
   for (const auto& [k, v] : args.overrides()) ov.set(k, v);
   apply_overrides(cfg, ov);
+  // The model must be the one the checkpoint holds.
+  {
+    const json diff = json::diff(stored_model, cfg.to_json()["model"]);
+    std::string keys;
+    for (const auto& d : diff) keys += (keys.empty() ? "model" : ", model") + d.value("path", std::string());
+    for (char& c : keys)
+      if (c == '/') c = '.';
+    MN_USAGE_CHECK(keys.empty(), "the checkpoint holds a different model: ", keys,
+                   " would change (the model, and with it the number of ways, is fixed by meta-training)");
+    MN_USAGE_CHECK(stored_algorithm == meta::algorithm_name(cfg.meta.algorithm),
+                   "the checkpoint was meta-trained with '", stored_algorithm, "'; 'algorithm' cannot change");
+  }
   if (args.has("--print-config")) {
     std::printf("%s\n", cfg.to_text().c_str());
     return 0;
@@ -147,6 +161,13 @@ int run(int argc, char** argv) {
 
   meta::Evaluator ev(learner->meta_model(), mc, mix_seed(test_seed, kTestAdapt));
   if (mc.eval.restore_task_optimizer) ev.set_task_optimizer_state(ck, "task_opt.");
+  // A checkpoint from the warm-up phase is evaluated as MetaNAS does then:
+  // weights only, T = t_max.
+  ev.set_warmup(learner->in_warmup());
+  if (learner->in_warmup() && !quiet)
+    std::printf("note: the checkpoint is in meta-training warm-up (iteration %lld; warm-up lasts %lld): tasks adapt the weights "
+                "only\n",
+                static_cast<long long>(iteration), static_cast<long long>(mc.meta.warmup_iterations));
 
   std::string out = args.get("--out");
   if (out.empty()) out = run_dir.empty() ? fs::path(ck_path).parent_path().string() : run_dir;
@@ -162,6 +183,7 @@ int run(int argc, char** argv) {
                  {"device", device_name(device)},
                  {"threads", threads},
                  {"seed", test_seed},
+                 {"warmup_evaluation", learner->in_warmup()},
                  {"eval", json::parse(mc.to_json())["eval"]},
                  {"chance", 1.0 / mc.episodes.ways}};
   Stopwatch clock;

@@ -365,6 +365,8 @@ int run(int argc, char** argv) {
   auto validate = [&]() {
     Stopwatch t;
     meta::Evaluator ev(learner->meta_model(), mc, mix_seed(mc.seed, kValAdapt));
+    // During warm-up MetaNAS evaluates without architecture adaptation.
+    ev.set_warmup(learner->in_warmup());
     Checkpoint task_state;
     learner->task_learner().save_state(task_state, "task_opt.");
     ev.set_task_optimizer_state(task_state, "task_opt.");
@@ -376,7 +378,8 @@ int run(int argc, char** argv) {
     log.line(str_cat("validation at iteration ", it, ": accuracy ", format_percent(r.mean_accuracy), " +- ",
                      format_percent(r.ci95), " (", r.tasks.size(), " ", mc.episodes.ways, "-way ",
                      mc.episodes.shots, "-shot tasks of the ", cfg.run.val_split, " split; chance ",
-                     format_percent(1.0 / mc.episodes.ways), "), query loss ", format_float(r.mean_loss),
+                     format_percent(1.0 / mc.episodes.ways), learner->in_warmup() ? "; warm-up: weights only" : "",
+                     "), query loss ", format_float(r.mean_loss),
                      ", sparse params ", static_cast<int64_t>(r.sparse_mean), ", ", format_float(t.seconds(), 1),
                      " s"));
     json rec = {{"type", "val"},

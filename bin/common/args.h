@@ -61,11 +61,12 @@ class ArgParser {
         value = a.substr(eq + 1);
         has_value = true;
       }
-      const FlagSpec* spec = find(name);
       auto next_value = [&](const std::string& what) {
         MN_USAGE_CHECK(i + 1 < argc, name, " needs ", what);
         return std::string(argv[++i]);
       };
+      // --set is handled here even though the flag table lists it (for --help).
+      const FlagSpec* spec = name == "--set" || name == "--KEY" ? nullptr : find(name);
       if (spec) {
         if (spec->metavar.empty()) {
           MN_USAGE_CHECK(!has_value, name, " takes no value (got '", value, "')");

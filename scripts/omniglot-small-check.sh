@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# The Omniglot small-subset check (docs/results.md): meta-train MetaNAS on
+# images_background_small1 (5 alphabets, 136 characters, x4 rotations) and
+# meta-test 20-way 1-shot on the three alphabets of images_background_small2
+# that small1 lacks (Japanese_(katakana), Sanskrit, Tagalog: 106 characters).
+# It is a short run on a reduced network (settings below), far from the
+# 30,000-iteration preset; it checks that the whole pipeline learns on real
+# data, not what MetaNAS reaches.
+#
+# Usage: scripts/omniglot-small-check.sh [extra meta-train flags...]
+# Environment: ZIPS (folder holding images_background_small{1,2}.zip;
+# default ../shared/data/omniglot), WORK (default /tmp/metanas-omniglot-small),
+# BUILD_DIR (default build), THREADS (default all cores), ITERATIONS (300),
+# TASKS (test tasks, 200).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ZIPS=${ZIPS:-../shared/data/omniglot}
+WORK=${WORK:-/tmp/metanas-omniglot-small}
+BUILD_DIR=${BUILD_DIR:-build}
+THREADS=${THREADS:-$(nproc)}
+ITERATIONS=${ITERATIONS:-300}
+TASKS=${TASKS:-200}
+bin="$BUILD_DIR/bin"
+
+for z in images_background_small1 images_background_small2; do
+  [ -f "$ZIPS/$z.zip" ] || { echo "omniglot-small-check: $ZIPS/$z.zip not found (set ZIPS)"; exit 1; }
+done
+mkdir -p "$WORK/data"
+for z in images_background_small1 images_background_small2; do
+  [ -d "$WORK/data/$z" ] || unzip -q -o "$ZIPS/$z.zip" -d "$WORK/data"
+done
+
+# Split file: train = every character of small1; test = the small2 alphabets
+# small1 lacks. Names are looked up in background_dir (small1) first, then in
+# evaluation_dir (small2).
+list_chars() {  # DIR ALPHABET... -> "Alphabet/characterNN" JSON strings, one per line
+  local dir=$1
+  shift
+  for a in "$@"; do
+    for c in "$dir/$a"/character*; do printf '"%s/%s"\n' "$a" "$(basename "$c")"; done
+  done
+}
+small1=$(cd "$WORK/data/images_background_small1" && ls -d */ | tr -d /)
+test_alphabets=()
+for a in $(cd "$WORK/data/images_background_small2" && ls -d */ | tr -d /); do
+  [ -d "$WORK/data/images_background_small1/$a" ] || test_alphabets+=("$a")
+done
+echo "omniglot-small-check: train alphabets: $(echo $small1)"
+echo "omniglot-small-check: test alphabets:  ${test_alphabets[*]}"
+{
+  echo '{"train": ['
+  # shellcheck disable=SC2086
+  list_chars "$WORK/data/images_background_small1" $small1 | paste -sd, -
+  echo '], "test": ['
+  list_chars "$WORK/data/images_background_small2" "${test_alphabets[@]}" | paste -sd, -
+  echo ']}'
+} >"$WORK/split.json"
+
+# The MetaNAS Omniglot 20-way 1-shot preset, shortened: a narrower network
+# (C=16), meta-batch 5, ITERATIONS meta-iterations (half warm-up), test tasks
+# adapted for 25 + 25 steps instead of 50 + 50.
+half=$((ITERATIONS / 2))
+"$bin/meta-train" --config configs/omniglot-20w1s.json --out "$WORK/run" --overwrite \
+  --data "$WORK/data" --threads "$THREADS" \
+  --data.background_dir images_background_small1 --data.evaluation_dir images_background_small2 \
+  --data.scheme "$WORK/split.json" --data.cache_dir "$WORK/cache" \
+  --model.search.C 16 --meta.meta_batch_size 5 \
+  --iterations "$ITERATIONS" --meta.warmup_iterations "$half" --meta.prune_every "$half" \
+  --eval.arch_steps 25 --eval.weight_steps 25 \
+  --run.val_every 0 --run.log_every 10 --run.checkpoint_every 50 "$@"
+"$bin/meta-test" --run "$WORK/run" --split test --tasks "$TASKS" --threads "$THREADS"
