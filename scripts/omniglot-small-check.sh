@@ -10,16 +10,17 @@
 # Usage: scripts/omniglot-small-check.sh [extra meta-train flags...]
 # Environment: ZIPS (folder holding images_background_small{1,2}.zip;
 # default ../shared/data/omniglot), WORK (default /tmp/metanas-omniglot-small),
-# BUILD_DIR (default build), THREADS (default all cores), ITERATIONS (300),
-# TASKS (test tasks, 200).
+# BUILD_DIR (default build), THREADS (default all cores), ITERATIONS (120), C (8), EVAL_STEPS (15),
+# TASKS (test tasks, 100), BASELINE (1: also meta-test the untrained network on the
+# same tasks, for comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZIPS=${ZIPS:-../shared/data/omniglot}
 WORK=${WORK:-/tmp/metanas-omniglot-small}
 BUILD_DIR=${BUILD_DIR:-build}
 THREADS=${THREADS:-$(nproc)}
-ITERATIONS=${ITERATIONS:-300}
-TASKS=${TASKS:-200}
+ITERATIONS=${ITERATIONS:-120}
+TASKS=${TASKS:-100}
 bin="$BUILD_DIR/bin"
 
 for z in images_background_small1 images_background_small2; do
@@ -57,15 +58,23 @@ echo "omniglot-small-check: test alphabets:  ${test_alphabets[*]}"
 } >"$WORK/split.json"
 
 # The MetaNAS Omniglot 20-way 1-shot preset, shortened: a narrower network
-# (C=16), meta-batch 5, ITERATIONS meta-iterations (half warm-up), test tasks
-# adapted for 25 + 25 steps instead of 50 + 50.
+# (C=8 by default; env C), meta-batch 5, ITERATIONS meta-iterations (half warm-up), test tasks
+# adapted for EVAL_STEPS + EVAL_STEPS steps instead of 50 + 50.
 half=$((ITERATIONS / 2))
 "$bin/meta-train" --config configs/omniglot-20w1s.json --out "$WORK/run" --overwrite \
   --data "$WORK/data" --threads "$THREADS" \
   --data.background_dir images_background_small1 --data.evaluation_dir images_background_small2 \
   --data.scheme "$WORK/split.json" --data.cache_dir "$WORK/cache" \
-  --model.search.C 16 --meta.meta_batch_size 5 \
+  --model.search.C "${C:-8}" --meta.meta_batch_size 5 \
   --iterations "$ITERATIONS" --meta.warmup_iterations "$half" --meta.prune_every "$half" \
-  --eval.arch_steps 25 --eval.weight_steps 25 \
+  --eval.arch_steps "${EVAL_STEPS:-15}" --eval.weight_steps "${EVAL_STEPS:-15}" \
   --run.val_every 0 --run.log_every 10 --run.checkpoint_every 50 "$@"
 "$bin/meta-test" --run "$WORK/run" --split test --tasks "$TASKS" --threads "$THREADS"
+
+if [ "${BASELINE:-0}" = 1 ]; then
+  # The same network and test procedure without meta-training (iteration 0;
+  # warm-up 0 so that test tasks adapt the architecture too, as above).
+  "$bin/meta-train" --config "$WORK/run/config.json" --out "$WORK/untrained" --overwrite --quiet \
+    --iterations 0 --meta.warmup_iterations 0
+  "$bin/meta-test" --run "$WORK/untrained" --split test --tasks "$TASKS" --threads "$THREADS" --quiet
+fi

@@ -5,11 +5,14 @@
 # meta-iterations) into runs/quickstart, then meta-tests it on held-out
 # alphabets and prints the accuracy with its 95% interval and the chance level.
 # No data files or GPU needed. Environment: BUILD_DIR (default build),
-# THREADS (default: all cores), OUT (default runs/quickstart).
+# THREADS (default: all cores), OUT (default runs/quickstart), SKIP_BUILD=1
+# (reuse an existing build: skip install-deps.sh and build.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
-bash scripts/build.sh
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  bash scripts/install-deps.sh
+  bash scripts/build.sh
+fi
 BUILD_DIR=${BUILD_DIR:-build}
 OUT=${OUT:-runs/quickstart}
 THREADS=${THREADS:-$(nproc)}
