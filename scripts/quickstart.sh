@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's main command: installs dependencies, builds, meta-trains
 # MetaNAS briefly on the built-in synthetic handwriting dataset
-# (configs/synthetic-quick.json: 5-way 1-shot, a small search network, 100
+# (configs/synthetic-quick.json: 5-way 1-shot, a small search network, 60
 # meta-iterations) into runs/quickstart, then meta-tests it on held-out
 # alphabets and prints the accuracy with its 95% interval and the chance level.
 # No data files or GPU needed. Environment: BUILD_DIR (default build),
