@@ -38,7 +38,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_kernels.h"
-#include "metanas/engine/backend.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/device.h"
 #include "metanas/engine/error.h"
 

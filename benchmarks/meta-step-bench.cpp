@@ -29,7 +29,7 @@
 #include "bin/common/main.h"
 #include "metanas/datasets/episode.h"
 #include "metanas/datasets/synthetic.h"
-#include "metanas/engine/backend.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/device.h"
 #include "metanas/meta/learner.h"
 

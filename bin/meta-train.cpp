@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -171,15 +172,12 @@ void remove_run_files(const std::string& dir) {
 // network) in text, JSON and DOT (+ SVG when Graphviz's dot is installed).
 void write_genotype(const meta::MetaLearner& learner, const meta::MetaConfig& cfg, const std::string& dir,
                     Log& log) {
-  nas::Genotype g;
-  if (const auto* net = dynamic_cast<const nas::SearchNetwork*>(&learner.meta_model()))
-    g = net->genotype();
-  else if (cfg.model.kind == meta::ModelKind::Discrete)
-    g = cfg.model.genotype;
-  else {
+  const std::optional<nas::Genotype> arch = learner.meta_model().architecture();
+  if (!arch) {
     log.line("no genotype: the model (" + learner.meta_model().kind() + ") has a fixed architecture");
     return;
   }
+  const nas::Genotype& g = *arch;
   const std::string stem = (fs::path(dir) / "genotype").string();
   {
     std::ofstream f(stem + ".txt", std::ios::trunc);

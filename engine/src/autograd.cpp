@@ -1,12 +1,11 @@
 // The autograd engine: graph recording and the reverse topological sweep.
-#include "metanas/engine/autograd.h"
 
 #include <algorithm>
 #include <atomic>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "metanas/engine/backend.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/error.h"
 
 namespace metanas {
@@ -15,22 +14,46 @@ namespace {
 thread_local bool g_grad_enabled = true;
 std::atomic<uint64_t> g_seq{0};
 
-// a += b (allocating a when empty). Gradients are summed, never overwritten.
-void accumulate(Tensor& acc, const Tensor& g) {
-  if (!acc.defined()) {
-    acc = g;
+bool g_legacy_accumulation = false;  // test-only: the pre-fix aliasing rule
+
+// A gradient waiting for its node. `owned` says whether the engine allocated
+// `g` itself (the sum of two or more contributions): only then may it be added
+// into in place. A single contribution is adopted by handle (no copy), but it
+// may be the very tensor another slot, a saved tensor or the caller holds (add
+// returns its upstream gradient for both inputs; reshape passes it through),
+// so the second contribution to such a slot goes to a fresh buffer.
+struct Pending {
+  Tensor g;
+  bool owned = false;
+};
+
+void accumulate(Pending& acc, const Tensor& g) {
+  if (!acc.g.defined()) {
+    acc.g = g;
+    acc.owned = false;
     return;
   }
-  MN_CHECK(acc.shape() == g.shape(), "backward: gradient shapes disagree: ", acc.describe(), " vs ",
+  MN_CHECK(acc.g.shape() == g.shape(), "backward: gradient shapes disagree: ", acc.g.describe(), " vs ",
            g.describe());
-  if (acc.same_as(g)) {
-    acc = acc.clone();
+  Backend& be = backend(acc.g.device());
+  if (g_legacy_accumulation) {  // adopt and add in place: wrong when buffers are shared
+    if (acc.g.same_as(g)) acc.g = acc.g.clone();
+    be.add(acc.g.data(), acc.g.data(), g.data(), 1.f, 1.f, acc.g.numel());
+    return;
   }
-  backend(acc.device()).add(acc.data(), acc.data(), g.data(), 1.f, 1.f, acc.numel());
+  if (!acc.owned) {  // copy-on-write: out of place into a buffer only this slot holds
+    Tensor sum = Tensor::empty(acc.g.shape(), DType::F32, acc.g.device());
+    be.add(sum.data(), acc.g.data(), g.data(), 1.f, 1.f, sum.numel());
+    acc.g = std::move(sum);
+    acc.owned = true;
+    return;
+  }
+  be.add(acc.g.data(), acc.g.data(), g.data(), 1.f, 1.f, acc.g.numel());
 }
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
+void set_legacy_accumulation_for_testing(bool on) { g_legacy_accumulation = on; }
 void set_grad_enabled(bool on) { g_grad_enabled = on; }
 
 bool any_requires_grad(const std::vector<Tensor>& inputs) {
@@ -99,8 +122,8 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
   }
   std::reverse(order.begin(), order.end());  // root first
 
-  std::unordered_map<Node*, Tensor> pending;
-  pending[start] = grad_output;
+  std::unordered_map<Node*, Pending> pending;
+  pending[start].g = grad_output;  // the caller's tensor: never written
   // Keep nodes alive while we walk, even if the user drops tensors.
   std::vector<std::shared_ptr<Node>> keep;
   for (Node* n : order) {
@@ -109,7 +132,7 @@ void run_backward(const Tensor& root, const Tensor& grad_output) {
                "' was already freed by an earlier backward(); recompute the forward pass");
     auto it = pending.find(n);
     if (it == pending.end()) continue;  // no gradient reached it
-    Tensor g = std::move(it->second);
+    Tensor g = std::move(it->second.g);
     pending.erase(it);
     std::vector<Tensor> grads = n->backward(g);
     MN_CHECK(grads.size() == n->edges.size(), "backward of '", n->op, "' returned ", grads.size(),

@@ -1,16 +1,16 @@
 // Backend registry and device resolution. The CPU backend always exists; the
 // CUDA backend is created on first use when the build has CUDA and a GPU is
 // visible (kernels/cuda/cuda_backend.cu provides cuda_backend_create()).
-#include "metanas/engine/backend.h"
 
 #include <cstdio>
 #include <mutex>
 
+#include "metanas/engine/extension.h"
 #include "metanas/engine/error.h"
 
 namespace metanas {
 
-Backend* cpu_backend_instance();  // engine/src/cpu_backend.cpp
+Backend* cpu_backend_instance();  // kernels/cpu/cpu_backend.cpp
 
 #ifdef METANAS_WITH_CUDA
 // Returns nullptr (and fills why) when no usable GPU is visible.
@@ -35,20 +35,16 @@ Backend* probe_cuda() {
   if (!r.cuda_probed) {
     r.cuda_probed = true;
 #ifdef METANAS_WITH_CUDA
-    if (!r.cuda) r.cuda = cuda_backend_create(&r.cuda_why);
+    r.cuda = cuda_backend_create(&r.cuda_why);
 #endif
   }
   return r.cuda;
 }
 }  // namespace
 
-void register_backend(Device d, Backend* b) {
-  MN_CHECK(d == Device::CUDA, "register_backend: only the CUDA backend can be registered");
-  Registry& r = registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  r.cuda = b;
-  r.cuda_probed = true;
-}
+namespace kernels {
+void raise_error(const std::string& what) { throw Error(what); }
+}  // namespace kernels
 
 Backend& backend(Device d) {
   if (d == Device::CPU) return *cpu_backend_instance();

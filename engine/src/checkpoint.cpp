@@ -1,6 +1,7 @@
 // Checkpoint files: magic + version + JSON header + raw little-endian tensor
 // data with a CRC32 per tensor (docs/formats.md). Saving is atomic (write a
 // temporary file, fsync, rename); loading validates everything it reads.
+#include "metanas/engine/extension.h"
 #include "metanas/engine/checkpoint.h"
 
 #include <fcntl.h>
@@ -164,7 +165,7 @@ void Checkpoint::put_params(const std::string& prefix, const ParamSet& ps) {
   for (int i = 0; i < ps.size(); ++i) {
     const std::string name = prefix + ps.name(i);
     if (!tensors_.count(name)) order_.push_back(name);
-    tensors_[name] = Tensor::view_of(host.impl()->storage, ps.offset(i), ps.shape(i));
+    tensors_[name] = host.view(ps.offset(i), ps.shape(i));
   }
 }
 

@@ -6,13 +6,13 @@
 //         P"adam.exp_avg."p, P"adam.exp_avg_sq."p (shape of p)
 //   Sgd:  P"sgd.hparams" f32[4] = lr, momentum, weight_decay, max_grad_norm
 //         P"sgd.has_buffer" i32[1]; P"sgd.momentum_buffer."p when it is 1
+#include "metanas/engine/extension.h"
 #include "metanas/engine/optim.h"
 
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
-#include "metanas/engine/backend.h"
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/error.h"
 
@@ -36,7 +36,7 @@ void ensure_state(Tensor& t, const ParamSet& ps) {
 
 // View of parameter i's slice of a flat state buffer.
 Tensor slice(const Tensor& flat, const ParamSet& ps, int i) {
-  return Tensor::view_of(flat.impl()->storage, flat.impl()->offset + ps.offset(i), ps.shape(i));
+  return flat.view(ps.offset(i), ps.shape(i));
 }
 
 void save_flat(Checkpoint& ck, const std::string& base, const Tensor& flat, const ParamSet& ps) {

@@ -1,11 +1,11 @@
 // ParamSet: named parameter views over one flat value buffer and one flat
 // gradient buffer; whole-set operations are single backend calls on the buffers.
+#include "metanas/engine/extension.h"
 #include "metanas/engine/param_set.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "metanas/engine/backend.h"
 #include "metanas/engine/error.h"
 
 namespace metanas {
@@ -76,12 +76,12 @@ void ParamSet::finalize() {
   views_.clear();
   views_.reserve(names_.size());
   for (int i = 0; i < size(); ++i) {
-    Tensor v = Tensor::view_of(values_.impl()->storage, offsets_[i], shapes_[i]);
+    Tensor v = values_.view(offsets_[i], shapes_[i]);
     v.set_requires_grad(true);
     v.set_name(names_[i]);
     // backward() accumulates into an existing grad with +=, so gradients land
     // directly in the flat buffer that the optimizers read.
-    v.set_grad(Tensor::view_of(grads_.impl()->storage, offsets_[i], shapes_[i]));
+    v.set_grad(grads_.view(offsets_[i], shapes_[i]));
     views_.push_back(v);
   }
 }

@@ -1,10 +1,9 @@
 // Tensor handle, storage and the non-recorded in-place helpers.
+#include "metanas/engine/extension.h"
 #include "metanas/engine/tensor.h"
 
 #include <cstring>
 
-#include "metanas/engine/autograd.h"
-#include "metanas/engine/backend.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/random.h"
 
@@ -81,17 +80,16 @@ Tensor Tensor::rand_uniform(const Shape& shape, Rng& rng, float lo, float hi, De
   return from_vector(v, shape, device);
 }
 
-Tensor Tensor::view_of(std::shared_ptr<Storage> storage, int64_t offset, const Shape& shape, DType dtype) {
-  MN_CHECK(storage, "Tensor::view_of: null storage");
-  MN_CHECK(offset >= 0 && static_cast<size_t>(offset + shape.numel()) * 4 <= storage->bytes,
-           "Tensor::view_of: view [", offset, ", ", offset + shape.numel(), ") outside a storage of ",
-           storage->bytes / 4, " elements");
+Tensor Tensor::view(int64_t offset, const Shape& shape) const {
+  require_defined("view");
+  MN_CHECK(offset >= 0 && offset + shape.numel() <= numel(), "Tensor::view: elements [", offset, ", ",
+           offset + shape.numel(), ") lie outside ", describe());
   auto impl = std::make_shared<TensorImpl>();
-  impl->device = storage->device;
-  impl->storage = std::move(storage);
-  impl->offset = offset;
+  impl->device = impl_->device;
+  impl->storage = impl_->storage;
+  impl->offset = impl_->offset + offset;
   impl->shape = shape;
-  impl->dtype = dtype;
+  impl->dtype = impl_->dtype;
   return Tensor(impl);
 }
 

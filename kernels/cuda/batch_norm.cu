@@ -185,7 +185,7 @@ template <int Mode>
 int64_t launch_channel_sums(const Context& c, const float* x, const float* dy, const float* mean, double* partial,
                             int64_t N, int64_t C, int64_t HW) {
   const int64_t M = N * HW, S = chunks_for(M), chunk = (M + S - 1) / S;
-  MN_CHECK(C <= 0x7fffffff, "batch norm: too many channels (", C, ")");
+  MN_KCHECK(C <= 0x7fffffff, "batch norm: too many channels (", C, ")");
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(S));
   if (N * C * HW + kThreads < 0xffffffffLL)
     channel_sums_kernel<Mode, uint32_t><<<grid, kThreads, 0, c.stream>>>(

@@ -52,7 +52,7 @@ void* CachingAllocator::allocate(size_t bytes) {
     (void)cudaGetLastError();
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    MN_THROW("CUDA out of memory: cannot allocate ", bytes, " bytes (bucket ", b, ") after releasing the cache: ",
+    MN_KTHROW("CUDA out of memory: cannot allocate ", bytes, " bytes (bucket ", b, ") after releasing the cache: ",
              cudaGetErrorString(e), "; in use by metanas: ", stats_.in_use, " bytes; device free ", free_b,
              " of ", total_b, " bytes");
   }
@@ -67,7 +67,7 @@ void CachingAllocator::deallocate(void* p) {
   if (!p) return;
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(p);
-  MN_CHECK(it != live_.end(), "CUDA allocator: freeing pointer ", p,
+  MN_KCHECK(it != live_.end(), "CUDA allocator: freeing pointer ", p,
            " that is not a live allocation (double free or foreign pointer)");
   const size_t b = it->second;
   live_.erase(it);

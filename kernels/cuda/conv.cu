@@ -31,7 +31,7 @@ bool pointwise(const ConvGeom& g) {
 bool symmetric(const ConvGeom& g) { return g.pad_top == g.pad_bottom && g.pad_left == g.pad_right; }
 
 int to_int(int64_t v, const char* what) {
-  MN_CHECK(v >= 0 && v < 0x7fffffffLL, "conv2d (CUDA): ", what, " = ", v, " exceeds cuDNN's 32-bit range");
+  MN_KCHECK(v >= 0 && v < 0x7fffffffLL, "conv2d (CUDA): ", what, " = ", v, " exceeds cuDNN's 32-bit range");
   return static_cast<int>(v);
 }
 
@@ -195,7 +195,7 @@ ConvPlan& plan_for(const Context& c, const ConvGeom& g) {
   MN_CUDNN_CHECK(cudnnSetConvolutionMathType(p->conv, CUDNN_FMA_MATH));
   int n = 0, ch = 0, h = 0, w = 0;
   MN_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->conv, p->x, p->w, &n, &ch, &h, &w));
-  MN_CHECK(n == g.N && ch == g.Cout && h == g.OH && w == g.OW, "conv2d (CUDA): cuDNN output [", n, ", ", ch, ", ", h,
+  MN_KCHECK(n == g.N && ch == g.Cout && h == g.OH && w == g.OW, "conv2d (CUDA): cuDNN output [", n, ", ", ch, ", ", h,
            ", ", w, "] differs from the expected [", g.N, ", ", g.Cout, ", ", g.OH, ", ", g.OW, "]");
   MN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, ch, h, w));
   ConvPlan& ref = *p;
@@ -204,7 +204,7 @@ ConvPlan& plan_for(const Context& c, const ConvGeom& g) {
 }
 
 std::string geom_str(const ConvGeom& g) {
-  return str_cat("x [", g.N, ", ", g.Cin, ", ", g.H, ", ", g.W, "], w [", g.Cout, ", ", g.Cin / g.groups, ", ", g.KH,
+  return cat("x [", g.N, ", ", g.Cin, ", ", g.H, ", ", g.W, "], w [", g.Cout, ", ", g.Cin / g.groups, ", ", g.KH,
                  ", ", g.KW, "], stride ", g.stride_h, "x", g.stride_w, ", pad ", g.pad_top, "/", g.pad_left,
                  ", dilation ", g.dil_h, "x", g.dil_w, ", groups ", g.groups);
 }
@@ -250,7 +250,7 @@ void ensure_bwd_data(const Context& c, ConvPlan& p, const ConvGeom& g) {
     p.bwd_data_algo = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;  // deterministic
     const cudnnStatus_t s =
         cudnnGetConvolutionBackwardDataWorkspaceSize(c.cudnn, p.w, p.y, p.conv, p.x, p.bwd_data_algo, &p.bwd_data_ws);
-    MN_CHECK(s == CUDNN_STATUS_SUCCESS, "conv2d backward-data (CUDA): cuDNN has no deterministic algorithm for ",
+    MN_KCHECK(s == CUDNN_STATUS_SUCCESS, "conv2d backward-data (CUDA): cuDNN has no deterministic algorithm for ",
              geom_str(g), ": ", cudnnGetErrorString(s));
   }
   p.have_bwd_data = true;
@@ -267,7 +267,7 @@ void ensure_bwd_filter(const Context& c, ConvPlan& p, const ConvGeom& g) {
     p.bwd_filter_algo = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;  // deterministic
     const cudnnStatus_t s = cudnnGetConvolutionBackwardFilterWorkspaceSize(c.cudnn, p.x, p.y, p.conv, p.w,
                                                                            p.bwd_filter_algo, &p.bwd_filter_ws);
-    MN_CHECK(s == CUDNN_STATUS_SUCCESS, "conv2d backward-weight (CUDA): cuDNN has no deterministic algorithm for ",
+    MN_KCHECK(s == CUDNN_STATUS_SUCCESS, "conv2d backward-weight (CUDA): cuDNN has no deterministic algorithm for ",
              geom_str(g), ": ", cudnnGetErrorString(s));
   }
   p.have_bwd_filter = true;
@@ -332,7 +332,7 @@ void cudnn_conv_forward(const Context& c, const ConvGeom& g, const float* x, con
 void cudnn_conv_backward_data(const Context& c, const ConvGeom& g, const float* dy, const float* w, const float* x,
                               float* dx, bool accumulate) {
   if (g.N * g.Cin * g.H * g.W <= 0) return;
-  MN_CHECK(!g.relu_input || x, "conv2d backward-data (CUDA): relu_input needs the input x");
+  MN_KCHECK(!g.relu_input || x, "conv2d backward-data (CUDA): relu_input needs the input x");
   // Only the geometry of the library input is needed (not its values).
   LibInput in = prepare_input(c, g, x, /*need_symmetric=*/true, /*materialise=*/false);
   ConvPlan& p = plan_for(c, in.geom);
@@ -382,7 +382,7 @@ void conv2d_backward_data(const Context& c, const ConvGeom& g, const float* dy, 
   if (pointwise(g)) {
     if (g.N * g.Cin * g.H * g.W <= 0) return;
     if (!g.relu_input) return pointwise_backward_data(c, g, dy, w, dx, accumulate ? 1.f : 0.f);
-    MN_CHECK(x, "conv2d backward-data (CUDA): relu_input needs the input x");
+    MN_KCHECK(x, "conv2d backward-data (CUDA): relu_input needs the input x");
     ScratchBuffer tmp(*c.alloc, sizeof(float) * static_cast<size_t>(g.N * g.Cin * g.H * g.W));
     pointwise_backward_data(c, g, dy, w, tmp.as<float>(), 0.f);
     return relu_backward(c, dx, tmp.as<float>(), x, g.N * g.Cin * g.H * g.W, accumulate);

@@ -10,20 +10,20 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include "metanas/engine/error.h"
+#include "metanas/kernels/kernel_types.h"
 
 namespace metanas::kernels::cuda {
 
 [[noreturn]] inline void throw_cuda(cudaError_t e, const char* expr, const char* file, int line) {
-  MN_THROW("CUDA error at ", file, ":", line, ": ", expr, " failed: ", cudaGetErrorName(e), " (",
+  MN_KTHROW("CUDA error at ", file, ":", line, ": ", expr, " failed: ", cudaGetErrorName(e), " (",
            cudaGetErrorString(e), ")");
 }
 [[noreturn]] inline void throw_cublas(cublasStatus_t s, const char* expr, const char* file, int line) {
-  MN_THROW("cuBLAS error at ", file, ":", line, ": ", expr, " failed: ", cublasGetStatusName(s), " (",
+  MN_KTHROW("cuBLAS error at ", file, ":", line, ": ", expr, " failed: ", cublasGetStatusName(s), " (",
            cublasGetStatusString(s), ")");
 }
 [[noreturn]] inline void throw_cudnn(cudnnStatus_t s, const char* expr, const char* file, int line) {
-  MN_THROW("cuDNN error at ", file, ":", line, ": ", expr, " failed: ", cudnnGetErrorString(s));
+  MN_KTHROW("cuDNN error at ", file, ":", line, ": ", expr, " failed: ", cudnnGetErrorString(s));
 }
 
 // True when METANAS_CUDA_SYNC_CHECK is set to a non-zero value (read once).

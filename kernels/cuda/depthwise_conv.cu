@@ -36,7 +36,7 @@ DwGeom make_dw(const ConvGeom& g) {
 
 void check_dw(const ConvGeom& g, const char* what) {
   constexpr int64_t kMax = 0x7fffffff;
-  MN_CHECK(g.H * g.W < kMax && g.OH * g.OW < kMax && g.N * g.OH * g.OW < kMax && g.N * g.Cin < kMax &&
+  MN_KCHECK(g.H * g.W < kMax && g.OH * g.OW < kMax && g.N * g.OH * g.OW < kMax && g.N * g.Cin < kMax &&
                g.KH * g.KW < kMax,
            what, ": shape too large for the depthwise kernel's 32-bit plane indexing (N=", g.N, " C=", g.Cin,
            " H=", g.H, " W=", g.W, ")");
@@ -209,7 +209,7 @@ void depthwise_backward_data(const Context& c, const ConvGeom& g, const float* d
                              float* dx, bool accumulate) {
   if (g.N * g.Cin * g.H * g.W <= 0) return;
   check_dw(g, "depthwise conv backward-data");
-  MN_CHECK(!g.relu_input || x, "depthwise conv backward-data: relu_input needs the input x");
+  MN_KCHECK(!g.relu_input || x, "depthwise conv backward-data: relu_input needs the input x");
   const DwGeom d = make_dw(g);
   const dim3 grid = plane_grid(g.N * g.Cin, g.H * g.W);
   with_window(g.KH, g.KW, [&](auto kh, auto kw) {
@@ -236,7 +236,7 @@ void depthwise_backward_weight(const Context& c, const ConvGeom& g, const float*
   // products per block, at most 64 chunks.
   const int64_t S = std::min<int64_t>(64, (total + 2047) / 2048);
   const int64_t chunk = (total + S - 1) / S;
-  MN_CHECK(S <= 65535, "depthwise conv backward-weight: too many chunks");
+  MN_KCHECK(S <= 65535, "depthwise conv backward-weight: too many chunks");
   ScratchBuffer partial(*c.alloc, sizeof(float) * static_cast<size_t>(C * S * KK));
   const DwGeom d = make_dw(g);
   const dim3 grid(static_cast<unsigned>(C), static_cast<unsigned>(S));

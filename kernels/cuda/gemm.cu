@@ -10,7 +10,7 @@ void gemm(const Context& c, bool trans_a, bool trans_b, int64_t M, int64_t N, in
           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   constexpr int64_t kMax = 0x7fffffff;
-  MN_CHECK(M <= kMax && N <= kMax && K <= kMax && lda <= kMax && ldb <= kMax && ldc <= kMax,
+  MN_KCHECK(M <= kMax && N <= kMax && K <= kMax && lda <= kMax && ldb <= kMax && ldc <= kMax,
            "gemm: dimensions exceed cuBLAS's 32-bit limit (M=", M, " N=", N, " K=", K, ")");
   if (K <= 0 && ldc == N) {
     // C = beta * C; beta == 0 overwrites without reading C (BLAS semantics).

@@ -64,7 +64,7 @@ __global__ void scale_rows_kernel(float* __restrict__ y, const float* __restrict
 }
 
 void check_planes(int64_t planes, const char* what) {
-  MN_CHECK(planes < 0x7fffffffLL, what, ": ", planes, " planes exceed the grid limit");
+  MN_KCHECK(planes < 0x7fffffffLL, what, ": ", planes, " planes exceed the grid limit");
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace {
 
 PoolDims make_pool(const PoolGeom& g) {
   constexpr int64_t kMax = 0x7fffffff;
-  MN_CHECK(g.H * g.W < kMax && g.OH * g.OW < kMax && g.N * g.C < kMax, "pooling: shape too large (N=", g.N,
+  MN_KCHECK(g.H * g.W < kMax && g.OH * g.OW < kMax && g.N * g.C < kMax, "pooling: shape too large (N=", g.N,
            " C=", g.C, " H=", g.H, " W=", g.W, ")");
   return PoolDims{static_cast<int>(g.H),  static_cast<int>(g.W),      static_cast<int>(g.OH),
                   static_cast<int>(g.OW), static_cast<int>(g.k),      static_cast<int>(g.stride),

@@ -253,7 +253,7 @@ void argmax_rows(const Context& c, int32_t* idx, const float* x, int64_t rows, i
     fill_i32(c, idx, -1, rows);
     return;
   }
-  MN_CHECK(cols < 0x7fffffff, "argmax: ", cols, " columns exceed the 32-bit index range");
+  MN_KCHECK(cols < 0x7fffffff, "argmax: ", cols, " columns exceed the 32-bit index range");
   with_group(cols, [&](auto g) {
     constexpr int G = decltype(g)::value;
     argmax_kernel<G><<<row_blocks(rows, G), kThreads, 0, c.stream>>>(idx, x, rows, cols);

@@ -192,8 +192,9 @@ TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) {
   te.total = static_cast<int>(ep.query_x.dim(0));
   te.correct = static_cast<int>(std::lround(te.accuracy * te.total));
   te.sparse_params = task_->model().sparse_param_count(task_->final_context());
-  if (const auto* net = dynamic_cast<const nas::SearchNetwork*>(&task_->model()))
-    te.genotype = net->genotype().to_text();
+  // Only adapted architectures are reported: a fixed one is the same for every task.
+  if (task_->model().alphas())
+    if (const auto g = task_->model().architecture()) te.genotype = g->to_text();
   return te;
 }
 

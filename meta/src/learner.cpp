@@ -129,9 +129,7 @@ int MetaLearner::maybe_prune() {
   const auto& m = cfg_.meta;
   if (m.prune_every <= 0 || iteration_ % m.prune_every != 0) return 0;
   if (iteration_ <= m.warmup_iterations) return 0;
-  auto* net = dynamic_cast<nas::SearchNetwork*>(model_.get());
-  if (!net) return 0;
-  return nas::meta_prune(*net, m.prune_threshold, static_cast<float>(cfg_.task.t_min), cfg_.task.normalizer);
+  return model_->prune_architecture(m.prune_threshold, static_cast<float>(cfg_.task.t_min), cfg_.task.normalizer);
 }
 
 void MetaLearner::save_state(Checkpoint& ck) const {

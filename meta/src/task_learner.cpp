@@ -72,7 +72,7 @@ Tensor rows_view(const Tensor& t, int64_t row0, int64_t rows) {
   std::vector<int64_t> dims = t.shape().dims();
   const int64_t per_row = dims[0] == 0 ? 0 : t.numel() / dims[0];
   dims[0] = rows;
-  return Tensor::view_of(t.impl()->storage, t.impl()->offset + row0 * per_row, Shape(dims), t.dtype());
+  return t.view(row0 * per_row, Shape(dims));
 }
 
 void check_episode(const data::Episode& ep, const nas::Model& m, const char* who) {

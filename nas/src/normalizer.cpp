@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "metanas/engine/autograd.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 

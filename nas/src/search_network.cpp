@@ -333,6 +333,10 @@ int64_t SearchNetwork::sparse_param_count(const ForwardContext& ctx) const {
   return m.weights.numel() - inactive;
 }
 
+int SearchNetwork::prune_architecture(float threshold, float t_min, Normalizer normalizer) {
+  return meta_prune(*this, threshold, t_min, normalizer);
+}
+
 int meta_prune(SearchNetwork& net, float threshold, float t_min, Normalizer normalizer) {
   MN_CHECK(t_min > 0.f, "meta_prune: t_min must be positive, got ", t_min);
   ForwardContext ctx;

@@ -9,7 +9,7 @@
 #include <exception>
 #include <string>
 
-#include "metanas/engine/backend.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/device.h"
 
 int main(int argc, char** argv) {

@@ -1,9 +1,10 @@
 // Autograd semantics: reuse, shared subgraphs, no_grad, zeroing, freed graphs.
 #include <catch2/catch.hpp>
 
-#include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
+#include "metanas/engine/param_set.h"
 
 using namespace metanas;
 
@@ -104,4 +105,114 @@ TEST_CASE("mixing an undefined or int tensor into float ops is a clear error", "
   }
   Tensor i = Tensor::from_ints({1, 2}, {2});
   REQUIRE_THROWS_AS(relu(i), Error);
+}
+
+// ---- shared gradient buffers (a pending gradient may be the very tensor that
+// another pending slot, the caller or a saved tensor holds) ----
+
+namespace {
+// x as a one-element parameter of a ParamSet, so its gradient lands in the flat buffer.
+struct OneParam {
+  ParamSet ps{Device::CPU};
+  explicit OneParam(float v) {
+    ps.add("x", {1});
+    ps.finalize();
+    ps.get("x").copy_(Tensor::from_vector({v}, {1}));
+  }
+  Tensor x() { return ps.get("x"); }
+  float grad() const { return ps.grads().to_vector()[0]; }
+};
+}  // namespace
+
+TEST_CASE("add's shared upstream gradient is not corrupted by later accumulation", "[autograd][aliasing]") {
+  OneParam p(1.f);
+  Tensor x = p.x(), a = x * 2.0f, b = x * 3.0f;
+  sum(a * b + (a + b)).backward();  // d/dx (6x^2 + 5x) = 12x + 5
+  REQUIRE(p.grad() == Approx(17.f));
+}
+
+TEST_CASE("a sum feeding three consumers beside its own inputs", "[autograd][aliasing]") {
+  OneParam p(1.f);
+  Tensor x = p.x(), a = x * 2.0f, b = x * 3.0f, e = a + b;
+  sum(e * a + e * b + (e + a)).backward();  // 25x^2 + 7x -> 50x + 7
+  REQUIRE(p.grad() == Approx(57.f));
+}
+
+TEST_CASE("a + a: both inputs are one tensor", "[autograd][aliasing]") {
+  Tensor x = Tensor::from_vector({1.f, -2.f}, {2});
+  x.set_requires_grad();
+  Tensor a = x * 3.0f;
+  sum((a + a) * a).backward();  // 2a^2 = 18x^2 -> 36x
+  const auto g = x.grad().to_vector();
+  REQUIRE(g[0] == Approx(36.f));
+  REQUIRE(g[1] == Approx(-72.f));
+}
+
+TEST_CASE("one tensor with three consumers", "[autograd][aliasing]") {
+  Tensor x = Tensor::from_vector({0.5f, -1.5f, 2.f}, {3});
+  x.set_requires_grad();
+  Tensor t = x * 2.0f;
+  sum(add(mul(t, x), add(t, mul_scalar(t, 3.f)))).backward();  // 2x^2 + 8x -> 4x + 8
+  const auto g = x.grad().to_vector();
+  REQUIRE(g[0] == Approx(10.f));
+  REQUIRE(g[1] == Approx(2.f));
+  REQUIRE(g[2] == Approx(16.f));
+}
+
+TEST_CASE("a reshape pass-through feeding two consumers", "[autograd][aliasing]") {
+  Tensor x = Tensor::from_vector({1.f, -0.5f}, {2});
+  x.set_requires_grad();
+  Tensor t = x * 3.0f;
+  Tensor r = t.reshape({2, 1});  // backward hands its upstream gradient on unchanged
+  // sum(r*r) + sum(r + r) + sum(t*x) = 9x^2 + 6x + 3x^2 -> 24x + 6
+  Tensor y = add(add(sum(mul(r, r)), sum(add(r, r))), sum(mul(t, x)));
+  y.backward();
+  const auto g = x.grad().to_vector();
+  REQUIRE(g[0] == Approx(30.f));
+  REQUIRE(g[1] == Approx(-6.f));
+}
+
+TEST_CASE("sub: the negated and the plain gradient of a shared difference", "[autograd][aliasing]") {
+  OneParam p(2.f);
+  Tensor x = p.x(), a = x * 2.0f, b = x * 3.0f, d = sub(a, b);  // d = -x
+  sum(mul(d, d) + d + sub(b, a) + sub(a, a)).backward();         // x^2 - x + x + 0 -> 2x
+  REQUIRE(p.grad() == Approx(4.f));
+}
+
+TEST_CASE("a gradient that reaches a leaf twice, and the caller's upstream gradient", "[autograd][aliasing]") {
+  Tensor x = Tensor::from_vector({1.f, 2.f}, {2});
+  x.set_requires_grad();
+  const Tensor up = Tensor::from_vector({0.5f, -1.f}, {2});
+  add(x, x).backward(up);  // the same upstream tensor reaches x through both inputs
+  auto g = x.grad().to_vector();
+  REQUIRE(g[0] == Approx(1.f));
+  REQUIRE(g[1] == Approx(-2.f));
+  REQUIRE(up.to_vector() == std::vector<float>{0.5f, -1.f});  // never written
+  // A second graph accumulates into the existing gradient: d/dx sum(x*x + x) = 2x + 1.
+  sum(mul(x, x) + x).backward();
+  g = x.grad().to_vector();
+  REQUIRE(g[0] == Approx(1.f + 3.f));
+  REQUIRE(g[1] == Approx(-2.f + 5.f));
+}
+
+TEST_CASE("the legacy accumulation switch reproduces the reported wrong gradients", "[autograd][aliasing]") {
+  // Shows what the regression tests above guard against (and that the
+  // fuzzer's self-test switch really restores the old rule).
+  set_legacy_accumulation_for_testing(true);
+  float g17 = 0, g57 = 0;
+  {
+    OneParam p(1.f);
+    Tensor x = p.x(), a = x * 2.0f, b = x * 3.0f;
+    sum(a * b + (a + b)).backward();
+    g17 = p.grad();
+  }
+  {
+    OneParam p(1.f);
+    Tensor x = p.x(), a = x * 2.0f, b = x * 3.0f, e = a + b;
+    sum(e * a + e * b + (e + a)).backward();
+    g57 = p.grad();
+  }
+  set_legacy_accumulation_for_testing(false);
+  CHECK(g17 != Approx(17.f));
+  CHECK(g57 != Approx(57.f));
 }

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "metanas/engine/autograd.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/random.h"
 #include "support/gradcheck.h"

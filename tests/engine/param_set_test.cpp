@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "metanas/engine/error.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/param_set.h"
 #include "metanas/engine/random.h"

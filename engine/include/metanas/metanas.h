@@ -37,11 +37,12 @@
 //   ck.save("run.ckpt");                         // atomic: write .tmp, fsync, rename
 //
 // Errors are reported as metanas::Error with the op, shapes or path involved.
+// Writing a new op (kernels, autograd record, tensor internals) takes the
+// op-author interface metanas/engine/extension.h on top of this header.
 // examples/embed/ is this example as a standalone CMake project.
 #pragma once
 
 #include "metanas/engine/autograd.h"
-#include "metanas/engine/backend.h"
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/device.h"
 #include "metanas/engine/error.h"

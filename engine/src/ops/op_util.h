@@ -3,8 +3,7 @@
 #pragma once
 #include <vector>
 
-#include "metanas/engine/autograd.h"
-#include "metanas/engine/backend.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/tensor.h"

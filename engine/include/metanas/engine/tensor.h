@@ -15,28 +15,10 @@ namespace metanas {
 class Rng;
 struct Node;
 
-// A block of device memory, freed through its backend when the last view dies.
-struct Storage {
-  Storage(Device device, size_t bytes);
-  ~Storage();
-  Storage(const Storage&) = delete;
-  Storage& operator=(const Storage&) = delete;
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  Device device = Device::CPU;
-};
-
-struct TensorImpl {
-  std::shared_ptr<Storage> storage;
-  int64_t offset = 0;  // in elements
-  Shape shape;
-  DType dtype = DType::F32;
-  Device device = Device::CPU;
-  bool requires_grad = false;
-  std::shared_ptr<Node> grad_fn;          // null for leaves and constants
-  std::shared_ptr<TensorImpl> grad;       // accumulated gradient of a leaf
-  std::string name;                       // optional, for error messages
-};
+// The tensor's internals (Storage, TensorImpl) and the autograd Node belong
+// to the op-author interface: metanas/engine/extension.h.
+struct Storage;
+struct TensorImpl;
 
 class Tensor {
  public:
@@ -58,9 +40,6 @@ class Tensor {
                       Device device = Device::CPU);
   static Tensor rand_uniform(const Shape& shape, Rng& rng, float lo, float hi,
                              Device device = Device::CPU);
-  // A view of `count = shape.numel()` elements of storage starting at `offset`.
-  static Tensor view_of(std::shared_ptr<Storage> storage, int64_t offset, const Shape& shape,
-                        DType dtype = DType::F32);
 
   // ---- properties ----
   bool defined() const { return impl_ != nullptr; }
@@ -90,6 +69,10 @@ class Tensor {
   Tensor detach() const;           // shares storage, no autograd link
   // Same storage, new shape (numel must match). Differentiable.
   Tensor reshape(const Shape& shape) const;
+  // A view of shape.numel() elements starting `offset` elements into this
+  // tensor (same storage and dtype; must lie inside this tensor). No autograd
+  // link: for parameter views into flat buffers and row blocks of a batch.
+  Tensor view(int64_t offset, const Shape& shape) const;
 
   // ---- in-place, never recorded by autograd (parameter updates etc.) ----
   Tensor& fill_(float value);
@@ -118,6 +101,7 @@ class Tensor {
   const std::string& name() const;
   Tensor& set_name(const std::string& n);
 
+  // The internals, for op authors (types in metanas/engine/extension.h).
   TensorImpl* impl() const { return impl_.get(); }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
   // True when both handles view the same storage at the same offset and shape.

@@ -37,6 +37,7 @@ class DiscreteNetwork : public Model {
   Tensor forward(const Tensor& x, const ForwardContext& ctx) override;
   ParamSet& weights() override;
   const ParamSet& weights() const override;
+  std::optional<Genotype> architecture() const override { return genotype(); }
   std::string kind() const override { return "discrete"; }
   int num_classes() const override;
   std::unique_ptr<Model> clone() const override;

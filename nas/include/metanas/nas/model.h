@@ -10,11 +10,13 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "metanas/engine/param_set.h"
 #include "metanas/engine/random.h"
 #include "metanas/engine/tensor.h"
+#include "metanas/nas/genotype.h"
 
 namespace metanas::nas {
 
@@ -106,6 +108,14 @@ class Model {
   // threshold (plus stem, preprocessing and classifier); for fixed
   // architectures all weights.
   virtual int64_t sparse_param_count(const ForwardContext& ctx) const { return weights().numel(); }
+
+  // The architecture the model stands for: the arg-max genotype of a search
+  // network, the fixed one of a discrete network; none for ConvNet4.
+  virtual std::optional<Genotype> architecture() const { return std::nullopt; }
+  // Meta-model pruning of architecture logits (MetaNAS prune_alphas, see
+  // nas::meta_prune); returns how many were newly pruned, 0 for models
+  // without architecture parameters.
+  virtual int prune_architecture(float threshold, float t_min, Normalizer normalizer) { return 0; }
 
   // "search", "discrete", "convnet4".
   virtual std::string kind() const = 0;

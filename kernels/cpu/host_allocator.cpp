@@ -1,9 +1,9 @@
 // Size-bucketed host block cache (see host_allocator.h).
-#include "host_allocator.h"
+#include "kernels/cpu/host_allocator.h"
 
 #include <cstdlib>
 
-#include "metanas/engine/error.h"
+#include "metanas/kernels/kernel_types.h"
 
 namespace metanas {
 
@@ -30,7 +30,7 @@ void* HostAllocator::allocate(size_t bytes) {
     release_cache();  // out of memory: give the cache back and retry once
     p = std::aligned_alloc(64, b);
   }
-  if (!p) MN_THROW("CPU allocation of ", bytes, " bytes failed (out of memory)");
+  if (!p) MN_KTHROW("CPU allocation of ", bytes, " bytes failed (out of memory)");
   return p;
 }
 

@@ -1,0 +1,43 @@
+// CPU backend: forwards every Backend kernel (generated from the op table) to
+// kernels/cpu/ and owns host memory.
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "kernels/cpu/host_allocator.h"
+#include "kernels/cpu/cpu_kernels.h"
+#include "metanas/engine/backend.h"
+
+namespace metanas {
+
+namespace {
+namespace k = kernels::cpu;
+
+class CpuBackend final : public Backend {
+ public:
+  Device device() const override { return Device::CPU; }
+  void* allocate(size_t bytes) override { return alloc_.allocate(bytes); }
+  void deallocate(void* p, size_t bytes) override { alloc_.deallocate(p, bytes); }
+  void copy_from_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void copy(void* dst, const void* src, size_t bytes) override { if (dst != src) std::memmove(dst, src, bytes); }
+  void memset_zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+  void synchronize() override {}
+
+#define MN_KERNEL(name, params, args) \
+  void name params override { k::name args; }
+#include "metanas/kernels/op_table.def"
+
+ private:
+  HostAllocator alloc_;
+};
+}  // namespace
+
+Backend* cpu_backend_instance() {
+  // Never destroyed: tensors in other static objects may outlive any
+  // destruction order we could pick.
+  static CpuBackend* instance = new CpuBackend;
+  return instance;
+}
+
+}  // namespace metanas
