@@ -28,6 +28,7 @@
 #include "metanas/engine/param_set.h"
 #include "metanas/engine/random.h"
 #include "metanas/engine/tensor.h"
+#include "support/op_specs.h"
 
 using namespace metanas;
 
@@ -130,6 +131,63 @@ void check_parity(const std::string& name, const Fn& f, const std::vector<In>& i
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- the op table
+
+// Every op of the op table, through its spec (tests/support/op_specs.cpp):
+// inputs drawn from the spec's pool, several draws each. An op added to the
+// table without a spec fails here (and in the engine's fuzzer test).
+TEST_CASE("parity: every op of the op table through its spec", "[cuda][parity]") {
+  for (const auto& op : metanas::testing::table_ops()) {
+    const metanas::testing::OpSpec* spec = metanas::testing::find_spec(op.name);
+    INFO("op " << op.name);
+    REQUIRE(spec != nullptr);
+    for (uint64_t trial = 0; trial < 6; ++trial) {
+      Rng rng(4242 + trial);
+      metanas::testing::GraphBuilder gb(rng);
+      metanas::testing::seed_pool(gb);
+      const auto c = spec->build(gb);
+      REQUIRE(c.has_value());
+      // One input per distinct argument, so that x op x stays one tensor on both devices.
+      std::vector<int> uniq;
+      std::vector<size_t> slot;
+      for (int a : c->args) {
+        auto it = std::find(uniq.begin(), uniq.end(), a);
+        slot.push_back(static_cast<size_t>(it - uniq.begin()));
+        if (it == uniq.end()) uniq.push_back(a);
+      }
+      std::vector<In> ins;
+      for (int a : uniq) ins.push_back(In{gb.values[static_cast<size_t>(a)], true});
+      const auto run = c->run;
+      check_parity(op.name + " (draw " + std::to_string(trial) + ")",
+                   [run, slot](const std::vector<Tensor>& v) {
+                     std::vector<Tensor> args;
+                     for (size_t k : slot) args.push_back(v[k]);
+                     return run(args);
+                   },
+                   ins, Tol{spec->parity_fwd}, Tol{spec->parity_bwd});
+    }
+  }
+}
+
+TEST_CASE("shared gradient buffers on the GPU: the reported cases give 17 and 57", "[cuda][parity]") {
+  for (int which = 0; which < 2; ++which) {
+    ParamSet ps(Device::CPU);
+    ps.add("x", {1});
+    ps.finalize();
+    ps.get("x").copy_(Tensor::from_vector({1.f}, {1}));
+    ps.to(kGpu);
+    Tensor x = ps.get("x"), a = x * 2.0f, b = x * 3.0f;
+    if (which == 0) {
+      sum(a * b + (a + b)).backward();
+      REQUIRE(ps.grads().to_vector()[0] == Approx(17.f));
+    } else {
+      Tensor e = a + b;
+      sum(e * a + e * b + (e + a)).backward();
+      REQUIRE(ps.grads().to_vector()[0] == Approx(57.f));
+    }
+  }
+}
 
 // ---------------------------------------------------------------- element-wise
 
