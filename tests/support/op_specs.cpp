@@ -254,6 +254,48 @@ std::vector<OpSpec> make_specs() {
       return drop_path(v[0], 0.4f, r);
     });
   }, 1e-5, 1e-5);
+  add_spec("sigmoid", [](GraphBuilder& gb) {
+    return unary(gb, any, [](const std::vector<Tensor>& v) { return sigmoid(v[0]); });
+  }, 1e-5, 1e-5);
+  add_spec("tanh", [](GraphBuilder& gb) {
+    return unary(gb, any, [](const std::vector<Tensor>& v) { return metanas::tanh(v[0]); });
+  }, 1e-5, 1e-5);
+  add_spec("exp", [](GraphBuilder& gb) {
+    // Inputs of the graph can be large (products, sums): exp of a tanh stays in range.
+    return unary(gb, any, [](const std::vector<Tensor>& v) { return metanas::exp(metanas::tanh(v[0])); });
+  }, 1e-5, 1e-5);
+  add_spec("log_softmax", [](GraphBuilder& gb) -> std::optional<OpCall> {
+    const auto a = gb.pick([](const Shape& s) { return is2d(s) && s[1] >= 2; });
+    if (!a) return std::nullopt;
+    const Shape s = gb.shape(*a);
+    std::vector<int32_t> mask;
+    if (gb.below(2) == 0) {  // a random action mask with at least one allowed entry per row
+      mask.resize(static_cast<size_t>(s.numel()));
+      for (auto& m : mask) m = gb.below(3) != 0;
+      for (int64_t r = 0; r < s[0]; ++r) mask[static_cast<size_t>(r * s[1] + gb.below(s[1]))] = 1;
+    }
+    return call({*a}, [mask, s](const std::vector<Tensor>& v) {
+      const Tensor m = mask.empty() ? Tensor() : Tensor::from_ints(mask, s, v[0].device());
+      Tensor y = log_softmax(v[0], m);
+      // Masked entries are -1e30: a loss sees them through exp (the probabilities), as PPO does.
+      return m.defined() ? metanas::exp(y) : y;
+    });
+  }, 1e-5, 1e-4);
+  add_spec("gather_cols", [](GraphBuilder& gb) -> std::optional<OpCall> {
+    const auto a = gb.pick(is2d);
+    if (!a) return std::nullopt;
+    const Shape s = gb.shape(*a);
+    std::vector<int32_t> idx(static_cast<size_t>(s[0]));
+    for (auto& i : idx) i = static_cast<int32_t>(gb.below(s[1]));
+    return call({*a}, [idx](const std::vector<Tensor>& v) {
+      return gather_cols(v[0], Tensor::from_ints(idx, Shape{static_cast<int64_t>(idx.size())}, v[0].device()));
+    });
+  }, 0, 0);
+  add_spec("clamp", [](GraphBuilder& gb) {
+    const float lo = -0.5f - gb.rng.uniform(), hi = 0.5f + gb.rng.uniform();
+    return unary(gb, any, [lo, hi](const std::vector<Tensor>& v) { return clamp(v[0], lo, hi); });
+  }, 0, 0);
+  add_spec("minimum", [](GraphBuilder& gb) { return elementwise_binary(gb, minimum); }, 0, 0);
   return s;
 }
 

@@ -102,6 +102,22 @@ Tensor argmax(const Tensor& logits);
 // Fraction of correct rows, as a scalar tensor on the logits' device (no gradient).
 Tensor accuracy(const Tensor& logits, const Tensor& labels);
 
+// ---- activations and policy-gradient ops (GRU cells, PPO losses) ----
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor exp(const Tensor& x);
+// Row-wise log-softmax of logits [N, C]. With a mask (int32 [N, C], non-zero =
+// allowed) the softmax runs over the allowed entries only; masked entries get
+// kMaskedLogProb (-1e30: finite, so exp() is 0 and 0 * log p stays 0) and no
+// gradient. Every row needs an allowed entry.
+Tensor log_softmax(const Tensor& logits, const Tensor& mask = Tensor());
+// y[r] = x[r, idx[r]] for x [N, C], idx int32 [N] (the log-probability of each row's action).
+Tensor gather_cols(const Tensor& x, const Tensor& idx);
+// min(max(x, lo), hi); gradient 1 where lo <= x <= hi (PyTorch's convention).
+Tensor clamp(const Tensor& x, float lo, float hi);
+// Element-wise min(a, b); on ties each input gets half the gradient (PyTorch's convention).
+Tensor minimum(const Tensor& a, const Tensor& b);
+
 // ---- regularisation ----
 // Zeroes each sample (dim 0) with probability p and scales kept samples by
 // 1 / (1 - p). Identity when p == 0. The mask is drawn from rng.

@@ -39,6 +39,10 @@ struct BoxCopy {
   bool accumulate = false;
 };
 
+// The log-probability log_softmax gives masked entries: finite (0 * it is 0)
+// and far below any real log-probability.
+constexpr float kMaskedLogProb = -1e30f;
+
 namespace kernels {
 // Raises the engine's error type (metanas::Error) with this message; defined
 // by the engine (engine/src/backend.cpp), so kernels need not include it.
