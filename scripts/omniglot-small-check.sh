@@ -9,13 +9,13 @@
 #
 # Usage: scripts/omniglot-small-check.sh [extra meta-train flags...]
 # Environment: ZIPS (folder holding images_background_small{1,2}.zip;
-# default ../shared/data/omniglot), WORK (default /tmp/metanas-omniglot-small),
+# default data/omniglot, the copies shipped with the repository), WORK (default /tmp/metanas-omniglot-small),
 # BUILD_DIR (default build), THREADS (default all cores), ITERATIONS (120), C (8), EVAL_STEPS (15),
 # TASKS (test tasks, 100), BASELINE (1: also meta-test the untrained network on the
 # same tasks, for comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ZIPS=${ZIPS:-../shared/data/omniglot}
+ZIPS=${ZIPS:-data/omniglot}
 WORK=${WORK:-/tmp/metanas-omniglot-small}
 BUILD_DIR=${BUILD_DIR:-build}
 THREADS=${THREADS:-$(nproc)}
@@ -23,48 +23,18 @@ ITERATIONS=${ITERATIONS:-120}
 TASKS=${TASKS:-100}
 bin="$BUILD_DIR/bin"
 
-for z in images_background_small1 images_background_small2; do
-  [ -f "$ZIPS/$z.zip" ] || { echo "omniglot-small-check: $ZIPS/$z.zip not found (set ZIPS)"; exit 1; }
-done
-mkdir -p "$WORK/data"
-for z in images_background_small1 images_background_small2; do
-  [ -d "$WORK/data/$z" ] || unzip -q -o "$ZIPS/$z.zip" -d "$WORK/data"
-done
-
-# Split file: train = every character of small1; test = the small2 alphabets
-# small1 lacks. Names are looked up in background_dir (small1) first, then in
-# evaluation_dir (small2).
-list_chars() {  # DIR ALPHABET... -> "Alphabet/characterNN" JSON strings, one per line
-  local dir=$1
-  shift
-  for a in "$@"; do
-    for c in "$dir/$a"/character*; do printf '"%s/%s"\n' "$a" "$(basename "$c")"; done
-  done
-}
-small1=$(cd "$WORK/data/images_background_small1" && ls -d */ | tr -d /)
-test_alphabets=()
-for a in $(cd "$WORK/data/images_background_small2" && ls -d */ | tr -d /); do
-  [ -d "$WORK/data/images_background_small1/$a" ] || test_alphabets+=("$a")
-done
-echo "omniglot-small-check: train alphabets: $(echo $small1)"
-echo "omniglot-small-check: test alphabets:  ${test_alphabets[*]}"
-{
-  echo '{"train": ['
-  # shellcheck disable=SC2086
-  list_chars "$WORK/data/images_background_small1" $small1 | paste -sd, -
-  echo '], "test": ['
-  list_chars "$WORK/data/images_background_small2" "${test_alphabets[@]}" | paste -sd, -
-  echo ']}'
-} >"$WORK/split.json"
+# Checks the zips' checksums, unpacks them once and writes the split file
+# (train = small1; test = the small2 alphabets small1 lacks).
+data=$(ZIPS=$ZIPS DEST=$WORK/data bash scripts/omniglot-small-data.sh | tail -n 1)
 
 # The MetaNAS Omniglot 20-way 1-shot preset, shortened: a narrower network
 # (C=8 by default; env C), meta-batch 5, ITERATIONS meta-iterations (half warm-up), test tasks
 # adapted for EVAL_STEPS + EVAL_STEPS steps instead of 50 + 50.
 half=$((ITERATIONS / 2))
 "$bin/meta-train" --config configs/omniglot-20w1s.json --out "$WORK/run" --overwrite \
-  --data "$WORK/data" --threads "$THREADS" \
+  --data "$data" --threads "$THREADS" \
   --data.background_dir images_background_small1 --data.evaluation_dir images_background_small2 \
-  --data.scheme "$WORK/split.json" --data.cache_dir "$WORK/cache" \
+  --data.scheme "$data/split.json" --data.cache_dir "$WORK/cache" \
   --model.search.C "${C:-8}" --meta.meta_batch_size 5 \
   --iterations "$ITERATIONS" --meta.warmup_iterations "$half" --meta.prune_every "$half" \
   --eval.arch_steps "${EVAL_STEPS:-15}" --eval.weight_steps "${EVAL_STEPS:-15}" \

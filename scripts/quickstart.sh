@@ -1,42 +1,104 @@
 #!/usr/bin/env bash
-# The README's main command: installs dependencies, builds, meta-trains
-# MetaNAS briefly on the built-in synthetic handwriting dataset
-# (configs/synthetic-quick.json: 5-way 1-shot, a small search network, 60
-# meta-iterations) into runs/quickstart, then meta-tests it on held-out
-# alphabets and prints the accuracy with its 95% interval and the chance level.
-# No data files or GPU needed. Environment: BUILD_DIR (default build),
-# THREADS (default: all cores), OUT (default runs/quickstart), SKIP_BUILD=1
-# (reuse an existing build: skip install-deps.sh and build.sh).
+# The README's main command: installs dependencies, builds, then shows
+# meta-learning on real handwriting. By default (DATA=omniglot) it meta-trains
+# MetaNAS (configs/quickstart-omniglot.json: 5-way 1-shot, a small search
+# network, ITERATIONS meta-iterations) on the Omniglot subset
+# images_background_small1 shipped in data/omniglot (5 alphabets, x4
+# rotations), meta-tests it on the three alphabets of images_background_small2
+# that small1 lacks (every test class is new), and meta-tests the same network
+# untrained, with the same test tasks and adaptation, as the baseline.
+# DATA=synthetic does the same on the built-in synthetic handwriting
+# (configs/synthetic-quick.json; no files needed).
+#
+# Environment: DATA (omniglot | synthetic), BUILD_DIR (default build),
+# THREADS (default: all cores), OUT (default runs/quickstart; the baseline
+# goes to OUT-untrained), SKIP_BUILD=1 (reuse an existing build: skip
+# install-deps.sh and build.sh), ITERATIONS and TASKS (override the
+# configuration's meta-iterations and test tasks; the tests use tiny values),
+# ZIPS (folder holding the two Omniglot zips; default data/omniglot),
+# OMP_WAIT_POLICY (default passive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   bash scripts/install-deps.sh
   bash scripts/build.sh
 fi
+DATA=${DATA:-omniglot}
 BUILD_DIR=${BUILD_DIR:-build}
 OUT=${OUT:-runs/quickstart}
+BASE=$OUT-untrained
 THREADS=${THREADS:-$(nproc)}
 bin="$BUILD_DIR/bin"
+# Idle OpenMP threads sleep instead of spinning: on a machine whose cores are
+# shared, spinning threads of a 2-thread run made iterations up to 20x slower
+# (docs/results.md). Set OMP_WAIT_POLICY=active for a dedicated machine.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+train_args=(--out "$OUT" --overwrite --threads "$THREADS")
+case "$DATA" in
+  omniglot)
+    config=configs/quickstart-omniglot.json
+    echo
+    echo "== data: the Omniglot subsets shipped in ${ZIPS:-data/omniglot} (checked, unpacked once)"
+    root=$(bash scripts/omniglot-small-data.sh | tail -n 1)
+    train_args+=(--data "$root" --data.scheme "$root/split.json")
+    what="Omniglot: 5-way 1-shot on Japanese_(katakana), Sanskrit, Tagalog (alphabets never seen in training)"
+    ;;
+  synthetic)
+    config=configs/synthetic-quick.json
+    what="synthetic handwriting: 5-way 1-shot on the held-out test alphabets"
+    ;;
+  *)
+    echo "quickstart: error: DATA must be omniglot or synthetic, not '$DATA'" >&2
+    exit 2
+    ;;
+esac
+[ -z "${ITERATIONS:-}" ] || train_args+=(--iterations "$ITERATIONS")
+test_args=(--split test --threads "$THREADS")
+[ -z "${TASKS:-}" ] || test_args+=(--tasks "$TASKS")
+
+start=$SECONDS
+echo
+echo "== meta-train: $config -> $OUT"
+"$bin/meta-train" --config "$config" "${train_args[@]}"
+trained=$SECONDS
 
 echo
-echo "== meta-train: configs/synthetic-quick.json -> $OUT"
-"$bin/meta-train" --config configs/synthetic-quick.json --out "$OUT" --overwrite --threads "$THREADS"
+echo "== meta-test: $what"
+"$bin/meta-test" --run "$OUT" "${test_args[@]}"
 
 echo
-echo "== meta-test: held-out (test) alphabets of the synthetic dataset"
-"$bin/meta-test" --run "$OUT" --split test --threads "$THREADS"
+echo "== baseline: the same network untrained (iteration 0), same test tasks and adaptation -> $BASE"
+# Warm-up 0, so that its test tasks adapt the architecture too, as the trained run's do.
+"$bin/meta-train" --config "$OUT/config.json" --out "$BASE" --overwrite --quiet \
+  --iterations 0 --meta.warmup_iterations 0
+"$bin/meta-test" --run "$BASE" "${test_args[@]}" --quiet
+end=$SECONDS
 
-echo
-python_free_summary() {  # the headline numbers of report.json, without jq or python
-  local r="$OUT/report.json"
-  local acc ci chance
+summary() {  # REPORT -> "accuracy% +- ci% (95% CI over N tasks)", without jq or python
+  local r=$1 acc ci tasks
   acc=$(grep -m1 '^  "accuracy"' "$r" | sed -E 's/.*: ([0-9.eE+-]+).*/\1/')
   ci=$(grep -m1 '^  "ci95"' "$r" | sed -E 's/.*: ([0-9.eE+-]+).*/\1/')
-  chance=$(grep -m1 '^  "chance"' "$r" | sed -E 's/.*: ([0-9.eE+-]+).*/\1/')
-  awk -v a="$acc" -v c="$ci" -v p="$chance" 'BEGIN {
-    printf "held-out accuracy %.1f%% +- %.1f%% (95%% CI), chance %.1f%%\n", 100 * a, 100 * c, 100 * p }'
+  tasks=$(grep -m1 '^  "tasks"' "$r" | sed -E 's/.*: ([0-9]+).*/\1/')
+  awk -v a="$acc" -v c="$ci" -v n="$tasks" 'BEGIN {
+    printf "%.1f%% +- %.1f%% (95%% CI over %d tasks)", 100 * a, 100 * c, n }'
 }
-echo "== quickstart result ($OUT/report.json)"
-python_free_summary
-echo "genotype: $(cat "$OUT/genotype.txt")"
-echo "files: $OUT/{config.json,train.log,metrics.jsonl,checkpoint.mnck,genotype.*,report.json}"
+chance=$(grep -m1 '^  "chance"' "$OUT/report.json" | sed -E 's/.*: ([0-9.eE+-]+).*/\1/')
+iters=$(grep -m1 '^  "iteration"' "$OUT/report.json" | sed -E 's/.*: ([0-9]+).*/\1/')
+echo
+echo "== quickstart result: $what"
+echo "meta-trained ($iters iterations): $(summary "$OUT/report.json")"
+echo "untrained, same adaptation:      $(summary "$BASE/report.json")"
+awk -v p="$chance" 'BEGIN { printf "chance:                          %.1f%%\n", 100 * p }'
+echo "time: meta-train $((trained - start)) s, meta-test + baseline $((end - trained)) s"
+echo "genotype:         $(cat "$OUT/genotype.txt")"
+if [ -f "$OUT/genotype.svg" ]; then
+  echo "genotype picture: $OUT/genotype.svg (Graphviz source $OUT/genotype.dot)"
+else
+  echo "genotype picture: $OUT/genotype.dot (Graphviz source; install graphviz for genotype.svg)"
+fi
+echo "test report:      $OUT/report.json (baseline: $BASE/report.json)"
+echo "metrics:          $OUT/metrics.jsonl"
+echo "log:              $OUT/train.log"
+echo "checkpoints:      $OUT/checkpoint.mnck, $OUT/checkpoint.prev.mnck"
+echo "configuration:    $OUT/config.json"
