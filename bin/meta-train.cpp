@@ -19,6 +19,8 @@
 #include "common/data.h"
 #include "common/main.h"
 #include "common/progress.h"
+#include "common/run_folder.h"
+#include "common/run_lock.h"
 #include "metanas/datasets/episode.h"
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/checkpoint.h"
@@ -81,11 +83,6 @@ const char* kEpilog =
     "             --set meta.meta_batch_size=5 --device cuda\n"
     "  meta-train --out runs/og1 --resume\n"
     "Every key and the output folder are documented in docs/cli.md.";
-
-// Keys a resumed run may change without changing its results.
-bool resumable_override(const std::string& key) {
-  return key.rfind("run.", 0) == 0 || key == "meta.iterations";
-}
 
 // Running sums of the logged statistics over the current log window, kept on
 // the device (no synchronisation per iteration). Checkpoints carry the sums
@@ -159,12 +156,11 @@ json f32(float v) {
   return json(std::strtod(buf, nullptr));
 }
 
-void remove_run_files(const std::string& dir) {
-  for (const char* f : {"checkpoint.mnck", "checkpoint.prev.mnck", "metrics.jsonl", "train.log", "genotype.txt",
-                        "genotype.json", "genotype.dot", "genotype.svg", "report.json"}) {
-    std::error_code ec;
-    fs::remove(fs::path(dir) / f, ec);
-  }
+// Whether every parameter of the model is finite (one norm per set; a NaN or
+// inf anywhere makes the norm non-finite).
+bool finite_params(const nas::Model& m) {
+  if (!std::isfinite(m.weights().norm())) return false;
+  return !m.alphas() || std::isfinite(m.alphas()->norm());
 }
 
 // The final genotype of a search network (or the fixed one of a discrete
@@ -245,7 +241,7 @@ int run(int argc, char** argv) {
   for (const auto& [k, v] : args.overrides()) ov.set(k, v);
   if (resume)
     for (const auto& k : ov.keys())
-      MN_USAGE_CHECK(resumable_override(k), "cannot change '", k,
+      MN_USAGE_CHECK(resumable_key(k), "cannot change '", k,
                      "' when resuming (the continued run would differ from the interrupted one); only "
                      "run.* keys and meta.iterations may change");
   const int64_t old_iterations = cfg.meta.meta.iterations;
@@ -256,26 +252,45 @@ int run(int argc, char** argv) {
   }
   const meta::MetaConfig& mc = cfg.meta;
 
-  // ---- run folder ----
+  // ---- run folder: locked for this process's lifetime ----
+  // Nothing in it is changed until everything the run needs (data, model,
+  // checkpoint) has been loaded and checked.
   std::error_code ec;
   fs::create_directories(out, ec);
   MN_CHECK(!ec, "cannot create the run folder '", out, "': ", ec.message());
-  if (!resume) {
-    const bool used = fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl");
-    if (used) {
-      MN_USAGE_CHECK(args.has("--overwrite"), "'", out,
-                     "' already holds a run; continue it with --out ", out,
-                     " --resume, or start afresh with --overwrite (or choose another --out)");
-      remove_run_files(out);
-    }
-  }
-  cfg.save(config_json);
+  RunLock lock;
+  lock.acquire(out, kProgram);
+  const bool used = fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl");
+  if (!resume && used)
+    MN_USAGE_CHECK(args.has("--overwrite"), "'", out, "' already holds a run; continue it with --out ", out,
+                   " --resume, or start afresh with --overwrite (or choose another --out)");
 
   Log log;
   log.set_quiet(args.has("--quiet"));
-  log.open((fs::path(out) / "train.log").string(), resume);
   JsonlWriter metrics;
   const std::string metrics_path = (fs::path(out) / "metrics.jsonl").string();
+
+  // The checkpoint to resume from, and its configuration against the folder's.
+  Checkpoint resume_ck;
+  std::string resume_path;
+  json resume_meta;
+  if (resume) {
+    resume_path = checkpoint_path(out);
+    try {
+      resume_ck = Checkpoint::load(resume_path);
+    } catch (const Error& e) {
+      const std::string prev = previous_checkpoint_path(out);
+      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what());
+      log.line(str_cat("warning: ", e.what(), "; resuming from ", prev));
+      resume_path = prev;
+      resume_ck = Checkpoint::load(resume_path);
+    }
+    resume_meta = json::parse(resume_ck.metadata_json());
+    MN_CHECK(resume_meta.contains("program") && resume_meta["program"].contains("train_sampler") &&
+                 resume_meta["program"].contains("config"),
+             resume_path, ": no configuration or sampler state (not written by meta-train?)");
+    check_resume_config(cfg, resume_meta["program"]["config"], config_json, resume_path);
+  }
 
   const int threads = set_threads(cfg.run.threads);
   const Device device = resolve_device(parse_device(cfg.run.device));
@@ -319,32 +334,33 @@ int run(int argc, char** argv) {
   double elapsed_before = 0;  // training seconds of earlier invocations
   json resume_window;         // the unfinished log window of the checkpoint
   if (resume) {
-    std::string path = checkpoint_path(out);
-    Checkpoint ck;
-    try {
-      ck = Checkpoint::load(path);
-    } catch (const Error& e) {
-      const std::string prev = previous_checkpoint_path(out);
-      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what());
-      log.line(str_cat("warning: ", e.what(), "; resuming from ", prev));
-      path = prev;
-      ck = Checkpoint::load(path);
-    }
-    learner->load_state(ck);
-    const json meta = json::parse(ck.metadata_json());
-    MN_CHECK(meta.contains("program") && meta["program"].contains("train_sampler"), path,
-             ": no sampler state (not written by meta-train?)");
-    sampler.set_state(meta["program"]["train_sampler"].get<std::string>());
-    elapsed_before = meta["program"].value("elapsed_s", 0.0);
-    if (meta["program"].contains("log_window")) resume_window = meta["program"]["log_window"];
+    learner->load_state(resume_ck);
+    const json& prog = resume_meta["program"];
+    sampler.set_state(prog["train_sampler"].get<std::string>());
+    elapsed_before = prog.value("elapsed_s", 0.0);
+    if (prog.contains("log_window")) resume_window = prog["log_window"];
+  }
+
+  // ---- everything checked: now the folder changes ----
+  const bool aside = !resume && used;
+  if (aside) {
+    set_aside_previous_run(out);
+    log.line(str_cat("the previous run is kept in ", previous_run_dir(out),
+                     " until this run writes its first checkpoint"));
+  }
+  cfg.save(config_json);
+  log.open((fs::path(out) / "train.log").string(), resume);
+  if (resume) {
     JsonlWriter::truncate_after(metrics_path, learner->iteration());
-    log.line(str_cat("resumed from ", path, " at iteration ", learner->iteration()));
+    log.line(str_cat("resumed from ", resume_path, " at iteration ", learner->iteration()));
   }
   metrics.open(metrics_path, resume);
 
   Stopwatch clock;  // this invocation
   Window win;
   if (!resume_window.is_null()) win.load(resume_window);
+  int64_t last_checkpoint = resume ? learner->iteration() : -1;
+  bool previous_run_pending = aside;
   auto save_checkpoint = [&](const char* why) {
     Checkpoint ck;
     json meta = {{"program",
@@ -358,7 +374,13 @@ int run(int argc, char** argv) {
     ck.set_metadata_json(meta.dump());
     learner->save_state(ck);
     save_rotating(ck, out);
+    last_checkpoint = learner->iteration();
     log.file_only(str_cat("checkpoint (", why, ") at iteration ", learner->iteration()));
+    if (previous_run_pending) {
+      drop_previous_run(out);
+      previous_run_pending = false;
+      log.file_only("removed the previous run (" + previous_run_dir(out) + ")");
+    }
   };
 
   int64_t last_val = -1;
@@ -407,7 +429,26 @@ int run(int argc, char** argv) {
   bool stopped = false;
   while (learner->iteration() < total) {
     for (auto& t : tasks) t = sampler.sample();
-    const meta::MetaStepStats st = learner->meta_step(tasks);
+    // A diverging run (learning rate too high) turns parameters into NaN/inf;
+    // it stops with that diagnosis instead of a later op's complaint, and
+    // without overwriting the last good checkpoint.
+    const int64_t failing = learner->iteration() + 1;
+    auto diverged = [&] {
+      return str_cat("loss became NaN/inf at iteration ", failing,
+                     " (learning rate too high?); the parameters are no longer finite. ",
+                     last_checkpoint >= 0 ? str_cat("The last good checkpoint (iteration ", last_checkpoint,
+                                                    ") is kept in ", checkpoint_path(out))
+                                          : std::string("No checkpoint had been written yet"));
+    };
+    meta::MetaStepStats st;
+    try {
+      st = learner->meta_step(tasks);
+    } catch (const Error& e) {
+      if (!finite_params(learner->meta_model()) || !finite_params(learner->task_learner().model()))
+        throw Error(diverged());
+      throw;
+    }
+    if (!finite_params(learner->meta_model())) throw Error(diverged());
     win.add(st);
     const int64_t it = learner->iteration();
     const bool last = it == total;
