@@ -4,6 +4,9 @@
 // --resume, a metrics JSONL file, a readable log and the final genotype as
 // text, JSON and DOT. docs/cli.md documents every flag and key.
 #include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iterator>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -14,9 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "common/alpha_snapshot.h"
 #include "common/args.h"
 #include "common/config.h"
 #include "common/data.h"
+#include "common/event_file.h"
 #include "common/main.h"
 #include "common/progress.h"
 #include "common/run_folder.h"
@@ -161,6 +166,47 @@ json f32(float v) {
 bool finite_params(const nas::Model& m) {
   if (!std::isfinite(m.weights().norm())) return false;
   return !m.alphas() || std::isfinite(m.alphas()->norm());
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// How many op logits of the meta model meta-model pruning has left (a search
+// network's candidate ops still computed); null for fixed architectures.
+json active_op_count(const nas::Model& m) {
+  if (!m.alphas()) return nullptr;
+  const ParamSet& a = *m.alphas();
+  const std::vector<float> v = a.values().to_vector();
+  int64_t alive = 0;
+  for (int i = 0; i < a.size(); ++i) {
+    if (a.name(i).rfind("alpha_", 0) != 0) continue;  // op logits, not pair weights
+    for (int64_t k = 0; k < a.shape(i).numel(); ++k)
+      if (v[a.offset(i) + k] > -1e8f) ++alive;  // pruning sets logits to -1e9
+  }
+  return alive;
+}
+
+// The meta model's genotype as a PNG image summary (rendered by Graphviz's
+// dot; skipped with one log line when dot is missing).
+void write_genotype_image(const nas::Model& m, tb::EventWriter& tbw, int64_t it, const std::string& tb_dir,
+                          Log& log) {
+  const auto* net = dynamic_cast<const nas::SearchNetwork*>(&m);
+  if (!net) return;
+  const std::string stem = (fs::path(tb_dir) / "genotype-tmp").string();
+  const nas::RenderResult r = net->genotype().render(stem, {"png"});
+  std::error_code ec;
+  if (r.rendered) {
+    std::ifstream f(stem + ".png", std::ios::binary);
+    const std::string png((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (!png.empty()) tbw.png("genotype", it, png, wall_seconds());
+  } else {
+    static bool told = false;
+    if (!told) log.file_only("no genotype image in TensorBoard: " + r.message);
+    told = true;
+  }
+  fs::remove(stem + ".png", ec);
+  fs::remove(stem + ".dot", ec);
 }
 
 // The final genotype of a search network (or the fixed one of a discrete
@@ -355,6 +401,14 @@ int run(int argc, char** argv) {
     log.line(str_cat("resumed from ", resume_path, " at iteration ", learner->iteration()));
   }
   metrics.open(metrics_path, resume);
+  // TensorBoard: one event file per invocation in DIR/tb/ (a resumed run adds
+  // a file; TensorBoard merges a folder's files by step).
+  const std::string tb_dir = (fs::path(out) / "tb").string();
+  fs::create_directories(tb_dir, ec);
+  MN_CHECK(!ec, "cannot create '", tb_dir, "': ", ec.message());
+  tb::EventWriter tbw;
+  tbw.open(tb_dir, wall_seconds());
+  log.file_only("TensorBoard events: " + tbw.path());
 
   Stopwatch clock;  // this invocation
   Window win;
@@ -415,7 +469,17 @@ int run(int argc, char** argv) {
                 {"sparse_params_mean", r.sparse_mean},
                 {"seconds", t.seconds()}};
     if (!r.genotype_counts.empty()) rec["top_genotype"] = r.genotype_counts.front().first;
+    const json alphas = alpha_snapshot(learner->meta_model());
+    if (!alphas.is_null()) rec["alphas"] = alphas;
     metrics.write(rec);
+    const double now = wall_seconds();
+    tbw.scalar("val/accuracy", it, static_cast<float>(r.mean_accuracy), now);
+    tbw.scalar("val/ci95", it, static_cast<float>(r.ci95), now);
+    tbw.scalar("val/accuracy_low", it, static_cast<float>(r.mean_accuracy - r.ci95), now);
+    tbw.scalar("val/accuracy_high", it, static_cast<float>(r.mean_accuracy + r.ci95), now);
+    tbw.scalar("val/loss", it, static_cast<float>(r.mean_loss), now);
+    tbw.scalar("val/sparse_params", it, static_cast<float>(r.sparse_mean), now);
+    write_genotype_image(learner->meta_model(), tbw, it, tb_dir, log);
   };
 
   std::signal(SIGINT, on_signal);
@@ -468,11 +532,16 @@ int run(int argc, char** argv) {
                        format_rate(rate), " | elapsed ", format_duration(elapsed_before + clock.seconds()),
                        " | ETA ", format_duration((total - it) / std::max(1e-9, overall))));
       if (log_point) {
+        // The softmax temperature of the last architecture step of each task.
+        const float temperature = st.warmup ? mc.task.t_max : mc.task.t_min;
+        const json active = active_op_count(learner->meta_model());
         metrics.write({{"type", "train"},
                        {"iteration", it},
                        {"warmup", st.warmup},
                        {"w_lr", f32(st.w_lr)},
                        {"a_lr", f32(st.a_lr)},
+                       {"temperature", f32(temperature)},
+                       {"active_ops", active},
                        {"query_loss", nan_null(ql)},
                        {"query_acc", nan_null(qa)},
                        {"support_loss", nan_null(sl)},
@@ -481,6 +550,14 @@ int run(int argc, char** argv) {
                        {"iterations_averaged", win.n},
                        {"it_per_s", rate},
                        {"elapsed_s", elapsed_before + clock.seconds()}});
+        const double now = wall_seconds();
+        const std::pair<const char*, double> scalars[] = {
+            {"train/query_loss", ql},     {"train/query_acc", qa},   {"train/support_loss", sl},
+            {"train/support_acc", sa},    {"lr/meta_w", st.w_lr},    {"lr/meta_a", st.a_lr},
+            {"train/temperature", temperature}, {"train/pruned_ops", win.pruned}, {"train/it_per_s", rate}};
+        for (const auto& [tag, v] : scalars)
+          if (std::isfinite(v)) tbw.scalar(tag, it, static_cast<float>(v), now);
+        if (active.is_number()) tbw.scalar("train/active_ops", it, active.get<float>(), now);
         win.clear();
         win_clock.reset();
       }
