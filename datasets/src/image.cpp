@@ -21,6 +21,7 @@
 #endif
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+#define STBI_MAX_DIMENSIONS 16384  // = kMaxImageSide; stb rejects larger sides itself
 #define STBI_FAILURE_USERMSG
 #include <stb_image.h>
 #define STB_IMAGE_RESIZE_STATIC
@@ -64,6 +65,16 @@ Image from_stb(unsigned char* data, int w, int h, int stored, int channels) {
   return img;
 }
 
+// A few bytes can declare a huge image (a decompression bomb): the header's
+// size is checked before anything is decoded.
+void check_declared_size(int ok, int w, int h, const std::string& what) {
+  if (!ok) return;  // not an image stb knows: the decode below reports why
+  MN_CHECK(w > 0 && h > 0 && w <= kMaxImageSide && h <= kMaxImageSide &&
+               int64_t(w) * h <= kMaxImagePixels,
+           "cannot decode image '", what, "': it declares ", w, "x", h, " pixels, beyond the limit of ",
+           kMaxImageSide, " per side and ", kMaxImagePixels, " pixels");
+}
+
 void check_channels(int channels, const std::string& what) {
   MN_CHECK(channels >= 0 && channels <= 4, "decode_image(", what, "): channels must be 0..4, got ",
            channels);
@@ -77,6 +88,8 @@ Image decode_image(const std::string& path, int channels) {
     MN_THROW("cannot read image '", path, "': ", std::strerror(errno));
   MN_CHECK(S_ISREG(st.st_mode), "cannot read image '", path, "': not a regular file");
   int w = 0, h = 0, stored = 0;
+  const int known = stbi_info(path.c_str(), &w, &h, &stored);
+  check_declared_size(known, w, h, path);
   unsigned char* data = stbi_load(path.c_str(), &w, &h, &stored, channels);
   if (!data) MN_THROW("cannot decode image '", path, "': ", stbi_failure_reason(),
                       " (corrupt file or not an image)");
@@ -87,6 +100,8 @@ Image decode_image_memory(const void* bytes, size_t size, int channels, const st
   check_channels(channels, what);
   MN_CHECK(size <= size_t(INT32_MAX), "cannot decode image '", what, "': too large");
   int w = 0, h = 0, stored = 0;
+  const int known = stbi_info_from_memory(static_cast<const stbi_uc*>(bytes), int(size), &w, &h, &stored);
+  check_declared_size(known, w, h, what);
   unsigned char* data = stbi_load_from_memory(static_cast<const stbi_uc*>(bytes), int(size), &w,
                                               &h, &stored, channels);
   if (!data) MN_THROW("cannot decode image '", what, "': ", stbi_failure_reason(),
