@@ -78,7 +78,9 @@ const char* kDescription =
     "training split. The run folder receives config.json (the resolved configuration),\n"
     "train.log, metrics.jsonl, checkpoint.mnck (+ checkpoint.prev.mnck) and, at the end,\n"
     "genotype.txt / genotype.json / genotype.dot (+ genotype.svg when Graphviz is\n"
-    "installed). Evaluate it with: meta-test --run DIR.";
+    "installed), and TensorBoard event files in tb/. Evaluate it with: meta-test --run DIR;\n"
+    "look at it with: meta-report DIR (-> DIR/report.html) or tensorboard --logdir DIR/tb.\n"
+    "The folder is locked while meta-train runs (a second one on it is refused).";
 
 const char* kEpilog =
     "Examples:\n"
@@ -408,7 +410,7 @@ int run(int argc, char** argv) {
   MN_CHECK(!ec, "cannot create '", tb_dir, "': ", ec.message());
   tb::EventWriter tbw;
   tbw.open(tb_dir, wall_seconds());
-  log.file_only("TensorBoard events: " + tbw.path());
+  log.line("TensorBoard: tensorboard --logdir " + tb_dir);
 
   Stopwatch clock;  // this invocation
   Window win;
@@ -581,7 +583,7 @@ int run(int argc, char** argv) {
   write_genotype(*learner, mc, out, log);
   log.line(str_cat("done: ", learner->iteration(), " iterations, ",
                    format_duration(elapsed_before + clock.seconds()), " of training in total. Evaluate with: meta-test --run ",
-                   out));
+                   out, "; HTML report: meta-report ", out));
   return 0;
 }
 
