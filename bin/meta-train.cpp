@@ -328,7 +328,11 @@ int run(int argc, char** argv) {
       resume_ck = Checkpoint::load(resume_path);
     } catch (const Error& e) {
       const std::string prev = previous_checkpoint_path(out);
-      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what());
+      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what(),
+               fs::exists(previous_run_dir(out))
+                   ? str_cat("; the run replaced by an --overwrite that never reached its first checkpoint is "
+                             "kept in ", previous_run_dir(out), " (move its files back to resume it)")
+                   : std::string());
       log.line(str_cat("warning: ", e.what(), "; resuming from ", prev));
       resume_path = prev;
       resume_ck = Checkpoint::load(resume_path);
