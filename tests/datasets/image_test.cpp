@@ -260,3 +260,12 @@ TEST_CASE("images declaring huge sizes are refused before decoding", "[image]") 
   REQUIRE_THROWS_WITH(metanas::data::decode_image_memory(small.data(), small.size(), 1, "small.png"),
                       Contains("small.png") && !Contains("beyond the limit"));
 }
+
+TEST_CASE("a JPEG Huffman table with more than 256 codes is refused (fuzz regression)", "[image]") {
+  using Catch::Matchers::Contains;
+  // Found by tests/fuzz/image_fuzz: stb 2.27 wrote past its code-size table.
+  const std::string path =
+      std::string(METANAS_SOURCE_DIR) + "/tests/fuzz/regressions/image_fuzz/jpeg-huffman-over-256-codes.jpg";
+  REQUIRE_THROWS_WITH(decode_image(path, 1), Contains("Huffman table") && Contains("jpeg-huffman-over-256-codes"));
+  REQUIRE_THROWS_WITH(decode_image(path, 3), Contains("Huffman table"));
+}
