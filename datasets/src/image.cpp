@@ -96,17 +96,25 @@ void check_jpeg_huffman_tables(const unsigned char* b, size_t n, const std::stri
     }
     if (m == 0xD9) return;  // EOI
     const size_t len = size_t(b[at + 2]) << 8 | b[at + 3];
-    if (len < 2 || at + 2 + len > n) return;  // truncated: stb reports it
+    if (len < 2) return;
+    // A truncated DHT is still read by stb (zeros past the end), so it is
+    // checked; other truncated segments make stb fail before any harm.
+    if (m != 0xC4 && at + 2 + len > n) return;
     if (m == 0xC4) {
+      // As stb reads it: tables follow each other while the declared length
+      // is not used up, and the last one may run past the segment (stb then
+      // fails, but only after building that table).
       size_t p = at + 4;
-      const size_t end = at + 2 + len;
-      while (p + 17 <= end) {
+      int64_t left = int64_t(len) - 2;
+      while (left > 0) {
         size_t codes = 0;
-        for (int i = 1; i <= 16; ++i) codes += b[p + i];
+        for (size_t i = 1; i <= 16; ++i) codes += p + i < n ? b[p + i] : 0;  // stb reads 0 past the end
         MN_CHECK(codes <= 256, "cannot decode image '", what, "': corrupt JPEG (a Huffman table declares ",
                  codes, " codes, at most 256 exist)");
+        left -= int64_t(17 + codes);
         p += 17 + codes;
       }
+      if (left != 0) return;  // stb rejects the segment
     }
     at += 2 + len;
   }

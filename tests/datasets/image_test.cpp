@@ -268,4 +268,8 @@ TEST_CASE("a JPEG Huffman table with more than 256 codes is refused (fuzz regres
       std::string(METANAS_SOURCE_DIR) + "/tests/fuzz/regressions/image_fuzz/jpeg-huffman-over-256-codes.jpg";
   REQUIRE_THROWS_WITH(decode_image(path, 1), Contains("Huffman table") && Contains("jpeg-huffman-over-256-codes"));
   REQUIRE_THROWS_WITH(decode_image(path, 3), Contains("Huffman table"));
+  // The same with the oversized table running past its segment's length.
+  const std::string past =
+      std::string(METANAS_SOURCE_DIR) + "/tests/fuzz/regressions/image_fuzz/jpeg-huffman-table-past-segment.jpg";
+  REQUIRE_THROWS_WITH(decode_image(past, 1), Contains("Huffman table"));
 }
