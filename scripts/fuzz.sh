@@ -9,9 +9,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 B=${FUZZ_BUILD_DIR:-build-fuzz}
 secs=${FUZZ_SECONDS:-60}
+mkdir -p "$B"
 cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
   -DMETANAS_FUZZ=ON -DMETANAS_WITH_CUDA=OFF -DMETANAS_BUILD_TESTS=OFF -DMETANAS_BUILD_BENCHMARKS=OFF \
-  -DMETANAS_BUILD_PROGRAMS=OFF >"$B.configure.log" 2>&1 || { tail -20 "$B.configure.log"; exit 1; }
+  -DMETANAS_BUILD_PROGRAMS=OFF >"$B/configure.log" 2>&1 || { tail -20 "$B/configure.log"; exit 1; }
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=($(ls tests/fuzz/*_fuzz.cpp | xargs -n1 basename | sed 's/\.cpp$//'))
 cmake --build "$B" -j "${FUZZ_JOBS:-2}" --target "${targets[@]}" || exit 1
