@@ -130,5 +130,7 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_main(kProgram, [&] { return run(argc, argv); });
+  // Status 1 means "the checkpoints differ", so runtime errors (an unreadable
+  // or corrupt file) exit 2 like usage errors, as docs/cli.md promises.
+  return run_main(kProgram, [&] { return run(argc, argv); }, /*error_status=*/2);
 }

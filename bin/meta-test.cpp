@@ -113,17 +113,20 @@ int run(int argc, char** argv) {
   } else {
     MN_CHECK(meta.contains("meta_learner") && meta["meta_learner"].contains("config"), ck_path,
              ": no configuration in the checkpoint (not written by meta-train or MetaLearner::save?)");
+    // Only the library's part is stored: without the program's data section
+    // the defaults would choose the test data, so the user must name it.
+    MN_CHECK(args.has("--config") || args.has("--dataset") || !runs_dir.empty(), ck_path,
+             ": the checkpoint has no program configuration (it was not written by meta-train), so it does "
+             "not say which data it was trained on; name the test data with --dataset/--data, --config FILE "
+             "or --runs DIR");
     cfg.merge(meta["meta_learner"]["config"]);
   }
   if (args.has("--config")) {
     const std::string p = args.get("--config");
-    std::ifstream f(p);
-    MN_USAGE_CHECK(f, "cannot open configuration file '", p, "'");
-    std::stringstream ss;
-    ss << f.rdbuf();
+    const json j = ProgramConfig::read_json_file(p);
     try {
-      cfg.merge(json::parse(ss.str()));
-    } catch (const std::exception& e) {
+      cfg.merge(j);
+    } catch (const Error& e) {
       throw UsageError(str_cat(p, ": ", e.what()));
     }
   }

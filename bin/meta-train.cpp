@@ -4,6 +4,9 @@
 // --resume, a metrics JSONL file, a readable log and the final genotype as
 // text, JSON and DOT. docs/cli.md documents every flag and key.
 #include <atomic>
+#include <chrono>
+#include <fstream>
+#include <iterator>
 #include <cmath>
 #include <csignal>
 #include <cstdlib>
@@ -15,11 +18,15 @@
 #include <string>
 #include <vector>
 
+#include "common/alpha_snapshot.h"
 #include "common/args.h"
 #include "common/config.h"
 #include "common/data.h"
+#include "common/event_file.h"
 #include "common/main.h"
 #include "common/progress.h"
+#include "common/run_folder.h"
+#include "common/run_lock.h"
 #include "metanas/datasets/episode.h"
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/checkpoint.h"
@@ -72,7 +79,9 @@ const char* kDescription =
     "training split. The run folder receives config.json (the resolved configuration),\n"
     "train.log, metrics.jsonl, checkpoint.mnck (+ checkpoint.prev.mnck) and, at the end,\n"
     "genotype.txt / genotype.json / genotype.dot (+ genotype.svg when Graphviz is\n"
-    "installed). Evaluate it with: meta-test --run DIR.";
+    "installed), and TensorBoard event files in tb/. Evaluate it with: meta-test --run DIR;\n"
+    "look at it with: meta-report DIR (-> DIR/report.html) or tensorboard --logdir DIR/tb.\n"
+    "The folder is locked while meta-train runs (a second one on it is refused).";
 
 const char* kEpilog =
     "Examples:\n"
@@ -82,11 +91,6 @@ const char* kEpilog =
     "             --set meta.meta_batch_size=5 --device cuda\n"
     "  meta-train --out runs/og1 --resume\n"
     "Every key and the output folder are documented in docs/cli.md.";
-
-// Keys a resumed run may change without changing its results.
-bool resumable_override(const std::string& key) {
-  return key.rfind("run.", 0) == 0 || key == "meta.iterations";
-}
 
 // Running sums of the logged statistics over the current log window, kept on
 // the device (no synchronisation per iteration). Checkpoints carry the sums
@@ -160,12 +164,52 @@ json f32(float v) {
   return json(std::strtod(buf, nullptr));
 }
 
-void remove_run_files(const std::string& dir) {
-  for (const char* f : {"checkpoint.mnck", "checkpoint.prev.mnck", "metrics.jsonl", "train.log", "genotype.txt",
-                        "genotype.json", "genotype.dot", "genotype.svg", "report.json"}) {
-    std::error_code ec;
-    fs::remove(fs::path(dir) / f, ec);
+// Whether every parameter of the model is finite (one norm per set; a NaN or
+// inf anywhere makes the norm non-finite).
+bool finite_params(const nas::Model& m) {
+  if (!std::isfinite(m.weights().norm())) return false;
+  return !m.alphas() || std::isfinite(m.alphas()->norm());
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// How many op logits of the meta model meta-model pruning has left (a search
+// network's candidate ops still computed); null for fixed architectures.
+json active_op_count(const nas::Model& m) {
+  if (!m.alphas()) return nullptr;
+  const ParamSet& a = *m.alphas();
+  const std::vector<float> v = a.values().to_vector();
+  int64_t alive = 0;
+  for (int i = 0; i < a.size(); ++i) {
+    if (a.name(i).rfind("alpha_", 0) != 0) continue;  // op logits, not pair weights
+    for (int64_t k = 0; k < a.shape(i).numel(); ++k)
+      if (v[a.offset(i) + k] > -1e8f) ++alive;  // pruning sets logits to -1e9
   }
+  return alive;
+}
+
+// The meta model's genotype as a PNG image summary (rendered by Graphviz's
+// dot; skipped with one log line when dot is missing).
+void write_genotype_image(const nas::Model& m, tb::EventWriter& tbw, int64_t it, const std::string& tb_dir,
+                          Log& log) {
+  const auto* net = dynamic_cast<const nas::SearchNetwork*>(&m);
+  if (!net) return;
+  const std::string stem = (fs::path(tb_dir) / "genotype-tmp").string();
+  const nas::RenderResult r = net->genotype().render(stem, {"png"});
+  std::error_code ec;
+  if (r.rendered) {
+    std::ifstream f(stem + ".png", std::ios::binary);
+    const std::string png((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (!png.empty()) tbw.png("genotype", it, png, wall_seconds());
+  } else {
+    static bool told = false;
+    if (!told) log.file_only("no genotype image in TensorBoard: " + r.message);
+    told = true;
+  }
+  fs::remove(stem + ".png", ec);
+  fs::remove(stem + ".dot", ec);
 }
 
 // The final genotype of a search network (or the fixed one of a discrete
@@ -243,7 +287,7 @@ int run(int argc, char** argv) {
   for (const auto& [k, v] : args.overrides()) ov.set(k, v);
   if (resume)
     for (const auto& k : ov.keys())
-      MN_USAGE_CHECK(resumable_override(k), "cannot change '", k,
+      MN_USAGE_CHECK(resumable_key(k), "cannot change '", k,
                      "' when resuming (the continued run would differ from the interrupted one); only "
                      "run.* keys and meta.iterations may change");
   const int64_t old_iterations = cfg.meta.meta.iterations;
@@ -254,26 +298,49 @@ int run(int argc, char** argv) {
   }
   const meta::MetaConfig& mc = cfg.meta;
 
-  // ---- run folder ----
+  // ---- run folder: locked for this process's lifetime ----
+  // Nothing in it is changed until everything the run needs (data, model,
+  // checkpoint) has been loaded and checked.
   std::error_code ec;
   fs::create_directories(out, ec);
   MN_CHECK(!ec, "cannot create the run folder '", out, "': ", ec.message());
-  if (!resume) {
-    const bool used = fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl");
-    if (used) {
-      MN_USAGE_CHECK(args.has("--overwrite"), "'", out,
-                     "' already holds a run; continue it with --out ", out,
-                     " --resume, or start afresh with --overwrite (or choose another --out)");
-      remove_run_files(out);
-    }
-  }
-  cfg.save(config_json);
+  RunLock lock;
+  lock.acquire(out, kProgram);
+  const bool used = fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl");
+  if (!resume && used)
+    MN_USAGE_CHECK(args.has("--overwrite"), "'", out, "' already holds a run; continue it with --out ", out,
+                   " --resume, or start afresh with --overwrite (or choose another --out)");
 
   Log log;
   log.set_quiet(args.has("--quiet"));
-  log.open((fs::path(out) / "train.log").string(), resume);
   JsonlWriter metrics;
   const std::string metrics_path = (fs::path(out) / "metrics.jsonl").string();
+
+  // The checkpoint to resume from, and its configuration against the folder's.
+  Checkpoint resume_ck;
+  std::string resume_path;
+  json resume_meta;
+  if (resume) {
+    resume_path = checkpoint_path(out);
+    try {
+      resume_ck = Checkpoint::load(resume_path);
+    } catch (const Error& e) {
+      const std::string prev = previous_checkpoint_path(out);
+      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what(),
+               fs::exists(previous_run_dir(out))
+                   ? str_cat("; the run replaced by an --overwrite that never reached its first checkpoint is "
+                             "kept in ", previous_run_dir(out), " (move its files back to resume it)")
+                   : std::string());
+      log.line(str_cat("warning: ", e.what(), "; resuming from ", prev));
+      resume_path = prev;
+      resume_ck = Checkpoint::load(resume_path);
+    }
+    resume_meta = json::parse(resume_ck.metadata_json());
+    MN_CHECK(resume_meta.contains("program") && resume_meta["program"].contains("train_sampler") &&
+                 resume_meta["program"].contains("config"),
+             resume_path, ": no configuration or sampler state (not written by meta-train?)");
+    check_resume_config(cfg, resume_meta["program"]["config"], config_json, resume_path);
+  }
 
   const int threads = set_threads(cfg.run.threads);
   const Device device = resolve_device(parse_device(cfg.run.device));
@@ -317,32 +384,41 @@ int run(int argc, char** argv) {
   double elapsed_before = 0;  // training seconds of earlier invocations
   json resume_window;         // the unfinished log window of the checkpoint
   if (resume) {
-    std::string path = checkpoint_path(out);
-    Checkpoint ck;
-    try {
-      ck = Checkpoint::load(path);
-    } catch (const Error& e) {
-      const std::string prev = previous_checkpoint_path(out);
-      MN_CHECK(fs::exists(prev), "cannot resume: ", e.what());
-      log.line(str_cat("warning: ", e.what(), "; resuming from ", prev));
-      path = prev;
-      ck = Checkpoint::load(path);
-    }
-    learner->load_state(ck);
-    const json meta = json::parse(ck.metadata_json());
-    MN_CHECK(meta.contains("program") && meta["program"].contains("train_sampler"), path,
-             ": no sampler state (not written by meta-train?)");
-    sampler.set_state(meta["program"]["train_sampler"].get<std::string>());
-    elapsed_before = meta["program"].value("elapsed_s", 0.0);
-    if (meta["program"].contains("log_window")) resume_window = meta["program"]["log_window"];
+    learner->load_state(resume_ck);
+    const json& prog = resume_meta["program"];
+    sampler.set_state(prog["train_sampler"].get<std::string>());
+    elapsed_before = prog.value("elapsed_s", 0.0);
+    if (prog.contains("log_window")) resume_window = prog["log_window"];
+  }
+
+  // ---- everything checked: now the folder changes ----
+  const bool aside = !resume && used;
+  if (aside) {
+    set_aside_previous_run(out);
+    log.line(str_cat("the previous run is kept in ", previous_run_dir(out),
+                     " until this run writes its first checkpoint"));
+  }
+  cfg.save(config_json);
+  log.open((fs::path(out) / "train.log").string(), resume);
+  if (resume) {
     JsonlWriter::truncate_after(metrics_path, learner->iteration());
-    log.line(str_cat("resumed from ", path, " at iteration ", learner->iteration()));
+    log.line(str_cat("resumed from ", resume_path, " at iteration ", learner->iteration()));
   }
   metrics.open(metrics_path, resume);
+  // TensorBoard: one event file per invocation in DIR/tb/ (a resumed run adds
+  // a file; TensorBoard merges a folder's files by step).
+  const std::string tb_dir = (fs::path(out) / "tb").string();
+  fs::create_directories(tb_dir, ec);
+  MN_CHECK(!ec, "cannot create '", tb_dir, "': ", ec.message());
+  tb::EventWriter tbw;
+  tbw.open(tb_dir, wall_seconds());
+  log.line("TensorBoard: tensorboard --logdir " + tb_dir);
 
   Stopwatch clock;  // this invocation
   Window win;
   if (!resume_window.is_null()) win.load(resume_window);
+  int64_t last_checkpoint = resume ? learner->iteration() : -1;
+  bool previous_run_pending = aside;
   auto save_checkpoint = [&](const char* why) {
     Checkpoint ck;
     json meta = {{"program",
@@ -356,7 +432,13 @@ int run(int argc, char** argv) {
     ck.set_metadata_json(meta.dump());
     learner->save_state(ck);
     save_rotating(ck, out);
+    last_checkpoint = learner->iteration();
     log.file_only(str_cat("checkpoint (", why, ") at iteration ", learner->iteration()));
+    if (previous_run_pending) {
+      drop_previous_run(out);
+      previous_run_pending = false;
+      log.file_only("removed the previous run (" + previous_run_dir(out) + ")");
+    }
   };
 
   int64_t last_val = -1;
@@ -391,7 +473,17 @@ int run(int argc, char** argv) {
                 {"sparse_params_mean", r.sparse_mean},
                 {"seconds", t.seconds()}};
     if (!r.genotype_counts.empty()) rec["top_genotype"] = r.genotype_counts.front().first;
+    const json alphas = alpha_snapshot(learner->meta_model());
+    if (!alphas.is_null()) rec["alphas"] = alphas;
     metrics.write(rec);
+    const double now = wall_seconds();
+    tbw.scalar("val/accuracy", it, static_cast<float>(r.mean_accuracy), now);
+    tbw.scalar("val/ci95", it, static_cast<float>(r.ci95), now);
+    tbw.scalar("val/accuracy_low", it, static_cast<float>(r.mean_accuracy - r.ci95), now);
+    tbw.scalar("val/accuracy_high", it, static_cast<float>(r.mean_accuracy + r.ci95), now);
+    tbw.scalar("val/loss", it, static_cast<float>(r.mean_loss), now);
+    tbw.scalar("val/sparse_params", it, static_cast<float>(r.sparse_mean), now);
+    write_genotype_image(learner->meta_model(), tbw, it, tb_dir, log);
   };
 
   std::signal(SIGINT, on_signal);
@@ -405,7 +497,26 @@ int run(int argc, char** argv) {
   bool stopped = false;
   while (learner->iteration() < total) {
     for (auto& t : tasks) t = sampler.sample();
-    const meta::MetaStepStats st = learner->meta_step(tasks);
+    // A diverging run (learning rate too high) turns parameters into NaN/inf;
+    // it stops with that diagnosis instead of a later op's complaint, and
+    // without overwriting the last good checkpoint.
+    const int64_t failing = learner->iteration() + 1;
+    auto diverged = [&] {
+      return str_cat("loss became NaN/inf at iteration ", failing,
+                     " (learning rate too high?); the parameters are no longer finite. ",
+                     last_checkpoint >= 0 ? str_cat("The last good checkpoint (iteration ", last_checkpoint,
+                                                    ") is kept in ", checkpoint_path(out))
+                                          : std::string("No checkpoint had been written yet"));
+    };
+    meta::MetaStepStats st;
+    try {
+      st = learner->meta_step(tasks);
+    } catch (const Error& e) {
+      if (!finite_params(learner->meta_model()) || !finite_params(learner->task_learner().model()))
+        throw Error(diverged());
+      throw;
+    }
+    if (!finite_params(learner->meta_model())) throw Error(diverged());
     win.add(st);
     const int64_t it = learner->iteration();
     const bool last = it == total;
@@ -425,11 +536,16 @@ int run(int argc, char** argv) {
                        format_rate(rate), " | elapsed ", format_duration(elapsed_before + clock.seconds()),
                        " | ETA ", format_duration((total - it) / std::max(1e-9, overall))));
       if (log_point) {
+        // The softmax temperature of the last architecture step of each task.
+        const float temperature = st.warmup ? mc.task.t_max : mc.task.t_min;
+        const json active = active_op_count(learner->meta_model());
         metrics.write({{"type", "train"},
                        {"iteration", it},
                        {"warmup", st.warmup},
                        {"w_lr", f32(st.w_lr)},
                        {"a_lr", f32(st.a_lr)},
+                       {"temperature", f32(temperature)},
+                       {"active_ops", active},
                        {"query_loss", nan_null(ql)},
                        {"query_acc", nan_null(qa)},
                        {"support_loss", nan_null(sl)},
@@ -438,6 +554,14 @@ int run(int argc, char** argv) {
                        {"iterations_averaged", win.n},
                        {"it_per_s", rate},
                        {"elapsed_s", elapsed_before + clock.seconds()}});
+        const double now = wall_seconds();
+        const std::pair<const char*, double> scalars[] = {
+            {"train/query_loss", ql},     {"train/query_acc", qa},   {"train/support_loss", sl},
+            {"train/support_acc", sa},    {"lr/meta_w", st.w_lr},    {"lr/meta_a", st.a_lr},
+            {"train/temperature", temperature}, {"train/pruned_ops", win.pruned}, {"train/it_per_s", rate}};
+        for (const auto& [tag, v] : scalars)
+          if (std::isfinite(v)) tbw.scalar(tag, it, static_cast<float>(v), now);
+        if (active.is_number()) tbw.scalar("train/active_ops", it, active.get<float>(), now);
         win.clear();
         win_clock.reset();
       }
@@ -461,7 +585,7 @@ int run(int argc, char** argv) {
   write_genotype(*learner, mc, out, log);
   log.line(str_cat("done: ", learner->iteration(), " iterations, ",
                    format_duration(elapsed_before + clock.seconds()), " of training in total. Evaluate with: meta-test --run ",
-                   out));
+                   out, "; HTML report: meta-report ", out));
   return 0;
 }
 

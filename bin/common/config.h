@@ -7,6 +7,9 @@
 // ("task.darts.w_lr"), typed by the key's current value.
 #pragma once
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -237,17 +240,25 @@ struct ProgramConfig {
     *this = c;
   }
 
-  static ProgramConfig from_file(const std::string& path) {
+  // The JSON text of a configuration file; a directory, an unreadable file or
+  // invalid JSON is a usage error naming the file.
+  static json read_json_file(const std::string& path) {
+    std::error_code ec;
+    MN_USAGE_CHECK(!std::filesystem::is_directory(path, ec), "configuration file '", path,
+                   "' is a directory; --config expects a JSON file (presets in configs/)");
     std::ifstream f(path);
-    MN_USAGE_CHECK(f, "cannot open configuration file '", path, "'");
+    MN_USAGE_CHECK(f, "cannot open configuration file '", path, "': ", std::strerror(errno));
     std::stringstream ss;
     ss << f.rdbuf();
-    json j;
     try {
-      j = json::parse(ss.str());
+      return json::parse(ss.str());
     } catch (const std::exception& e) {
       throw UsageError(str_cat(path, ": invalid JSON: ", e.what()));
     }
+  }
+
+  static ProgramConfig from_file(const std::string& path) {
+    const json j = read_json_file(path);
     ProgramConfig c;
     try {
       c.merge(j);
@@ -341,6 +352,8 @@ class OverrideSet {
     if (current.is_string()) return raw;
     try {
       return json::parse(raw);
+    } catch (const json::out_of_range&) {
+      throw UsageError(str_cat("configuration key '", key, "': the number '", raw, "' is out of range"));
     } catch (const std::exception&) {
       if (current.is_number() || current.is_boolean())
         throw UsageError(str_cat("configuration key '", key, "' expects ",

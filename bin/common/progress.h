@@ -87,12 +87,17 @@ inline std::string timestamp() {
 }
 
 // Lines to stdout (unless quiet) and, when a file is open, to the file with a
-// timestamp; flushed at once so a killed run leaves a complete log.
+// timestamp; flushed at once so a killed run leaves a complete log. Lines
+// logged before open() (while the inputs are validated, before the run folder
+// is touched) are kept and written when the file opens.
 class Log {
  public:
   void open(const std::string& path, bool append) {
     file_.open(path, append ? std::ios::app : std::ios::trunc);
     MN_CHECK(file_, "cannot open log file '", path, "'");
+    for (const auto& l : pending_) file_ << l << '\n';
+    file_.flush();
+    pending_.clear();
   }
   void set_quiet(bool q) { quiet_ = q; }
   void line(const std::string& s) {
@@ -101,15 +106,20 @@ class Log {
       std::fputc('\n', stdout);
       std::fflush(stdout);
     }
-    if (file_.is_open()) file_ << "[" << timestamp() << "] " << s << std::endl;
+    file_only(s);
   }
   // Only to the file (details that would clutter the terminal).
   void file_only(const std::string& s) {
-    if (file_.is_open()) file_ << "[" << timestamp() << "] " << s << std::endl;
+    const std::string l = "[" + timestamp() + "] " + s;
+    if (file_.is_open())
+      file_ << l << std::endl;
+    else
+      pending_.push_back(l);
   }
 
  private:
   std::ofstream file_;
+  std::vector<std::string> pending_;
   bool quiet_ = false;
 };
 

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "metanas/engine/error.h"
 
@@ -21,6 +23,7 @@
 #endif
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
+#define STBI_MAX_DIMENSIONS 16384  // = kMaxImageSide; stb rejects larger sides itself
 #define STBI_FAILURE_USERMSG
 #include <stb_image.h>
 #define STB_IMAGE_RESIZE_STATIC
@@ -64,6 +67,59 @@ Image from_stb(unsigned char* data, int w, int h, int stored, int channels) {
   return img;
 }
 
+// A few bytes can declare a huge image (a decompression bomb): the header's
+// size is checked before anything is decoded.
+void check_declared_size(int ok, int w, int h, const std::string& what) {
+  if (!ok) return;  // not an image stb knows: the decode below reports why
+  MN_CHECK(w > 0 && h > 0 && w <= kMaxImageSide && h <= kMaxImageSide &&
+               int64_t(w) * h <= kMaxImagePixels,
+           "cannot decode image '", what, "': it declares ", w, "x", h, " pixels, beyond the limit of ",
+           kMaxImageSide, " per side and ", kMaxImagePixels, " pixels");
+}
+
+// Debian's stb_image 2.27 writes past its 257-entry size table when a JPEG
+// Huffman table (DHT segment) declares more than 256 codes (found by
+// tests/fuzz/image_fuzz; fixed upstream later). Every DHT segment, before and
+// between scans, is checked here first.
+void check_jpeg_huffman_tables(const unsigned char* b, size_t n, const std::string& what) {
+  if (n < 4 || b[0] != 0xFF || b[1] != 0xD8) return;  // not a JPEG
+  size_t at = 2;
+  while (at + 4 <= n) {
+    if (b[at] != 0xFF) {  // entropy-coded data: skip to the next real marker
+      ++at;
+      continue;
+    }
+    const unsigned char m = b[at + 1];
+    if (m == 0x00 || m == 0xFF || (m >= 0xD0 && m <= 0xD7) || m == 0x01) {  // stuffing, fill, RSTn, TEM
+      at += m == 0xFF ? 1 : 2;
+      continue;
+    }
+    if (m == 0xD9) return;  // EOI
+    const size_t len = size_t(b[at + 2]) << 8 | b[at + 3];
+    if (len < 2) return;
+    // A truncated DHT is still read by stb (zeros past the end), so it is
+    // checked; other truncated segments make stb fail before any harm.
+    if (m != 0xC4 && at + 2 + len > n) return;
+    if (m == 0xC4) {
+      // As stb reads it: tables follow each other while the declared length
+      // is not used up, and the last one may run past the segment (stb then
+      // fails, but only after building that table).
+      size_t p = at + 4;
+      int64_t left = int64_t(len) - 2;
+      while (left > 0) {
+        size_t codes = 0;
+        for (size_t i = 1; i <= 16; ++i) codes += p + i < n ? b[p + i] : 0;  // stb reads 0 past the end
+        MN_CHECK(codes <= 256, "cannot decode image '", what, "': corrupt JPEG (a Huffman table declares ",
+                 codes, " codes, at most 256 exist)");
+        left -= int64_t(17 + codes);
+        p += 17 + codes;
+      }
+      if (left != 0) return;  // stb rejects the segment
+    }
+    at += 2 + len;
+  }
+}
+
 void check_channels(int channels, const std::string& what) {
   MN_CHECK(channels >= 0 && channels <= 4, "decode_image(", what, "): channels must be 0..4, got ",
            channels);
@@ -76,21 +132,25 @@ Image decode_image(const std::string& path, int channels) {
   if (::stat(path.c_str(), &st) != 0)
     MN_THROW("cannot read image '", path, "': ", std::strerror(errno));
   MN_CHECK(S_ISREG(st.st_mode), "cannot read image '", path, "': not a regular file");
-  int w = 0, h = 0, stored = 0;
-  unsigned char* data = stbi_load(path.c_str(), &w, &h, &stored, channels);
-  if (!data) MN_THROW("cannot decode image '", path, "': ", stbi_failure_reason(),
-                      " (corrupt file or not an image)");
-  return from_stb(data, w, h, stored, channels);
+  // One decode path for files and memory, so both get the same checks.
+  std::ifstream f(path, std::ios::binary);
+  MN_CHECK(f, "cannot read image '", path, "': ", std::strerror(errno));
+  const std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  MN_CHECK(!f.bad(), "cannot read image '", path, "': read error");
+  return decode_image_memory(bytes.data(), bytes.size(), channels, path);
 }
 
 Image decode_image_memory(const void* bytes, size_t size, int channels, const std::string& what) {
   check_channels(channels, what);
   MN_CHECK(size <= size_t(INT32_MAX), "cannot decode image '", what, "': too large");
   int w = 0, h = 0, stored = 0;
+  check_jpeg_huffman_tables(static_cast<const unsigned char*>(bytes), size, what);
+  const int known = stbi_info_from_memory(static_cast<const stbi_uc*>(bytes), int(size), &w, &h, &stored);
+  check_declared_size(known, w, h, what);
   unsigned char* data = stbi_load_from_memory(static_cast<const stbi_uc*>(bytes), int(size), &w,
                                               &h, &stored, channels);
   if (!data) MN_THROW("cannot decode image '", what, "': ", stbi_failure_reason(),
-                      " (corrupt data or not an image)");
+                      " (corrupt file or not an image)");
   return from_stb(data, w, h, stored, channels);
 }
 

@@ -1,5 +1,5 @@
-// Checkpoint files: magic + version + JSON header + raw little-endian tensor
-// data with a CRC32 per tensor (docs/formats.md). Saving is atomic (write a
+// Checkpoint files: magic + version + JSON header (with its own CRC32) + raw
+// little-endian tensor data with a CRC32 per tensor (docs/formats.md). Saving is atomic (write a
 // temporary file, fsync, rename); loading validates everything it reads.
 #include "metanas/engine/extension.h"
 #include "metanas/engine/checkpoint.h"
@@ -27,7 +27,10 @@ namespace {
 using nlohmann::json;
 
 constexpr char kMagic[8] = {'M', 'N', 'C', 'K', 'P', 'T', '0', '1'};
-constexpr size_t kPreamble = 8 + 4 + 8;  // magic, u32 version, u64 header length
+// magic, u32 version, u64 header length, u32 CRC32 of the header text. The
+// header carries the metadata (configuration, RNG states), so it is covered
+// by a checksum like the tensors: an edited header must not load.
+constexpr size_t kPreamble = 8 + 4 + 8 + 4;
 
 // ---- CRC32 (IEEE 802.3 / zlib polynomial), slicing-by-8 ----
 struct Crc32Table {
@@ -261,6 +264,7 @@ void Checkpoint::save(const std::string& path) const {
   std::string pre(kMagic, 8);
   put_le(pre, kVersion, 4);
   put_le(pre, htext.size(), 8);
+  put_le(pre, crc32(htext.data(), htext.size()), 4);
 
   const std::string tmp = path + ".tmp";
   Fd f;
@@ -317,6 +321,9 @@ Checkpoint Checkpoint::load(const std::string& path) {
   MN_CHECK(std::memcmp(pre, kMagic, 8) == 0, where,
            ": not a metanas checkpoint (bad magic: the file must start with \"MNCKPT01\")");
   const uint64_t version = get_le(pre + 8, 4);
+  MN_CHECK(version != 1, where,
+           ": format version 1 (written by an older build, before the header had a checksum) is not read "
+           "any more; this build reads version ", kVersion);
   MN_CHECK(version == kVersion, where, ": unsupported format version ", version, " (this build reads version ",
            kVersion, ")");
   const uint64_t hlen = get_le(pre + 12, 8);
@@ -325,6 +332,10 @@ Checkpoint Checkpoint::load(const std::string& path) {
   std::string htext(static_cast<size_t>(hlen), '\0');
   MN_CHECK(read_at(f.fd, htext.data(), htext.size(), kPreamble), where, ": cannot read the header: ",
            errno_text());
+  const uint32_t hcrc = crc32(htext.data(), htext.size());
+  const uint64_t stored_hcrc = get_le(pre + 20, 4);
+  MN_CHECK(hcrc == stored_hcrc, where, ": header is corrupt or was edited (CRC32 ", hcrc, " != stored ",
+           stored_hcrc, "); the metadata and tensor table cannot be trusted");
   const uint64_t data_start = kPreamble + hlen;
   const uint64_t data_size = fsize - data_start;
 

@@ -3,6 +3,7 @@
 #include "metanas/meta/config.h"
 
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
@@ -89,9 +90,12 @@ void MetaConfig::validate() const {
     case ModelKind::ConvNet4: model.convnet4.validate(); break;
     case ModelKind::Discrete:
       model.discrete.validate();
-      model.genotype.validate();
+      // Checked before the genotype's own validation, whose "no nodes" would
+      // not say that the genotype is simply missing.
       MN_CHECK(!model.genotype.normal.empty() && !model.genotype.reduce.empty(), w,
-               ": model.kind is 'discrete' but model.genotype is empty");
+               ": model.kind is 'discrete' but no genotype is given: set model.genotype (JSON or the text of a "
+               "run's genotype.txt, e.g. --model.genotype \"$(cat runs/X/genotype.txt)\")");
+      model.genotype.validate();
       break;
   }
   MN_CHECK(episodes.ways >= 2, w, ": episodes.ways must be >= 2, got ", episodes.ways);
@@ -201,6 +205,10 @@ class Section {
         }
       } else if constexpr (std::is_floating_point_v<T>) {
         MN_CHECK(v.is_number(), "expected a number, got ", v.dump());
+        // A double beyond float's range would silently become inf.
+        if constexpr (std::is_same_v<T, float>)
+          MN_CHECK(std::fabs(v.get<double>()) <= std::numeric_limits<float>::max(), v.dump(),
+                   " is out of the float range (|x| <= 3.4e38)");
       } else {
         MN_CHECK(v.is_string(), "expected a string, got ", v.dump());
       }

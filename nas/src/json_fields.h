@@ -3,6 +3,8 @@
 // f(key, member) per field, and to_json / from_json / the unknown-key check
 // all walk that one list.
 #pragma once
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -40,6 +42,12 @@ inline void check_keys(const nlohmann::json& j, const std::set<std::string>& kno
 template <typename T>
 void read_field(const nlohmann::json& j, const char* key, T& out, const char* what) {
   if (!j.contains(key)) return;
+  if constexpr (std::is_same_v<T, float>) {
+    // A double beyond float's range would silently become inf.
+    const nlohmann::json& v = j.at(key);
+    MN_CHECK(!v.is_number() || std::fabs(v.get<double>()) <= std::numeric_limits<float>::max(), what,
+             ": bad value for '", key, "': ", v.dump(), " is out of the float range (|x| <= 3.4e38)");
+  }
   try {
     out = j.at(key).get<T>();
   } catch (const std::exception& e) {

@@ -221,3 +221,55 @@ TEST_CASE("load_image_planar and write_png", "[image]") {
   CHECK(parse_resize_filter("mitchell") == ResizeFilter::Mitchell);
   REQUIRE_THROWS_AS(parse_resize_filter("lanczos"), metanas::Error);
 }
+
+namespace {
+// PNG signature + an IHDR chunk declaring w x h 8-bit gray, + an empty IDAT
+// and IEND (stb reads sizes from IHDR; CRCs are not checked by stb).
+std::string png_declaring(uint32_t w, uint32_t h) {
+  std::string b = "\x89PNG\r\n\x1a\n";
+  auto be32 = [&](uint32_t v) {
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<char>((v >> s) & 0xff));
+  };
+  be32(13);
+  b += "IHDR";
+  be32(w);
+  be32(h);
+  b += std::string("\x08\x00\x00\x00\x00", 5);  // depth 8, gray, deflate, filter 0, no interlace
+  be32(0);                                       // CRC (unchecked)
+  be32(0);
+  b += "IDAT";
+  be32(0);
+  be32(0);
+  b += "IEND";
+  be32(0);
+  return b;
+}
+}  // namespace
+
+TEST_CASE("images declaring huge sizes are refused before decoding", "[image]") {
+  using Catch::Matchers::Contains;
+  const std::string side = png_declaring(20000, 10);
+  REQUIRE_THROWS_WITH(metanas::data::decode_image_memory(side.data(), side.size(), 1, "wide.png"),
+                      Contains("wide.png"));
+  const std::string area = png_declaring(9000, 9000);  // 81 MP > 67 MP, each side within 16384
+  REQUIRE_THROWS_WITH(metanas::data::decode_image_memory(area.data(), area.size(), 1, "big.png"),
+                      Contains("big.png") && Contains("9000x9000") && Contains("beyond the limit"));
+  // A small declared size gets through the check to the decoder (which then
+  // fails on the empty image data, naming the file).
+  const std::string small = png_declaring(4, 4);
+  REQUIRE_THROWS_WITH(metanas::data::decode_image_memory(small.data(), small.size(), 1, "small.png"),
+                      Contains("small.png") && !Contains("beyond the limit"));
+}
+
+TEST_CASE("a JPEG Huffman table with more than 256 codes is refused (fuzz regression)", "[image]") {
+  using Catch::Matchers::Contains;
+  // Found by tests/fuzz/image_fuzz: stb 2.27 wrote past its code-size table.
+  const std::string path =
+      std::string(METANAS_SOURCE_DIR) + "/tests/fuzz/regressions/image_fuzz/jpeg-huffman-over-256-codes.jpg";
+  REQUIRE_THROWS_WITH(decode_image(path, 1), Contains("Huffman table") && Contains("jpeg-huffman-over-256-codes"));
+  REQUIRE_THROWS_WITH(decode_image(path, 3), Contains("Huffman table"));
+  // The same with the oversized table running past its segment's length.
+  const std::string past =
+      std::string(METANAS_SOURCE_DIR) + "/tests/fuzz/regressions/image_fuzz/jpeg-huffman-table-past-segment.jpg";
+  REQUIRE_THROWS_WITH(decode_image(past, 1), Contains("Huffman table"));
+}

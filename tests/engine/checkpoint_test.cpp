@@ -120,12 +120,13 @@ TEST_CASE("checkpoint file layout: magic, version, header length, JSON header, C
   sample().save(path);
   const std::string b = read_bytes(path);
   REQUIRE(b.substr(0, 8) == "MNCKPT01");
-  REQUIRE(le(b, 8, 4) == 1);
+  REQUIRE(le(b, 8, 4) == 2);
   const uint64_t hlen = le(b, 12, 8);
-  const auto header = nlohmann::json::parse(b.substr(20, hlen));
-  REQUIRE(header["version"] == 1);
+  const auto header = nlohmann::json::parse(b.substr(24, hlen));
+  REQUIRE(header["version"] == 2);
   REQUIRE(header["metadata"]["epoch"] == 7);
-  const size_t data = 20 + hlen;
+  REQUIRE(le(b, 20, 4) == ref_crc32(b.data() + 24, hlen));  // the header's own checksum
+  const size_t data = 24 + hlen;
   uint64_t expected_offset = 0;
   for (const auto& e : header["tensors"]) {
     INFO(e.dump());
@@ -215,14 +216,14 @@ TEST_CASE("corrupt checkpoint files are rejected with the file and the problem",
                         Contains("truncated") && Contains(bad) && Contains("'loss'"));
   }
   SECTION("truncated header") {
-    REQUIRE_THROWS_WITH(load_bad(bytes.substr(0, 20 + hlen / 2)), Contains("truncated") && Contains(bad));
+    REQUIRE_THROWS_WITH(load_bad(bytes.substr(0, 24 + hlen / 2)), Contains("truncated") && Contains(bad));
   }
   SECTION("truncated preamble") {
     REQUIRE_THROWS_WITH(load_bad(bytes.substr(0, 11)), Contains("too short") && Contains(bad));
   }
   SECTION("flipped data byte fails the CRC") {
     std::string b = bytes;
-    b[20 + hlen + 10] ^= 0x01;  // inside net.w
+    b[24 + hlen + 10] ^= 0x01;  // inside net.w
     REQUIRE_THROWS_WITH(load_bad(b), Contains("corrupt") && Contains("CRC32") && Contains("'net.w'") &&
                                          Contains(bad));
   }
@@ -234,38 +235,52 @@ TEST_CASE("corrupt checkpoint files are rejected with the file and the problem",
   }
   SECTION("wrong version") {
     std::string b = bytes;
-    b[8] = 2;
-    REQUIRE_THROWS_WITH(load_bad(b), Contains("version 2") && Contains(bad));
+    b[8] = 3;
+    REQUIRE_THROWS_WITH(load_bad(b), Contains("version 3") && Contains(bad));
+    b[8] = 1;
+    REQUIRE_THROWS_WITH(load_bad(b), Contains("version 1") && Contains("older build") && Contains(bad));
   }
+  // A header with a valid checksum (what a writer would produce) around text h.
+  auto with_header = [&](const std::string& h) {
+    std::string b = bytes.substr(0, 12);
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>((h.size() >> (8 * i)) & 0xff));
+    const uint32_t c = ref_crc32(h.data(), h.size());
+    for (int i = 0; i < 4; ++i) b.push_back(static_cast<char>((c >> (8 * i)) & 0xff));
+    return b + h;
+  };
   SECTION("garbage header") {
+    std::string h = bytes.substr(24, hlen);
+    for (int i = 0; i < 12; ++i) h[i] = '#';
+    REQUIRE_THROWS_WITH(load_bad(with_header(h) + bytes.substr(24 + hlen)),
+                        Contains("corrupt header") && Contains("JSON") && Contains(bad));
+  }
+  SECTION("an edited header (same length, valid JSON) fails the header CRC") {
     std::string b = bytes;
-    for (uint64_t i = 0; i < 12; ++i) b[20 + i] = '#';
-    REQUIRE_THROWS_WITH(load_bad(b), Contains("corrupt header") && Contains("JSON") && Contains(bad));
+    const size_t at = b.find("\"epoch\":7");
+    REQUIRE(at != std::string::npos);
+    b[at + 8] = '8';  // "epoch": 8 -- still valid JSON, tensors untouched
+    REQUIRE(nlohmann::json::parse(b.substr(24, hlen))["metadata"]["epoch"] == 8);
+    REQUIRE_THROWS_WITH(load_bad(b), Contains("header") && Contains("edited") && Contains(bad));
   }
   SECTION("well-formed JSON with a broken schema") {
-    auto with_header = [&](const std::string& h) {
-      std::string b = bytes.substr(0, 12);
-      for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>((h.size() >> (8 * i)) & 0xff));
-      return b + h;
-    };
     REQUIRE_THROWS_WITH(load_bad(with_header("[1, 2]")), Contains("JSON object"));
-    REQUIRE_THROWS_WITH(load_bad(with_header(R"({"version": 1, "metadata": [], "tensors": []})")),
+    REQUIRE_THROWS_WITH(load_bad(with_header(R"({"version": 2, "metadata": [], "tensors": []})")),
                         Contains("metadata") && Contains("object"));
-    REQUIRE_THROWS_WITH(load_bad(with_header(R"({"version": 1, "metadata": {}})")), Contains("tensors"));
+    REQUIRE_THROWS_WITH(load_bad(with_header(R"({"version": 2, "metadata": {}})")), Contains("tensors"));
     REQUIRE_THROWS_WITH(
         load_bad(with_header(
-            R"({"version": 1, "metadata": {}, "tensors": [{"name": "x", "dtype": "float64", "shape": [1], "offset": 0, "nbytes": 8, "crc32": 0}]})")),
+            R"({"version": 2, "metadata": {}, "tensors": [{"name": "x", "dtype": "float64", "shape": [1], "offset": 0, "nbytes": 8, "crc32": 0}]})")),
         Contains("'x'") && Contains("float64"));
     REQUIRE_THROWS_WITH(
         load_bad(with_header(
-            R"({"version": 1, "metadata": {}, "tensors": [{"name": "x", "dtype": "float32", "shape": [3], "offset": 0, "nbytes": 8, "crc32": 0}]})")),
+            R"({"version": 2, "metadata": {}, "tensors": [{"name": "x", "dtype": "float32", "shape": [3], "offset": 0, "nbytes": 8, "crc32": 0}]})")),
         Contains("'x'") && Contains("nbytes"));
     REQUIRE_THROWS_WITH(
         load_bad(with_header(
-            R"({"version": 1, "metadata": {}, "tensors": [{"name": "x", "dtype": "float32", "shape": [2], "offset": 0, "nbytes": 8, "crc32": 0}]})")),
+            R"({"version": 2, "metadata": {}, "tensors": [{"name": "x", "dtype": "float32", "shape": [2], "offset": 0, "nbytes": 8, "crc32": 0}]})")),
         Contains("truncated") && Contains("'x'"));
     // An empty checkpoint is valid.
-    REQUIRE(load_bad(with_header(R"({"version": 1, "metadata": {"k": 1}, "tensors": []})")).names().empty());
+    REQUIRE(load_bad(with_header(R"({"version": 2, "metadata": {"k": 1}, "tensors": []})")).names().empty());
   }
   SECTION("missing file") {
     REQUIRE_THROWS_WITH(Checkpoint::load(dir.file("absent.ckpt")), Contains("absent.ckpt") && Contains("open"));

@@ -26,10 +26,16 @@ enum class ResizeFilter : uint8_t { Triangle = 0, Box = 1, CatmullRom = 2, Mitch
 const char* resize_filter_name(ResizeFilter f);
 ResizeFilter parse_resize_filter(const std::string& s);  // "triangle", "box", "catmullrom", "mitchell"
 
+constexpr int kMaxImageSide = 16384;
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;  // 67 megapixels
+
 // Decodes an image file. `channels`: 1 (gray; RGB is converted with stb's
 // luma weights), 3 (RGB; gray is replicated) or 0 (as stored). 1-bit and
 // paletted PNGs come out as 0/255 values. Throws metanas::Error naming the
 // path and the decoder's reason for a missing, corrupt or non-image file.
+// Images declaring more than kMaxImageSide pixels per side or kMaxImagePixels
+// in all are refused before decoding (a small corrupt file must not make the
+// loader allocate gigabytes).
 Image decode_image(const std::string& path, int channels);
 Image decode_image_memory(const void* data, size_t size, int channels, const std::string& what);
 

@@ -1,6 +1,6 @@
 // Checkpoint: named tensors plus free-form JSON metadata in one file.
 // Format (docs/formats.md): 8-byte magic "MNCKPT01", u32 version, u64 header
-// length, JSON header {"version", "metadata", "tensors": [{"name", "dtype",
+// length, u32 CRC32 of the header, JSON header {"version", "metadata", "tensors": [{"name", "dtype",
 // "shape", "offset", "nbytes", "crc32"}]}, then raw little-endian data.
 // save() writes "<path>.tmp" then renames it over <path>, so a crash never
 // leaves a half-written checkpoint in place. load() checks magic, version,
@@ -17,7 +17,7 @@ namespace metanas {
 
 class Checkpoint {
  public:
-  static constexpr uint32_t kVersion = 1;
+  static constexpr uint32_t kVersion = 2;  // 2: the header has a CRC32
 
   // Tensors are copied to the host when put.
   void put(const std::string& name, const Tensor& t);
