@@ -73,6 +73,9 @@ echo "== baseline: the same network untrained (iteration 0), same test tasks and
 "$bin/meta-train" --config "$OUT/config.json" --out "$BASE" --overwrite --quiet \
   --iterations 0 --meta.warmup_iterations 0
 "$bin/meta-test" --run "$BASE" "${test_args[@]}" --quiet
+# One self-contained HTML page for the run (curves, alpha heatmaps, genotype,
+# test histograms), with the untrained baseline's curves overlaid.
+"$bin/meta-report" "$OUT" "$BASE" --out "$OUT/report.html" > /dev/null
 end=$SECONDS
 
 summary() {  # REPORT -> "accuracy% +- ci% (95% CI over N tasks)", without jq or python
@@ -97,6 +100,8 @@ if [ -f "$OUT/genotype.svg" ]; then
 else
   echo "genotype picture: $OUT/genotype.dot (Graphviz source; install graphviz for genotype.svg)"
 fi
+echo "HTML report:      $OUT/report.html (open in a browser; no network needed)"
+echo "TensorBoard:      tensorboard --logdir $OUT/tb"
 echo "test report:      $OUT/report.json (baseline: $BASE/report.json)"
 echo "metrics:          $OUT/metrics.jsonl"
 echo "log:              $OUT/train.log"
