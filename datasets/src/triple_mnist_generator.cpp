@@ -1,8 +1,6 @@
 // TripleMNIST generator: per-image seeded draws, composition, PNG output.
 #include "metanas/datasets/triple_mnist_generator.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
