@@ -229,7 +229,7 @@ TEST_CASE("triplemnist: generated images hold the right digits at x = 0/28/56, r
   CHECK(decode_image(other / "train/012/3_012.png", 1).pixels != decode_image(dir / "out/train/012/3_012.png", 1).pixels);
 }
 
-TEST_CASE("triplemnist: the generator's default split is torchmeta's; load_dataset and schemes", "[triplemnist]") {
+TEST_CASE("triplemnist: the generator's default split is torchmeta's, load_dataset and schemes", "[triplemnist]") {
   TempDir dir;
   const auto f = fixtures::make_digits({0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 1);
   const auto [im, lb] = fixtures::write_digit_idx(dir / "mnist", f, false);
