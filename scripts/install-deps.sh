@@ -4,7 +4,7 @@
 # installed here: when /usr/local/cuda/bin/nvcc exists the CUDA backend is built.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config catch2 nlohmann-json3-dev libstb-dev
-      libopenblas-dev libopenblas-openmp-dev unzip graphviz)
+      libopenblas-dev libopenblas-openmp-dev zlib1g-dev unzip graphviz)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

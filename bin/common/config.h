@@ -29,13 +29,15 @@ namespace metanas::cli {
 using nlohmann::json;
 
 struct DataSection {
-  std::string dataset = "synthetic";  // synthetic | omniglot | miniimagenet
+  std::string dataset = "synthetic";  // synthetic | omniglot | miniimagenet | triplemnist
   std::string root;                   // dataset folder (not used by synthetic)
-  int image_size = -1;                // -1: the dataset's default (28 / 84); 0: stored size
+  int image_size = -1;                // -1: the dataset's default (28; MiniImageNet 84); 0: stored size
   bool invert = false;                // ink 1.0 on paper 0.0 (Omniglot/synthetic default: paper 1.0)
   std::vector<int> train_rotations = {0};  // class augmentation of the meta-training split
   std::vector<int> eval_rotations = {0};   // ... of the validation and test splits
   // Omniglot: "background", "background-holdout", "vinyals" or a split file.
+  // TripleMNIST: "folders", "torchmeta" or a split file ("background", the
+  // default, reads as "folders").
   std::string scheme = "background";
   std::string background_dir = "images_background";  // Omniglot folder names under root
   std::string evaluation_dir = "images_evaluation";
@@ -173,8 +175,11 @@ inline void apply_data(DataSection& d, const json& j) {
   s.read("synthetic_seed", d.synthetic_seed);
   // Canonical dataset names, so that config.json is unambiguous.
   if (d.dataset == "mini-imagenet" || d.dataset == "mini_imagenet") d.dataset = "miniimagenet";
-  MN_CHECK(d.dataset == "synthetic" || d.dataset == "omniglot" || d.dataset == "miniimagenet",
-           "configuration: unknown data.dataset '", d.dataset, "' (valid: synthetic, omniglot, miniimagenet)");
+  if (d.dataset == "triple-mnist" || d.dataset == "triple_mnist") d.dataset = "triplemnist";
+  MN_CHECK(d.dataset == "synthetic" || d.dataset == "omniglot" || d.dataset == "miniimagenet" ||
+               d.dataset == "triplemnist",
+           "configuration: unknown data.dataset '", d.dataset,
+           "' (valid: synthetic, omniglot, miniimagenet, triplemnist)");
   MN_CHECK(d.image_size >= -1, "configuration: data.image_size must be -1 (default), 0 (stored) or a size");
   MN_CHECK(d.layout == "auto" || d.layout == "csv" || d.layout == "folders",
            "configuration: data.layout must be auto, csv or folders, got '", d.layout, "'");

@@ -49,6 +49,8 @@ inline data::Dataset load_split(const DataSection& d, const std::string& split_i
   }
   data::LoadOptions o;
   o.root = d.root;
+  // TripleMNIST reads the shared data.scheme; the Omniglot default means its own default.
+  if (d.dataset == "triplemnist" && d.scheme != "background") o.scheme = d.scheme;
   o.image_size = d.image_size;
   o.invert = d.invert;
   o.rotations = rotations;

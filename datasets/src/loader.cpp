@@ -4,11 +4,12 @@
 #include "metanas/datasets/mini_imagenet.h"
 #include "metanas/datasets/omniglot.h"
 #include "metanas/datasets/splits.h"
+#include "metanas/datasets/triple_mnist.h"
 #include "metanas/engine/error.h"
 
 namespace metanas::data {
 
-std::vector<std::string> dataset_names() { return {"synthetic", "omniglot", "miniimagenet"}; }
+std::vector<std::string> dataset_names() { return {"synthetic", "omniglot", "miniimagenet", "triplemnist"}; }
 
 Dataset load_dataset(const std::string& name, const std::string& split_in, const LoadOptions& o) {
   const std::string split = canonical_split(split_in);
@@ -45,7 +46,19 @@ Dataset load_dataset(const std::string& name, const std::string& split_in, const
     const bool plain = o.rotations.size() == 1 && o.rotations[0] % 360 == 0;
     return plain ? d : d.with_rotations(o.rotations);
   }
-  MN_THROW("unknown dataset '", name, "' (expected synthetic, omniglot or miniimagenet)");
+  if (name == "triplemnist" || name == "triple-mnist" || name == "triple_mnist") {
+    TripleMnistOptions t;
+    t.root = o.root;
+    t.split = split;
+    if (!o.scheme.empty()) t.scheme = o.scheme;
+    if (o.image_size >= 0) t.image_size = o.image_size;
+    t.invert = o.invert;
+    t.cache = o.cache;
+    Dataset d = load_triple_mnist(t);
+    const bool plain = o.rotations.size() == 1 && o.rotations[0] % 360 == 0;
+    return plain ? d : d.with_rotations(o.rotations);
+  }
+  MN_THROW("unknown dataset '", name, "' (expected synthetic, omniglot, miniimagenet or triplemnist)");
 }
 
 }  // namespace metanas::data

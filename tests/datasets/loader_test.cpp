@@ -64,5 +64,5 @@ TEST_CASE("load_dataset: unknown names, splits and missing roots", "[loader][err
   o.root = "/definitely/not/here";
   REQUIRE_THROWS_WITH(load_dataset("omniglot", "train", o), Catch::Contains("/definitely/not/here"));
   REQUIRE_THROWS_WITH(load_dataset("miniimagenet", "test", o), Catch::Contains("/definitely/not/here"));
-  CHECK(dataset_names() == std::vector<std::string>{"synthetic", "omniglot", "miniimagenet"});
+  CHECK(dataset_names() == std::vector<std::string>{"synthetic", "omniglot", "miniimagenet", "triplemnist"});
 }
