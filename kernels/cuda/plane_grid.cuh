@@ -57,6 +57,13 @@ struct PlaneGrid {
   int64_t planes = 0;
 };
 
+// The tiled grid alone: (planes, tiles of kPlaneThreads), for kernels that
+// keep one block row per plane (shared-memory tiles, per-channel partials).
+inline dim3 plane_tiles(int64_t planes, int64_t plane_elems) {
+  const int64_t tiles = std::min<int64_t>((plane_elems + kPlaneThreads - 1) / kPlaneThreads, 65535);
+  return dim3(static_cast<unsigned>(planes), static_cast<unsigned>(std::max<int64_t>(tiles, 1)));
+}
+
 inline PlaneGrid plane_grid(int64_t planes, int64_t plane_elems) {
   PlaneGrid pg;
   pg.planes = planes;
@@ -65,8 +72,7 @@ inline PlaneGrid plane_grid(int64_t planes, int64_t plane_elems) {
     pg.grid = dim3(static_cast<unsigned>(packed_blocks(planes, pg.lane_shift)));
     return pg;
   }
-  const int64_t tiles = std::min<int64_t>((plane_elems + kPlaneThreads - 1) / kPlaneThreads, 65535);
-  pg.grid = dim3(static_cast<unsigned>(planes), static_cast<unsigned>(std::max<int64_t>(tiles, 1)));
+  pg.grid = plane_tiles(planes, plane_elems);
   return pg;
 }
 
