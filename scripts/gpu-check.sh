@@ -135,6 +135,9 @@ else
   step "parity: plain" 90 "$BUNDLE/bin/cuda_parity_tests"
   step "kernel-bench" 60 "$BUNDLE/bin/kernel-bench" --json "$OUTDIR/kernel-bench.json"
   step "meta-step-bench: plain" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/meta-step-plain.json"
+  # --device cuda falls back to the CPU with a notice: that is a failure here.
+  grep -q '^meta-step-bench: cuda' "$OUTDIR/meta-step-bench: plain.log" ||
+    note "meta-step-bench: on cuda" FAIL "the benchmark ran on the CPU (see its log)"
   if has_flag --task-streams; then
     step "meta-step-bench: streams" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --task-streams --json "$OUTDIR/meta-step-streams.json"
   else
