@@ -89,7 +89,9 @@ START=$(date +%s)
 SUMMARY=()
 
 left() { echo $((BUDGET_S - ($(date +%s) - START))); }
-# step NAME LIMIT_S CMD...: runs CMD with output in $OUTDIR/NAME.log, records the result.
+# Log file of a step: plain characters only (the device tool drops odd names from $OUT).
+logname() { echo "$OUTDIR/$(printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_').log"; }
+# step NAME LIMIT_S CMD...: runs CMD with output in $(logname NAME), records the result.
 step() {
   local name=$1 limit=$2
   shift 2
@@ -101,14 +103,16 @@ step() {
     return
   fi
   local t0=$(date +%s) rc
-  timeout -k 5 "$limit" "$@" >"$OUTDIR/$name.log" 2>&1
+  local log
+  log=$(logname "$name")
+  timeout -k 5 "$limit" "$@" >"$log" 2>&1
   rc=$?
   local dt=$(($(date +%s) - t0)) status=PASS
   [ $rc -ne 0 ] && status="FAIL($rc)"
   # On the device a 77 (no GPU visible) is itself a failure.
   [ $rc -eq 77 ] && [ "$MODE" = dry ] && status=SKIP77
   [ $rc -eq 124 ] && status=TIMEOUT
-  SUMMARY+=("$(printf '%-28s %-8s %4ss  %s' "$name" "$status" "$dt" "$(tail -n 1 "$OUTDIR/$name.log" | cut -c1-90)")")
+  SUMMARY+=("$(printf '%-28s %-8s %4ss  %s' "$name" "$status" "$dt" "$(tail -n 1 "$log" | cut -c1-90)")")
 }
 note() { SUMMARY+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); }
 has_flag() { "$BUNDLE/bin/meta-step-bench" --help 2>&1 | grep -q -- "$1"; }
@@ -136,7 +140,7 @@ else
   step "kernel-bench" 60 "$BUNDLE/bin/kernel-bench" --json "$OUTDIR/kernel-bench.json"
   step "meta-step-bench: plain" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/meta-step-plain.json"
   # --device cuda falls back to the CPU with a notice: that is a failure here.
-  grep -q '^meta-step-bench: cuda' "$OUTDIR/meta-step-bench: plain.log" ||
+  grep -q '^meta-step-bench: cuda' "$(logname "meta-step-bench: plain")" ||
     note "meta-step-bench: on cuda" FAIL "the benchmark ran on the CPU (see its log)"
   if has_flag --task-streams; then
     step "meta-step-bench: streams" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --task-streams --json "$OUTDIR/meta-step-streams.json"
