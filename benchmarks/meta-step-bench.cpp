@@ -8,6 +8,10 @@
 //   warmup : during warm-up: weight steps only (1 forward+backward).
 // Episodes come from the built-in synthetic dataset and are drawn outside
 // the timed region; the timed region ends with a device synchronisation.
+// Also reported: host synchronisations per inner step (host_syncs(): the
+// meta-step's copies to the host, synchronize() calls and uploads that had to
+// wait, divided by meta-batch x inner steps; on the CPU the calls that would
+// synchronise on a GPU). Target: at most 1.
 //
 //   meta-step-bench [--device cpu|cuda] [--iters N] [--warmup N] [--threads N]
 //                   [--phase search|warmup|both] [--config FILE] [--json FILE]
@@ -115,25 +119,33 @@ int run(int argc, char** argv) {
     cfg.meta.prune_every = 0;  // pruning would change the work done from one iteration to the next
     auto learner = meta::make_meta_learner(cfg, device);
     data::EpisodeSampler sampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, 7, device);
-    std::vector<double> times;
+    std::vector<double> times, syncs;
     for (int it = 0; it < warm + iters; ++it) {
       std::vector<data::Episode> tasks(cfg.meta.meta_batch_size);
       for (auto& t : tasks) t = sampler.sample();
       backend(device).synchronize();
       const double t0 = now_s();
+      const uint64_t s0 = host_syncs(device);
       const meta::MetaStepStats st = learner->meta_step(tasks);
+      const uint64_t s1 = host_syncs(device);
       backend(device).synchronize();
       const double t1 = now_s();
-      std::printf("  %s meta-iteration %d (%s): %.3f s (query loss %.3f)\n", ph.c_str(), it,
-                  it < warm ? "untimed" : "timed", t1 - t0, st.query_loss_value());
+      const double per_step =
+          static_cast<double>(s1 - s0) / std::max(1, cfg.meta.meta_batch_size * cfg.task.steps);
+      std::printf("  %s meta-iteration %d (%s): %.3f s, %.2f host syncs per inner step (query loss %.3f)\n",
+                  ph.c_str(), it, it < warm ? "untimed" : "timed", t1 - t0, per_step, st.query_loss_value());
       std::fflush(stdout);
-      if (it >= warm) times.push_back(t1 - t0);
+      if (it >= warm) {
+        times.push_back(t1 - t0);
+        syncs.push_back(per_step);
+      }
     }
     const double med = median(times);
     std::printf("%s phase: median %.3f s per meta-iteration (min %.3f, max %.3f, n=%d)\n", ph.c_str(), med,
                 *std::min_element(times.begin(), times.end()), *std::max_element(times.begin(), times.end()),
                 static_cast<int>(times.size()));
-    res[ph] = {{"median_s", med}, {"times_s", times}};
+    std::printf("%s phase: %.2f host syncs per inner step (median)\n", ph.c_str(), median(syncs));
+    res[ph] = {{"median_s", med}, {"times_s", times}, {"host_syncs_per_inner_step", median(syncs)}};
   }
   if (args.has("--json")) {
     std::ofstream f(args.get("--json"), std::ios::trunc);

@@ -97,7 +97,10 @@ Episode make_episode(const Dataset& ds, const std::vector<int>& classes,
   std::vector<int32_t> sy(support.size()), qy(query.size());
   for (size_t i = 0; i < sy.size(); ++i) sy[i] = int32_t(i / shots);
   for (size_t i = 0; i < qy.size(); ++i) qy[i] = int32_t(i / queries);
-  if (device != Device::CPU) ep.support_host.assign(sx.data(), sx.data() + sx.numel());
+  if (device != Device::CPU) {
+    ep.support_host.assign(sx.data(), sx.data() + sx.numel());
+    ep.support_y_host = sy;
+  }
   ep.support_x = device == Device::CPU ? sx : sx.to(device);
   ep.query_x = device == Device::CPU ? qx : qx.to(device);
   ep.support_y = Tensor::from_ints(sy, Shape{int64_t(sy.size())}, device);

@@ -101,7 +101,10 @@ std::vector<OneShotRun> load_oneshot_runs(const OneShotOptions& o) {
     ep.queries = per_class[0];
     for (int i = 0; i < ways; ++i) ep.classes.push_back(i);
     const Tensor sx = ds.images(srefs, Device::CPU);
-    if (o.device != Device::CPU) ep.support_host.assign(sx.data(), sx.data() + sx.numel());
+    if (o.device != Device::CPU) {
+      ep.support_host.assign(sx.data(), sx.data() + sx.numel());
+      ep.support_y_host = sy;
+    }
     ep.support_x = to_device(sx, o.device);
     ep.query_x = ds.images(qrefs, o.device);
     ep.support_y = Tensor::from_ints(sy, Shape{int64_t(sy.size())}, o.device);

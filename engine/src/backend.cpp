@@ -13,8 +13,9 @@ namespace metanas {
 Backend* cpu_backend_instance();  // kernels/cpu/cpu_backend.cpp
 
 #ifdef METANAS_WITH_CUDA
-// Returns nullptr (and fills why) when no usable GPU is visible.
-Backend* cuda_backend_create(std::string* why);
+// Returns nullptr (and fills why) when no usable GPU is visible; gpu_visible
+// tells a GPU that the backend could not start on from no GPU at all.
+Backend* cuda_backend_create(std::string* why, bool* gpu_visible);
 #endif
 
 namespace {
@@ -22,6 +23,7 @@ struct Registry {
   std::mutex mu;
   Backend* cuda = nullptr;
   bool cuda_probed = false;
+  bool gpu_visible = false;
   std::string cuda_why = "this build has no CUDA backend (nvcc was not found at configure time)";
 };
 Registry& registry() {
@@ -35,7 +37,7 @@ Backend* probe_cuda() {
   if (!r.cuda_probed) {
     r.cuda_probed = true;
 #ifdef METANAS_WITH_CUDA
-    r.cuda = cuda_backend_create(&r.cuda_why);
+    r.cuda = cuda_backend_create(&r.cuda_why, &r.gpu_visible);
 #endif
   }
   return r.cuda;
@@ -62,6 +64,15 @@ bool cuda_compiled() {
 }
 
 bool cuda_available() { return probe_cuda() != nullptr; }
+
+uint64_t host_syncs(Device d) { return backend(d).host_syncs(); }
+
+bool cuda_gpu_visible() {
+  probe_cuda();
+  return registry().gpu_visible;
+}
+
+std::string cuda_unavailable_reason() { return probe_cuda() ? std::string() : registry().cuda_why; }
 
 Device parse_device(const std::string& s) {
   if (s == "cpu") return Device::CPU;

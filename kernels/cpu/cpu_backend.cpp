@@ -18,11 +18,18 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   void* allocate(size_t bytes) override { return alloc_.allocate(bytes); }
   void deallocate(void* p, size_t bytes) override { alloc_.deallocate(p, bytes); }
-  void copy_from_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  // Counted as the CUDA backend would synchronise (backend.h).
+  void copy_from_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes > kUploadStagingBytes) count_sync();
+    std::memcpy(dst, src, bytes);
+  }
+  void copy_to_host(void* dst, const void* src, size_t bytes) override {
+    if (bytes) count_sync();
+    std::memcpy(dst, src, bytes);
+  }
   void copy(void* dst, const void* src, size_t bytes) override { if (dst != src) std::memmove(dst, src, bytes); }
   void memset_zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
-  void synchronize() override {}
+  void synchronize() override { count_sync(); }
 
 #define MN_KERNEL(name, params, args) \
   void name params override { k::name args; }

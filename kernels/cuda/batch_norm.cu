@@ -5,11 +5,12 @@
 // into a number of chunks fixed by the shape, each chunk is reduced in double
 // with cub::BlockReduce, and a finalize kernel adds the chunks in order (no
 // atomics). Per-channel coefficients are computed in double as on the CPU and
-// applied by a plane-parallel kernel (grid.x = N*C planes).
+// applied by plane-parallel kernels (plane_grid.cuh: packed for small planes).
 // Bench: benchmarks/kernel-bench (roofline = copy).
 #include <cub/block/block_reduce.cuh>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/plane_grid.cuh"
 
 namespace metanas::kernels::cuda {
 
@@ -17,15 +18,6 @@ namespace {
 
 // How many chunks each channel's M = N*HW elements are split into.
 int64_t chunks_for(int64_t M) { return std::max<int64_t>(1, std::min<int64_t>(128, (M + 4095) / 4096)); }
-
-dim3 plane_grid(int64_t planes, int64_t plane_elems) {
-  const int64_t tiles = std::min<int64_t>((plane_elems + kThreads - 1) / kThreads, 65535);
-  return dim3(static_cast<unsigned>(planes), static_cast<unsigned>(std::max<int64_t>(tiles, 1)));
-}
-
-#define MN_PLANE_LOOP(q, count)                                                                  \
-  for (int64_t q = static_cast<int64_t>(blockIdx.y) * blockDim.x + threadIdx.x; q < (count); \
-       q += static_cast<int64_t>(gridDim.y) * blockDim.x)
 
 // Mode 0: (sum x, sum x^2). Mode 1: (sum dy, sum dy * (x - mean[c])).
 // partial[(c*S + s)*2 + {0, 1}] for chunk s = blockIdx.y of channel c = blockIdx.x.
@@ -111,13 +103,17 @@ __global__ void eval_coef_kernel(const float* __restrict__ gamma, const float* _
 }
 
 // y = x * coef[c] + coef[C + c]
-__global__ void apply_affine_kernel(const float* __restrict__ x, float* __restrict__ y,
-                                    const float* __restrict__ coef, int64_t C, int64_t HW) {
-  const int64_t plane = blockIdx.x, c = plane % C;
-  const float a = coef[c], b = coef[C + c];
-  const float* xp = x + plane * HW;
-  float* yp = y + plane * HW;
-  MN_PLANE_LOOP(q, HW) yp[q] = xp[q] * a + b;
+// Per-plane state of the element-wise kernels below: the plane's base and channel.
+struct BnPlane {
+  int64_t base;
+  int c;
+};
+
+__global__ void apply_affine_kernel(PlaneGrid pg, const float* __restrict__ x, float* __restrict__ y,
+                                    const float* __restrict__ coef, int C, int HW) {
+  for_plane_elems(
+      pg, HW, [&](int64_t plane) { return BnPlane{plane * HW, static_cast<int>(plane % C)}; },
+      [&](const BnPlane& p, int q) { y[p.base + q] = x[p.base + q] * coef[p.c] + coef[C + p.c]; });
 }
 
 // Training backward coefficients: k = gamma*invstd, off = sum_dy / M,
@@ -142,14 +138,14 @@ __global__ void backward_finalize_kernel(const double* __restrict__ partial, int
 template <bool Acc>
 __global__ void backward_dx_kernel(const float* __restrict__ dy, const float* __restrict__ x,
                                    const float* __restrict__ mean, const float* __restrict__ coef,
-                                   float* __restrict__ dx, int64_t C, int64_t HW) {
-  const int64_t plane = blockIdx.x, c = plane % C;
-  const float k = coef[c], off = coef[C + c], slope = coef[2 * C + c], mu = mean[c];
-  const int64_t base = plane * HW;
-  MN_PLANE_LOOP(q, HW) {
-    const float v = k * (dy[base + q] - off - (x[base + q] - mu) * slope);
-    dx[base + q] = Acc ? dx[base + q] + v : v;
-  }
+                                   float* __restrict__ dx, PlaneGrid pg, int C, int HW) {
+  for_plane_elems(
+      pg, HW, [&](int64_t plane) { return BnPlane{plane * HW, static_cast<int>(plane % C)}; },
+      [&](const BnPlane& p, int q) {
+        const int64_t i = p.base + q;
+        const float v = coef[p.c] * (dy[i] - coef[C + p.c] - (x[i] - mean[p.c]) * coef[2 * C + p.c]);
+        dx[i] = Acc ? dx[i] + v : v;
+      });
 }
 
 __global__ void eval_backward_finalize_kernel(const double* __restrict__ partial, int64_t C, int64_t S,
@@ -166,16 +162,23 @@ __global__ void eval_backward_finalize_kernel(const double* __restrict__ partial
 
 template <bool Acc>
 __global__ void eval_backward_dx_kernel(const float* __restrict__ dy, const float* __restrict__ gamma,
-                                        const float* __restrict__ rv, float eps, float* __restrict__ dx, int64_t C,
-                                        int64_t HW) {
-  const int64_t plane = blockIdx.x, c = plane % C;
-  const float is = static_cast<float>(1.0 / sqrt(static_cast<double>(rv[c]) + eps));
-  const float k = (gamma ? gamma[c] : 1.f) * is;
-  const int64_t base = plane * HW;
-  MN_PLANE_LOOP(q, HW) {
-    const float v = k * dy[base + q];
-    dx[base + q] = Acc ? dx[base + q] + v : v;
-  }
+                                        const float* __restrict__ rv, float eps, float* __restrict__ dx,
+                                        PlaneGrid pg, int C, int HW) {
+  for_plane_elems(
+      pg, HW, [&](int64_t plane) { return BnPlane{plane * HW, static_cast<int>(plane % C)}; },
+      [&](const BnPlane& p, int q) {
+        const float is = static_cast<float>(1.0 / sqrt(static_cast<double>(rv[p.c]) + eps));
+        const float v = (gamma ? gamma[p.c] : 1.f) * is * dy[p.base + q];
+        dx[p.base + q] = Acc ? dx[p.base + q] + v : v;
+      });
+}
+
+// The plane grid of the element-wise passes (packed for small planes), with
+// the 32-bit limits their index math assumes.
+PlaneGrid bn_planes(int64_t N, int64_t C, int64_t HW) {
+  MN_KCHECK(N * C < 0x7fffffffLL && HW < 0x7fffffffLL, "batch_norm (CUDA): ", N, "x", C, " planes of ", HW,
+            " elements exceed the 32-bit plane index limit");
+  return plane_grid(N * C, HW);
 }
 
 unsigned channel_blocks(int64_t C) { return static_cast<unsigned>((C + kThreads - 1) / kThreads); }
@@ -212,7 +215,9 @@ void batch_norm_forward_train(const Context& c, const float* x, const float* gam
                                                                       momentum, coef.as<float>());
   MN_CUDA_LAUNCH_CHECK();
   if (M <= 0) return;
-  apply_affine_kernel<<<plane_grid(N * C, HW), kThreads, 0, c.stream>>>(x, y, coef.as<float>(), C, HW);
+  const PlaneGrid pg = bn_planes(N, C, HW);
+  apply_affine_kernel<<<pg.grid, kThreads, 0, c.stream>>>(pg, x, y, coef.as<float>(), static_cast<int>(C),
+                                                          static_cast<int>(HW));
   MN_CUDA_LAUNCH_CHECK();
 }
 
@@ -224,7 +229,9 @@ void batch_norm_forward_eval(const Context& c, const float* x, const float* gamm
   eval_coef_kernel<<<channel_blocks(C), kThreads, 0, c.stream>>>(gamma, beta, running_mean, running_var, C, eps,
                                                                  coef.as<float>());
   MN_CUDA_LAUNCH_CHECK();
-  apply_affine_kernel<<<plane_grid(N * C, HW), kThreads, 0, c.stream>>>(x, y, coef.as<float>(), C, HW);
+  const PlaneGrid pg = bn_planes(N, C, HW);
+  apply_affine_kernel<<<pg.grid, kThreads, 0, c.stream>>>(pg, x, y, coef.as<float>(), static_cast<int>(C),
+                                                          static_cast<int>(HW));
   MN_CUDA_LAUNCH_CHECK();
 }
 
@@ -240,12 +247,12 @@ void batch_norm_backward(const Context& c, const float* dy, const float* x, cons
       partial.as<double>(), C, S, M, invstd, gamma, dgamma, dbeta, accumulate, coef.as<float>());
   MN_CUDA_LAUNCH_CHECK();
   if (!dx || M <= 0) return;
+  const PlaneGrid pg = bn_planes(N, C, HW);
+  const int Ci = static_cast<int>(C), HWi = static_cast<int>(HW);
   if (accumulate)
-    backward_dx_kernel<true><<<plane_grid(N * C, HW), kThreads, 0, c.stream>>>(dy, x, mean, coef.as<float>(), dx, C,
-                                                                               HW);
+    backward_dx_kernel<true><<<pg.grid, kThreads, 0, c.stream>>>(dy, x, mean, coef.as<float>(), dx, pg, Ci, HWi);
   else
-    backward_dx_kernel<false><<<plane_grid(N * C, HW), kThreads, 0, c.stream>>>(dy, x, mean, coef.as<float>(), dx,
-                                                                                C, HW);
+    backward_dx_kernel<false><<<pg.grid, kThreads, 0, c.stream>>>(dy, x, mean, coef.as<float>(), dx, pg, Ci, HWi);
   MN_CUDA_LAUNCH_CHECK();
 }
 
@@ -263,12 +270,12 @@ void batch_norm_backward_eval(const Context& c, const float* dy, const float* x,
     MN_CUDA_LAUNCH_CHECK();
   }
   if (!dx || N * HW <= 0) return;
+  const PlaneGrid pg = bn_planes(N, C, HW);
+  const int Ci = static_cast<int>(C), HWi = static_cast<int>(HW);
   if (accumulate)
-    eval_backward_dx_kernel<true><<<plane_grid(N * C, HW), kThreads, 0, c.stream>>>(dy, gamma, running_var, eps, dx,
-                                                                                    C, HW);
+    eval_backward_dx_kernel<true><<<pg.grid, kThreads, 0, c.stream>>>(dy, gamma, running_var, eps, dx, pg, Ci, HWi);
   else
-    eval_backward_dx_kernel<false><<<plane_grid(N * C, HW), kThreads, 0, c.stream>>>(dy, gamma, running_var, eps,
-                                                                                     dx, C, HW);
+    eval_backward_dx_kernel<false><<<pg.grid, kThreads, 0, c.stream>>>(dy, gamma, running_var, eps, dx, pg, Ci, HWi);
   MN_CUDA_LAUNCH_CHECK();
 }
 

@@ -42,20 +42,21 @@ void* CachingAllocator::allocate(size_t bytes) {
     (void)cudaGetLastError();  // clear the runtime's last-error slot before retrying
     ++stats_.oom_retries;
     // Give the cached blocks back to the driver and try once more.
-    for (auto& kv : free_)
-      for (void* q : kv.second) cudaFree(q);
-    free_.clear();
-    stats_.cached = 0;
+    const auto fe = static_cast<cudaError_t>(free_cache_locked());
+    if (fe != cudaSuccess) throw_cuda(fe, "cudaFree (releasing the cache after out of memory)", __FILE__, __LINE__);
     e = cudaMalloc(&p, b);
   }
-  if (e != cudaSuccess) {
+  if (e == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
     size_t free_b = 0, total_b = 0;
-    cudaMemGetInfo(&free_b, &total_b);
+    (void)cudaMemGetInfo(&free_b, &total_b);
     MN_KTHROW("CUDA out of memory: cannot allocate ", bytes, " bytes (bucket ", b, ") after releasing the cache: ",
-             cudaGetErrorString(e), "; in use by metanas: ", stats_.in_use, " bytes; device free ", free_b,
-             " of ", total_b, " bytes");
+              cudaGetErrorString(e), "; in use by metanas: ", stats_.in_use, " bytes; device free ", free_b, " of ",
+              total_b, " bytes");
   }
+  // Anything else (a sticky fault of an earlier kernel, a lost device) is
+  // reported as what it is, not as memory exhaustion.
+  if (e != cudaSuccess) throw_cuda(e, "cudaMalloc", __FILE__, __LINE__);
   ++stats_.mallocs;
   live_[p] = b;
   stats_.in_use += b;
@@ -76,12 +77,26 @@ void CachingAllocator::deallocate(void* p) {
   stats_.cached += b;
 }
 
-void CachingAllocator::release_cache() {
-  std::lock_guard<std::mutex> lock(mu_);
+// Frees every cached block even when one cudaFree fails (a sticky error makes
+// all later calls fail too), so the free lists never keep pointers the driver
+// may already have released; returns the first error. Caller holds mu_.
+int CachingAllocator::free_cache_locked() {
+  cudaError_t first = cudaSuccess;
   for (auto& kv : free_)
-    for (void* q : kv.second) MN_CUDA_CHECK(cudaFree(q));
+    for (void* q : kv.second) {
+      const cudaError_t e = cudaFree(q);
+      if (e != cudaSuccess && first == cudaSuccess) first = e;
+    }
   free_.clear();
   stats_.cached = 0;
+  if (first != cudaSuccess) (void)cudaGetLastError();
+  return first;
+}
+
+void CachingAllocator::release_cache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto e = static_cast<cudaError_t>(free_cache_locked());
+  if (e != cudaSuccess) throw_cuda(e, "cudaFree (release_cache)", __FILE__, __LINE__);
 }
 
 AllocatorStats CachingAllocator::stats() const {

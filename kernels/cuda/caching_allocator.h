@@ -3,8 +3,9 @@
 // out again without cudaMalloc/cudaFree, which synchronise the device. All
 // work runs on the backend's one stream, so a block freed after a kernel was
 // enqueued may be reused by the next kernel (stream order keeps it safe).
-// On out-of-memory the cache is released (cudaFree) and the allocation
-// retried once. ScratchBuffer is the RAII handle kernels use for temporary
+// On out-of-memory (cudaErrorMemoryAllocation only) the cache is released
+// (cudaFree) and the allocation retried once; any other cudaMalloc error is
+// reported as itself. ScratchBuffer is the RAII handle kernels use for temporary
 // memory (cuDNN workspaces, reduction partials).
 #pragma once
 #include <cstddef>
@@ -54,6 +55,7 @@ class CachingAllocator {
   }
 
  private:
+  int free_cache_locked();  // returns a cudaError_t (kept out of this header)
   mutable std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;   // bucket size -> cached blocks
   std::unordered_map<void*, size_t> live_;      // block -> bucket size

@@ -1,8 +1,9 @@
 // CUDA 2-D convolution dispatch (NCHW, no bias):
 //   depthwise (groups == Cin == Cout)   -> the hand-written kernel (depthwise_conv.cu), ReLU fused;
 //   1x1, stride 1, no padding, groups 1 -> cuBLAS strided-batched GEMM per sample;
-//   everything else (dense, grouped)    -> cuDNN with FP32 math (no TF32, so results track the
-//                                          CPU) and deterministic algorithms only.
+//   everything else (dense, grouped)    -> cuDNN with FP32 FMA math (no TF32, so results track the
+//                                          CPU) and deterministic GEMM-like algorithms only
+//                                          (no FFT, no Winograd).
 // cuDNN descriptors and the heuristically chosen algorithms are cached per
 // geometry (heuristics run on the host: nothing is timed or synchronised);
 // workspaces come from the caching allocator. cuDNN pads symmetrically, so
@@ -209,13 +210,30 @@ std::string geom_str(const ConvGeom& g) {
                  ", dilation ", g.dil_h, "x", g.dil_w, ", groups ", g.groups);
 }
 
+// FFT and Winograd algorithms change the arithmetic (transforms with their own
+// rounding), so the parity tolerances against the CPU's direct sums would not
+// hold: only GEMM-like algorithms are allowed.
+bool allowed_algo(cudnnConvolutionFwdAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM ||
+         a == CUDNN_CONVOLUTION_FWD_ALGO_GEMM || a == CUDNN_CONVOLUTION_FWD_ALGO_DIRECT;
+}
+bool allowed_algo(cudnnConvolutionBwdDataAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+}
+bool allowed_algo(cudnnConvolutionBwdFilterAlgo_t a) {
+  return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0 || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1 ||
+         a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
+}
+
 // Picks the first (fastest by cuDNN's heuristic) algorithm that is supported,
-// deterministic and fits the workspace cap.
+// deterministic, FMA math (no tensor-op/TF32 downconversion), non-FFT and
+// non-Winograd, and fits the workspace cap.
 template <typename Perf, typename Algo>
 bool pick(const Perf* perf, int count, Algo* algo, size_t* ws) {
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].determinism != CUDNN_DETERMINISTIC ||
-        perf[i].memory > kMaxWorkspace)
+        perf[i].memory > kMaxWorkspace || !allowed_algo(perf[i].algo) ||
+        (perf[i].mathType != CUDNN_FMA_MATH && perf[i].mathType != CUDNN_DEFAULT_MATH))
       continue;
     *algo = perf[i].algo;
     *ws = perf[i].memory;

@@ -4,12 +4,18 @@
 // cuBLAS/cuDNN handles and the caching allocator, and provides
 // cuda_backend_create(), which the engine calls once on first use of
 // Device::CUDA (returning nullptr and a reason when no driver or GPU is usable).
-// All kernels run in order on one non-blocking stream; only copy_to_host,
-// copy_from_host and synchronize() wait for the device.
+// All kernels run in order on one non-blocking stream; uploads go through a
+// pinned staging ring (staging_ring.h) and return at once, so only
+// copy_to_host, synchronize() and an upload that finds the ring busy (or is
+// larger than it) wait for the device; each such wait is counted
+// (Backend::host_syncs).
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/staging_ring.h"
 #include "metanas/engine/backend.h"
 #include "metanas/engine/error.h"
 
@@ -44,12 +50,12 @@ class CudaBackend final : public Backend {
   void deallocate(void* p, size_t) override { alloc_.deallocate(p); }
   void copy_from_host(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
-    MN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx_.stream));
-    // The caller may free or reuse src as soon as we return.
-    MN_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    // The ring copies src before returning, so the caller may reuse it.
+    if (staging_.upload(dst, src, bytes, ctx_.stream)) count_sync();
   }
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
+    count_sync();
     MN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx_.stream));
     MN_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
   }
@@ -61,7 +67,10 @@ class CudaBackend final : public Backend {
     if (!bytes) return;
     MN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx_.stream));
   }
-  void synchronize() override { MN_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream)); }
+  void synchronize() override {
+    count_sync();
+    MN_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+  }
 
   // ---- compute kernels: generated from the op table ----
 #define MN_UNPAREN(...) __VA_ARGS__
@@ -101,9 +110,11 @@ class CudaBackend final : public Backend {
     MN_CUDNN_CHECK(cudnnCreate(&ctx_.cudnn));
     MN_CUDNN_CHECK(cudnnSetStream(ctx_.cudnn, ctx_.stream));
     ctx_.conv_cache = conv_cache_create();
+    staging_.init(kUploadStagingBytes);
   }
 
   void release() {
+    staging_.release();
     if (ctx_.conv_cache) conv_cache_destroy(ctx_.conv_cache);
     if (ctx_.cudnn) cudnnDestroy(ctx_.cudnn);
     if (ctx_.cublas) cublasDestroy(ctx_.cublas);
@@ -119,6 +130,7 @@ class CudaBackend final : public Backend {
   }
 
   CachingAllocator alloc_;
+  StagingRing staging_;
   Context ctx_;
   void* cublas_ws_ = nullptr;
 };
@@ -134,7 +146,7 @@ Context& backend_context() {
 }  // namespace kernels::cuda
 
 // Called once by the backend registry (engine/src/backend.cpp).
-Backend* cuda_backend_create(std::string* why) {
+Backend* cuda_backend_create(std::string* why, bool* gpu_visible) {
   std::string reason;
   int count = 0;
   const cudaError_t e = cudaGetDeviceCount(&count);
@@ -145,10 +157,15 @@ Backend* cuda_backend_create(std::string* why) {
     else if (e == cudaErrorNoDevice)
       reason = "no GPU visible";
     else
-      reason = str_cat("cudaGetDeviceCount failed: ", cudaGetErrorString(e));
+      reason = str_cat("cudaGetDeviceCount failed: ", cudaGetErrorName(e), " (", cudaGetErrorString(e), ")");
+    // A driver that is too old or broken still leaves the GPU's device node:
+    // that GPU is there and the backend failed on it (a harness must fail,
+    // not skip).
+    if (e != cudaErrorNoDevice && gpu_visible && access("/dev/nvidia0", F_OK) == 0) *gpu_visible = true;
   } else if (count <= 0) {
     reason = "no GPU visible";
   } else {
+    if (gpu_visible) *gpu_visible = true;
     try {
       return new kernels::cuda::CudaBackend(0);
     } catch (const std::exception& ex) {

@@ -21,6 +21,7 @@
 
 #include "kernels/cuda/conv_math.cuh"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/plane_grid.cuh"
 
 namespace metanas::kernels::cuda {
 
@@ -40,11 +41,6 @@ void check_dw(const ConvGeom& g, const char* what) {
                g.KH * g.KW < kMax,
            what, ": shape too large for the depthwise kernel's 32-bit plane indexing (N=", g.N, " C=", g.Cin,
            " H=", g.H, " W=", g.W, ")");
-}
-
-dim3 plane_grid(int64_t planes, int64_t plane_elems) {
-  const int64_t tiles = std::min<int64_t>((plane_elems + kThreads - 1) / kThreads, 65535);
-  return dim3(static_cast<unsigned>(planes), static_cast<unsigned>(std::max<int64_t>(tiles, 1)));
 }
 
 template <int KH, int KW, bool Relu>
@@ -194,7 +190,7 @@ void depthwise_forward(const Context& c, const ConvGeom& g, const float* x, cons
   if (g.N * g.Cin * g.OH * g.OW <= 0) return;
   check_dw(g, "depthwise conv forward");
   const DwGeom d = make_dw(g);
-  const dim3 grid = plane_grid(g.N * g.Cin, g.OH * g.OW);
+  const dim3 grid = plane_tiles(g.N * g.Cin, g.OH * g.OW);
   with_window(g.KH, g.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
     if (g.relu_input)
@@ -211,7 +207,7 @@ void depthwise_backward_data(const Context& c, const ConvGeom& g, const float* d
   check_dw(g, "depthwise conv backward-data");
   MN_KCHECK(!g.relu_input || x, "depthwise conv backward-data: relu_input needs the input x");
   const DwGeom d = make_dw(g);
-  const dim3 grid = plane_grid(g.N * g.Cin, g.H * g.W);
+  const dim3 grid = plane_tiles(g.N * g.Cin, g.H * g.W);
   with_window(g.KH, g.KW, [&](auto kh, auto kw) {
     constexpr int KH = decltype(kh)::value, KW = decltype(kw)::value;
     if (g.relu_input)

@@ -290,6 +290,7 @@ const auto kTaskFields = [](auto& v, auto& t) {
 const auto kMetaFields = [](auto& v, auto& m) {
   v.field("iterations", m.iterations);
   v.field("meta_batch_size", m.meta_batch_size);
+  v.field("task_parallel", m.task_parallel);
   v.field("warmup_iterations", m.warmup_iterations);
   v.named("optimizer", m.optimizer, meta_optimizer_name, parse_meta_optimizer);
   v.field("w_lr", m.w_lr);

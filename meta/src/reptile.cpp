@@ -3,7 +3,9 @@
 #include "metanas/meta/reptile.h"
 
 #include "metanas/engine/autograd.h"
+#include "metanas/engine/checkpoint.h"
 #include "metanas/engine/error.h"
+#include "task_state_mean.h"
 
 namespace metanas::meta {
 
@@ -22,9 +24,27 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
   w_sum_.values().zero_();
   if (update_a) a_sum_.values().zero_();
 
+  // Task-parallel mode (meta.task_parallel, config.h): per-task generators
+  // and one common start state; nothing flows from one task to the next.
+  const bool parallel = cfg_.meta.task_parallel;
+  std::vector<Rng> task_rngs;
+  Checkpoint start;
+  TaskStateMean end_states;
+  if (parallel) {
+    for (size_t i = 0; i < tasks.size(); ++i) task_rngs.push_back(rng_.split());
+    task_->save_state(start, "");
+  }
+
   StepSums sums;
-  for (const data::Episode& ep : tasks) {
-    AdaptResult r = task_->adapt(ep, rng_, st.warmup);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const data::Episode& ep = tasks[i];
+    if (parallel) task_->load_state(start, "");
+    AdaptResult r = task_->adapt(ep, parallel ? task_rngs[i] : rng_, st.warmup);
+    if (parallel) {
+      Checkpoint end;
+      task_->save_state(end, "");
+      end_states.add(end);
+    }
     w_sum_.axpy_(task_->model().weights(), 1.f);
     if (update_a) a_sum_.axpy_(*task_->model().alphas(), 1.f);
     NoGradGuard ng;
@@ -35,6 +55,7 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
     }
   }
   sums.mean_into(st);
+  if (parallel) task_->load_state(end_states.mean(), "");
 
   // Meta-gradient g = Phi - mean_i Phi_i = -mean_i (Phi_i - Phi).
   const float inv = 1.f / static_cast<float>(st.tasks);

@@ -147,8 +147,12 @@ struct TaskLearner::Batches {
         sx_copy = ep.support_x.to_vector();
         sx = sx_copy.data();
       }
-      sy_copy = ep.support_y.to_int_vector();
-      sy = sy_copy.data();
+      if (static_cast<int64_t>(ep.support_y_host.size()) == ep.support_y.numel()) {
+        sy = ep.support_y_host.data();  // no readback (the sampler kept the labels)
+      } else {
+        sy_copy = ep.support_y.to_int_vector();
+        sy = sy_copy.data();
+      }
     }
     float* hx = host_x.data();
     int32_t* hy = host_y.data_i32();

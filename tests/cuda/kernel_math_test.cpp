@@ -8,6 +8,10 @@
 
 #include "kernels/cuda/caching_allocator.h"
 #include "kernels/cuda/conv_math.cuh"
+#include "kernels/cuda/plane_grid.cuh"
+#include "kernels/cuda/staging_plan.h"
+#include "metanas/engine/extension.h"
+#include "metanas/kernels/philox.h"
 #include "metanas/engine/random.h"
 
 using namespace metanas;
@@ -183,5 +187,86 @@ TEST_CASE("caching allocator buckets waste under 25% and are monotone", "[host][
     if (b > 512) REQUIRE(static_cast<double>(k - b) < 0.25 * static_cast<double>(b));
     REQUIRE(CachingAllocator::bucket_size(k) == k);  // a bucket size is its own bucket
     prev = k;
+  }
+}
+
+// The packed plane grid (kernels/cuda/plane_grid.cuh) must visit every
+// (plane, element) of small planes exactly once, and no lane twice.
+TEST_CASE("packed plane grid covers each plane element once", "[host]") {
+  for (int64_t elems : {1, 2, 3, 7, 31, 32, 33, 49, 64, 100, 128}) {
+    const int shift = plane_pack_shift(elems);
+    REQUIRE(shift >= 0);
+    REQUIRE((int64_t{1} << shift) >= elems);
+    for (int64_t planes : {1, 2, 5, 37, 300}) {
+      std::vector<int> seen(static_cast<size_t>(planes * elems), 0);
+      const int64_t blocks = packed_blocks(planes, shift);
+      for (int64_t b = 0; b < blocks; ++b)
+        for (unsigned t = 0; t < static_cast<unsigned>(kPlaneThreads); ++t) {
+          int64_t plane;
+          int q;
+          if (plane_slot(shift, planes, static_cast<int>(elems), static_cast<unsigned>(b), t, &plane, &q))
+            ++seen[static_cast<size_t>(plane * elems + q)];
+        }
+      for (size_t i = 0; i < seen.size(); ++i) REQUIRE(seen[i] == 1);
+    }
+  }
+  REQUIRE(plane_pack_shift(129) == -1);  // large planes are tiled
+  REQUIRE(plane_pack_shift(14 * 14) == -1);
+}
+
+// The upload ring's bookkeeping against a brute-force model: a new chunk must
+// wait exactly for the newest in-flight chunk whose bytes it overlaps, and
+// never overlap a chunk it did not wait for.
+TEST_CASE("staging ring waits only for overlapping in-flight chunks", "[host]") {
+  constexpr size_t kCap = 4096;
+  StagingPlan plan(kCap);
+  struct Live {
+    size_t b, e;
+    uint64_t id;
+  };
+  std::vector<Live> live;  // the model
+  Rng rng(7);
+  uint64_t waits = 0;
+  for (uint64_t id = 0; id < 2000; ++id) {
+    // The device finishes some of the oldest chunks (in order).
+    const size_t done = static_cast<size_t>(rng.uniform() * 3.f);
+    for (size_t k = 0; k < done && !live.empty(); ++k) {
+      plan.retire_through(live.front().id);
+      live.erase(live.begin());
+    }
+    const size_t bytes = 1 + static_cast<size_t>(rng.uniform() * 1500.f);
+    REQUIRE(plan.fits(bytes));
+    uint64_t wait_for = 0;
+    const size_t off = plan.take(bytes, id, &wait_for);
+    const size_t n = (bytes + 255) / 256 * 256;
+    REQUIRE(off + n <= kCap);
+    uint64_t expect = StagingPlan::kNone;
+    for (const Live& l : live)
+      if (l.b < off + n && off < l.e) expect = l.id;
+    REQUIRE(wait_for == expect);
+    if (wait_for != StagingPlan::kNone) {
+      ++waits;
+      plan.retire_through(wait_for);
+      while (!live.empty() && live.front().id <= wait_for) live.erase(live.begin());
+    }
+    for (const Live& l : live) REQUIRE(!(l.b < off + n && off < l.e));
+    plan.commit();
+    live.push_back({off, off + n, id});
+    REQUIRE(plan.in_flight() == live.size());
+  }
+  REQUIRE(waits > 0);  // the ring did fill up in this run
+  REQUIRE_FALSE(plan.fits(kCap + 1));
+}
+
+// The CUDA drop-path kernel's per-row function (kernels/cuda/random.cu calls
+// drop_path_scale for row i) against the CPU backend's kernel: the same bits,
+// so CPU and GPU runs draw the same masks.
+TEST_CASE("CUDA drop-path row function equals the CPU drop_path_scales kernel", "[host]") {
+  for (const PhiloxKey key : {PhiloxKey{1, 0, 0, 0}, PhiloxKey{0xfeedfacecafebeefull, 9, 4, 123}}) {
+    const int64_t n = 777;
+    std::vector<float> cpu(static_cast<size_t>(n));
+    backend(Device::CPU).drop_path_scales(key, 0.2f, cpu.data(), n);
+    for (int64_t i = 0; i < n; ++i)
+      REQUIRE(kernels::drop_path_scale(key, 0.2f, static_cast<uint32_t>(i)) == cpu[static_cast<size_t>(i)]);
   }
 }

@@ -2,8 +2,9 @@
 // and kept samples are scaled by 1 / (1 - p), forward and backward.
 //
 // The op knows nothing of training vs evaluation: callers apply it only while
-// training. With p == 0 it returns x itself and draws nothing from rng;
-// otherwise it draws exactly one rng.uniform() per sample, in sample order.
+// training. With p == 0 it returns x itself. The mask is computed on the
+// device by the drop_path_scales kernel from a Philox key, so a step does not
+// upload (or wait for) anything; the Rng overload draws one seed per call.
 #include <cmath>
 
 #include "metanas/engine/random.h"
@@ -13,7 +14,7 @@ namespace metanas {
 
 using namespace detail;
 
-Tensor drop_path(const Tensor& x, float p, Rng& rng) {
+Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key) {
   const char* op = "drop_path";
   check_f32(op, x, "x");
   MN_CHECK(x.ndim() >= 1, op, ": needs a batch dimension, got ", x.describe());
@@ -21,19 +22,24 @@ Tensor drop_path(const Tensor& x, float p, Rng& rng) {
   if (p == 0.f) return x;
   const int64_t N = x.dim(0);
   const int64_t cols = N ? x.numel() / N : 0;
-  // Mask on the host (reproducible from rng), uploaded as one small tensor.
-  const float keep_scale = 1.f / (1.f - p);
-  std::vector<float> scale(static_cast<size_t>(N));
-  for (auto& s : scale) s = rng.uniform() >= p ? keep_scale : 0.f;
-  Tensor sc = Tensor::from_vector(scale, Shape{N}, x.device());
+  Backend& be = backend(x.device());
+  Tensor sc = Tensor::empty(Shape{N}, DType::F32, x.device());
+  if (N) be.drop_path_scales(key, p, sc.data(), N);
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
-  if (x.numel()) backend(x.device()).scale_rows(y.data(), x.data(), sc.data(), N, cols, false);
+  if (x.numel()) be.scale_rows(y.data(), x.data(), sc.data(), N, cols, false);
   record(y, op, {x}, [sc, N, cols](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = Tensor::empty(g.shape(), DType::F32, g.device());
     if (g.numel()) backend(g.device()).scale_rows(dx.data(), g.data(), sc.data(), N, cols, false);
     return {dx};
   });
   return y;
+}
+
+Tensor drop_path(const Tensor& x, float p, Rng& rng) {
+  if (p == 0.f) return drop_path(x, p, PhiloxKey{});  // checks x; draws nothing
+  PhiloxKey key;
+  key.seed = rng.next_u64();
+  return drop_path(x, p, key);
 }
 
 }  // namespace metanas

@@ -24,9 +24,11 @@ struct Episode {
   std::vector<int> classes;            // dataset class index of each label
   std::vector<ImageRef> support_refs;  // which dataset image each support row is
   std::vector<ImageRef> query_refs;
-  // Host copy of support_x when it lives on a GPU (for support_batch); empty
-  // on CPU, where support_x itself is read.
+  // Host copies of support_x and support_y when they live on a GPU (for
+  // support_batch and the task learner's batches: drawing support batches
+  // then reads nothing back); empty on CPU, where the tensors are read.
   std::vector<float> support_host;
+  std::vector<int32_t> support_y_host;
 };
 
 class EpisodeSampler {

@@ -24,6 +24,15 @@ Device parse_device(const std::string& s);
 bool cuda_available();
 // True when this build was compiled with the CUDA backend.
 bool cuda_compiled();
+// True when the CUDA driver reports at least one GPU, whether or not the
+// backend could start on it (false in a build without CUDA).
+bool cuda_gpu_visible();
+// Host synchronisations the backend of d has made so far (copy_to_host,
+// synchronize, uploads that had to wait; on the CPU: the calls that would
+// synchronise on a GPU). Differences of this counter measure a step.
+uint64_t host_syncs(Device d);
+// Why cuda_available() is false ("" when it is true).
+std::string cuda_unavailable_reason();
 
 // Resolves a requested device: CUDA falls back to CPU (with a one-line notice
 // on stderr, printed once) when the build has no CUDA or no GPU is visible.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "metanas/engine/tensor.h"
+#include "metanas/kernels/kernel_types.h"  // PhiloxKey
 
 namespace metanas {
 
@@ -120,7 +121,12 @@ Tensor minimum(const Tensor& a, const Tensor& b);
 
 // ---- regularisation ----
 // Zeroes each sample (dim 0) with probability p and scales kept samples by
-// 1 / (1 - p). Identity when p == 0. The mask is drawn from rng.
+// 1 / (1 - p). Identity when p == 0. The mask of sample i is drawn on the
+// tensor's device from the counter-based stream `key` (Philox4x32-10: the
+// same key gives the same mask on the CPU and the GPU; nothing is uploaded).
+Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key);
+// The same with the key's seed drawn from rng (one next_u64() per call when
+// p > 0, none when p == 0).
 Tensor drop_path(const Tensor& x, float p, Rng& rng);
 
 }  // namespace metanas

@@ -28,6 +28,15 @@ struct PoolGeom {
   int64_t OH = 0, OW = 0;
 };
 
+// The key of a counter-based random stream (Philox4x32-10, philox.h): the
+// run's seed and the place of a draw (task of the meta-batch, inner step,
+// op in forward order). The same key gives the same numbers on every backend
+// and thread count, with no generator state to carry or upload.
+struct PhiloxKey {
+  uint64_t seed = 0;
+  uint32_t task = 0, step = 0, op = 0;
+};
+
 // A 4-D box copy: dst[n, dc0+c, dh0+h, dw0+w] (+)= src[n, sc0+c, sh0+h, sw0+w]
 // for n < N, c < C, h < Hc, w < Wc. Covers concat, channel slice, spatial crop
 // and their backwards (with accumulate = true).

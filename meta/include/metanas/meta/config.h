@@ -85,6 +85,13 @@ struct TaskSection {
 struct MetaSection {
   int64_t iterations = 30000;
   int meta_batch_size = 10;
+  // Task-parallel semantics (REPTILE/MetaNAS): every task of a meta-batch
+  // starts from the task-optimizer state the previous meta-step left and
+  // draws from its own generator (split from the learner's in task order),
+  // so the tasks are independent and may run concurrently; the meta-step
+  // keeps the mean of their end states, summed in task order. Off: the
+  // state is carried from task to task (MetaNAS), which serialises them.
+  bool task_parallel = false;
   // No architecture updates (inner or outer) during the first N iterations.
   int64_t warmup_iterations = 15000;
   MetaOptimizer optimizer = MetaOptimizer::Sgd;  // REPTILE: SGD (MetaNAS); FOMAML: Adam

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Every GPU check of metanas in one call (issue 16), sized for one lent H200
+# (16 cores, CUDA 13, PyTorch, no apt, no network, a 64 MiB carried tree,
+# 8 minutes at most).
+#
+#   scripts/gpu-check.sh --bundle   [--build-dir DIR] [--bundle-dir DIR] [--no-build]
+#       here: builds the GPU binaries and assembles the bundle (binaries, the
+#       metanas libraries, the shared libraries the device image may lack such
+#       as OpenBLAS, and the PyTorch reference ../shared/bench/metanas_torch.py)
+#       in an ignored folder (default gpu-bundle/) that the device run carries.
+#   scripts/gpu-check.sh --dry-run  [--bundle-dir DIR] [--out DIR]
+#       here: everything up to the point that needs a device: checks the bundle
+#       (every library resolves, every binary starts, the parity binary skips
+#       with 77 for want of a GPU), prints the plan and the summary table.
+#   scripts/gpu-check.sh            [--bundle-dir DIR] [--out DIR]
+#       on the device: nvidia-smi, the parity binary under compute-sanitizer
+#       memcheck once and then plain, kernel-bench --json, meta-step-bench
+#       --device cuda (plain, and with task streams / CUDA graphs where this
+#       build has those switches), the PyTorch CUDA reference; all output to
+#       $OUT (or --out), one summary table at the end.
+#
+# Each step has its own time limit inside the overall budget (BUDGET_S,
+# default 470 s), so one hung step cannot take the others' time.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+MODE=run
+NO_BUILD=0
+BUILD_DIR=${BUILD_DIR:-build}
+BUNDLE=gpu-bundle
+OUTDIR=${OUT:-$ROOT/gpu-check-out}
+BUDGET_S=${BUDGET_S:-470}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --bundle) MODE=bundle ;;
+    --no-build) NO_BUILD=1 ;;
+    --dry-run) MODE=dry ;;
+    --build-dir) BUILD_DIR=$2; shift ;;
+    --bundle-dir) BUNDLE=$2; shift ;;
+    --out) OUTDIR=$2; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "gpu-check: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+BINS="cuda_parity_tests kernel-bench meta-step-bench"
+TORCH_REF=$ROOT/../shared/bench/metanas_torch.py
+MAX_BUNDLE_MB=56  # leaves room in the 64 MiB carried tree for the sources
+
+# ---------------------------------------------------------------- bundle
+if [ "$MODE" = bundle ]; then
+  set -e
+  if [ "$NO_BUILD" = 0 ]; then
+    cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    cmake --build "$BUILD_DIR" -j "$(nproc)" --target $BINS
+  fi
+  rm -rf "$BUNDLE"
+  mkdir -p "$BUNDLE/bin" "$BUNDLE/lib" "$BUNDLE/bench"
+  for b in $BINS; do cp "$BUILD_DIR/bin/$b" "$BUNDLE/bin/"; done
+  # The libraries the binaries load, except the C runtime and the CUDA
+  # driver/toolkit ones the device image has (libcuda comes with the driver;
+  # cuBLAS with CUDA 13; cuDNN with PyTorch's nvidia-cudnn wheel, found at
+  # run time), and cuDNN itself (hundreds of MiB: never carried).
+  for b in $BINS; do ldd "$BUILD_DIR/bin/$b"; done |
+    awk '/=> \// {print $3}' | sort -u |
+    grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so|/libcuda\.so|/libcublas|/libcudnn|/libcudart|/libnvrtc|/libnvJitLink' |
+    while read -r lib; do cp -L "$lib" "$BUNDLE/lib/"; done
+  [ -f "$TORCH_REF" ] && cp "$TORCH_REF" "$BUNDLE/bench/"
+  mb=$(du -sm "$BUNDLE" | cut -f1)
+  echo "gpu-check: bundle $BUNDLE: ${mb} MiB ($(ls "$BUNDLE/lib" | wc -l) libraries)"
+  if [ "$mb" -gt "$MAX_BUNDLE_MB" ]; then
+    echo "gpu-check: bundle exceeds ${MAX_BUNDLE_MB} MiB" >&2
+    exit 1
+  fi
+  exit 0
+fi
+
+# ---------------------------------------------------------------- run / dry run
+[ -d "$BUNDLE/bin" ] || { echo "gpu-check: no bundle at $BUNDLE (run scripts/gpu-check.sh --bundle here first)" >&2; exit 2; }
+BUNDLE=$(cd "$BUNDLE" && pwd)
+mkdir -p "$OUTDIR"
+# cuDNN from the device's PyTorch (nvidia-cudnn wheel) when the system has none.
+CUDNN_DIR=$(python3 -c 'import os, nvidia.cudnn as m; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$BUNDLE/lib${CUDNN_DIR:+:$CUDNN_DIR}:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+START=$(date +%s)
+SUMMARY=()
+
+left() { echo $((BUDGET_S - ($(date +%s) - START))); }
+# Log file of a step: plain characters only (the device tool drops odd names from $OUT).
+logname() { echo "$OUTDIR/$(printf '%s' "$1" | tr -c 'A-Za-z0-9._-' '_').log"; }
+# step NAME LIMIT_S CMD...: runs CMD with output in $(logname NAME), records the result.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local l
+  l=$(left)
+  [ "$limit" -gt "$l" ] && limit=$l
+  if [ "$limit" -le 5 ]; then
+    SUMMARY+=("$(printf '%-28s %-8s %s' "$name" SKIP "no time left in the budget")")
+    return
+  fi
+  local t0=$(date +%s) rc
+  local log
+  log=$(logname "$name")
+  timeout -k 5 "$limit" "$@" >"$log" 2>&1
+  rc=$?
+  local dt=$(($(date +%s) - t0)) status=PASS
+  [ $rc -ne 0 ] && status="FAIL($rc)"
+  # On the device a 77 (no GPU visible) is itself a failure.
+  [ $rc -eq 77 ] && [ "$MODE" = dry ] && status=SKIP77
+  [ $rc -eq 124 ] && status=TIMEOUT
+  SUMMARY+=("$(printf '%-28s %-8s %4ss  %s' "$name" "$status" "$dt" "$(tail -n 1 "$log" | cut -c1-90)")")
+}
+note() { SUMMARY+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); }
+has_flag() { "$BUNDLE/bin/meta-step-bench" --help 2>&1 | grep -q -- "$1"; }
+
+if [ "$MODE" = dry ]; then
+  missing=$(for b in "$BUNDLE"/bin/*; do ldd "$b"; done | grep "not found" | grep -v -E 'libcuda\.so|libcudnn|libcublas' | sort -u)
+  if [ -n "$missing" ]; then note "bundle: libraries" FAIL "$(echo "$missing" | tr '\n' ' ')"; else note "bundle: libraries" PASS "all resolve"; fi
+  step "bundle: meta-step-bench" 60 "$BUNDLE/bin/meta-step-bench" --help
+  step "bundle: kernel-bench" 60 "$BUNDLE/bin/kernel-bench" --help
+  # Without a GPU the parity binary must skip (77) after its host-side tests.
+  step "parity (no GPU: expect 77)" 300 "$BUNDLE/bin/cuda_parity_tests"
+  if [ -f "$BUNDLE/bench/metanas_torch.py" ]; then note "bundle: torch reference" PASS "bench/metanas_torch.py"; else note "bundle: torch reference" FAIL "missing"; fi
+  note "device steps" DRY "nvidia-smi; parity (memcheck, plain); kernel-bench --json; meta-step-bench cuda; torch cuda"
+else
+  step nvidia-smi 30 nvidia-smi
+  if command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+    # Memcheck is ~10-50x slower: the table-driven parity cases only.
+    step "parity: memcheck" 150 "$CS" --tool memcheck --error-exitcode 3 "$BUNDLE/bin/cuda_parity_tests" \
+      "parity: every op of the op table through its spec"
+  else
+    note "parity: memcheck" SKIP "no compute-sanitizer on the device"
+  fi
+  step "parity: plain" 90 "$BUNDLE/bin/cuda_parity_tests"
+  step "kernel-bench" 60 "$BUNDLE/bin/kernel-bench" --json "$OUTDIR/kernel-bench.json"
+  step "meta-step-bench: plain" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/meta-step-plain.json"
+  # --device cuda falls back to the CPU with a notice: that is a failure here.
+  grep -q '^meta-step-bench: cuda' "$(logname "meta-step-bench: plain")" ||
+    note "meta-step-bench: on cuda" FAIL "the benchmark ran on the CPU (see its log)"
+  if has_flag --task-streams; then
+    step "meta-step-bench: streams" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --task-streams --json "$OUTDIR/meta-step-streams.json"
+  else
+    note "meta-step-bench: streams" SKIP "this build has no --task-streams (issue 16 item 2)"
+  fi
+  if has_flag --graphs; then
+    step "meta-step-bench: graphs" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --graphs --json "$OUTDIR/meta-step-graphs.json"
+  else
+    note "meta-step-bench: graphs" SKIP "this build has no --graphs (issue 16 item 3)"
+  fi
+  step "torch reference: cuda" 90 python3 "$BUNDLE/bench/metanas_torch.py" --device cuda --iters 3 --json "$OUTDIR/torch-cuda.json"
+fi
+
+{
+  echo
+  echo "gpu-check ($MODE) summary, $(($(date +%s) - START)) s; logs in $OUTDIR"
+  printf '%-28s %-8s %s\n' STEP RESULT DETAIL
+  for s in "${SUMMARY[@]}"; do echo "$s"; done
+} | tee "$OUTDIR/summary.txt"
+# Exit status: 0 when no step failed or timed out.
+! grep -Eq ' (FAIL|TIMEOUT)' "$OUTDIR/summary.txt"
