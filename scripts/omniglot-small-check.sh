@@ -10,7 +10,8 @@
 # Usage: scripts/omniglot-small-check.sh [extra meta-train flags...]
 # Environment: ZIPS (folder holding images_background_small{1,2}.zip;
 # default data/omniglot, the copies shipped with the repository), WORK (default /tmp/metanas-omniglot-small),
-# BUILD_DIR (default build), THREADS (default all cores), ITERATIONS (120), C (8), EVAL_STEPS (15),
+# BUILD_DIR (default build), THREADS (default all cores), PRESET (configs/omniglot-20w1s.json),
+# ITERATIONS (120), C (8), EVAL_STEPS (15),
 # TASKS (test tasks, 100), BASELINE (1: also meta-test the untrained network on the
 # same tasks, for comparison).
 set -euo pipefail
@@ -29,15 +30,21 @@ data=$(ZIPS=$ZIPS DEST=$WORK/data bash scripts/omniglot-small-data.sh | tail -n 
 
 # The MetaNAS Omniglot 20-way 1-shot preset, shortened: a narrower network
 # (C=8 by default; env C), meta-batch 5, ITERATIONS meta-iterations (half warm-up), test tasks
-# adapted for EVAL_STEPS + EVAL_STEPS steps instead of 50 + 50.
+# adapted for EVAL_STEPS + EVAL_STEPS steps instead of 50 + 50. Another preset (env PRESET, e.g.
+# configs/reptile-4conv-omniglot.json) runs with its own settings, only ITERATIONS changed.
+PRESET=${PRESET:-configs/omniglot-20w1s.json}
 half=$((ITERATIONS / 2))
-"$bin/meta-train" --config configs/omniglot-20w1s.json --out "$WORK/run" --overwrite \
+shorten=()
+if [ "$PRESET" = configs/omniglot-20w1s.json ]; then
+  shorten=(--model.search.C "${C:-8}" --meta.meta_batch_size 5
+    --meta.warmup_iterations "$half" --meta.prune_every "$half"
+    --eval.arch_steps "${EVAL_STEPS:-15}" --eval.weight_steps "${EVAL_STEPS:-15}")
+fi
+"$bin/meta-train" --config "$PRESET" --out "$WORK/run" --overwrite \
   --data "$data" --threads "$THREADS" \
   --data.background_dir images_background_small1 --data.evaluation_dir images_background_small2 \
   --data.scheme "$data/split.json" --data.cache_dir "$WORK/cache" \
-  --model.search.C "${C:-8}" --meta.meta_batch_size 5 \
-  --iterations "$ITERATIONS" --meta.warmup_iterations "$half" --meta.prune_every "$half" \
-  --eval.arch_steps "${EVAL_STEPS:-15}" --eval.weight_steps "${EVAL_STEPS:-15}" \
+  --iterations "$ITERATIONS" "${shorten[@]}" \
   --run.val_every 0 --run.log_every 10 --run.checkpoint_every 50 "$@"
 "$bin/meta-test" --run "$WORK/run" --split test --tasks "$TASKS" --threads "$THREADS"
 

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "metanas/engine/error.h"
+#include "metanas/nas/builtin_genotypes.h"
 #include "metanas/nas/discrete_network.h"
 #include "metanas/nas/search_network.h"
 
@@ -121,6 +122,9 @@ void MetaConfig::validate() const {
   MN_CHECK(meta.adam_beta1 >= 0.f && meta.adam_beta1 < 1.f && meta.adam_beta2 >= 0.f &&
                meta.adam_beta2 < 1.f && meta.adam_eps > 0.f,
            w, ": meta Adam betas must be in [0, 1) and eps > 0");
+  MN_CHECK(meta.a_adam_beta1 >= 0.f && meta.a_adam_beta1 < 1.f && meta.a_adam_beta2 >= 0.f &&
+               meta.a_adam_beta2 < 1.f,
+           w, ": meta.a_adam_beta1 / a_adam_beta2 must be in [0, 1)");
   MN_CHECK(meta.a_weight_decay >= 0.f, w, ": meta.a_weight_decay must be >= 0");
   MN_CHECK(meta.prune_threshold >= 0.f && meta.prune_threshold < 1.f, w,
            ": meta.prune_threshold must be in [0, 1)");
@@ -300,6 +304,8 @@ const auto kMetaFields = [](auto& v, auto& m) {
   v.field("adam_beta1", m.adam_beta1);
   v.field("adam_beta2", m.adam_beta2);
   v.field("adam_eps", m.adam_eps);
+  v.field("a_adam_beta1", m.a_adam_beta1);
+  v.field("a_adam_beta2", m.a_adam_beta2);
   v.field("a_weight_decay", m.a_weight_decay);
   v.field("prune_threshold", m.prune_threshold);
   v.field("prune_every", m.prune_every);
@@ -360,7 +366,9 @@ struct Reader {
     if (!s.has(k)) return;
     const json& g = s.at(k);
     try {
-      if (g.is_string())
+      if (g.is_string() && nas::is_builtin_genotype(g.get<std::string>()))
+        out = nas::builtin_genotype(g.get<std::string>());  // "metanas_og_v2", ...
+      else if (g.is_string())
         out = nas::Genotype::from_text(g.get<std::string>());
       else if (g.is_object())
         out = nas::Genotype::from_json(g.dump());

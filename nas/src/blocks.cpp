@@ -207,11 +207,11 @@ std::vector<int> OpBlock::param_indices() const {
 }
 
 namespace {
-// Declares the depthwise 3x3, pointwise 1x1 and BN that relu_dw_pw_bn applies
+// Declares the depthwise KxK, pointwise 1x1 and BN that relu_dw_pw_bn applies
 // (names <n>.dw<k>, .pw<k>, .bn<k>; the BN goes to op.bn[slot]).
 void declare_dw_pw_bn(ParamBuilder& b, OpBlock& op, const std::string& n, const std::string& k, int slot,
-                      bool affine) {
-  op.convs.push_back(b.conv(n + ".dw" + k, op.C, 1, 3, 3));
+                      bool affine, int kernel = 3) {
+  op.convs.push_back(b.conv(n + ".dw" + k, op.C, 1, kernel, kernel));
   op.convs.push_back(b.conv(n + ".pw" + k, op.C, op.C, 1, 1));
   op.bn[slot] = b.bn(n + ".bn" + k, op.C, affine);
 }
@@ -246,15 +246,24 @@ OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_
       declare_dw_pw_bn(b, op, n, "1", 0, affine);
       declare_dw_pw_bn(b, op, n, "2", 1, affine);
       break;
+    case Primitive::None:
+      break;  // no parameters
+    case Primitive::SepConv5x5:
+      declare_dw_pw_bn(b, op, n, "1", 0, affine, 5);
+      declare_dw_pw_bn(b, op, n, "2", 1, affine, 5);
+      break;
+    case Primitive::DilConv5x5:
+      declare_dw_pw_bn(b, op, n, "", 0, affine, 5);
+      break;
   }
   return op;
 }
 
 namespace {
-// ReLU, depthwise 3x3 (stride, dilation), pointwise 1x1, BN.
+// ReLU, depthwise KxK (stride, dilation; "same" padding), pointwise 1x1, BN.
 Tensor relu_dw_pw_bn(const Tensor& x, const ParamSet& ps, int dw, int pw, const Bn& bn, int64_t C,
-                     int stride, int dilation) {
-  Conv2dOptions o = Conv2dOptions::same(stride, dilation, dilation, C);
+                     int stride, int dilation, int kernel = 3) {
+  Conv2dOptions o = Conv2dOptions::same(stride, dilation * (kernel - 1) / 2, dilation, C);
   o.relu_input = true;
   Tensor h = conv2d(x, ps[dw], o);
   return apply_bn(conv2d(h, ps[pw]), ps, bn);
@@ -289,6 +298,17 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
     }
     case Primitive::DilConv3x3:
       return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 2);
+    case Primitive::None:
+      // DARTS's Zero: x[:, :, ::s, ::s] * 0. Constant, so no graph is needed.
+      return Tensor::zeros(Shape{x.dim(0), op.C, strided_size(x.dim(2), op.stride),
+                                 strided_size(x.dim(3), op.stride)},
+                           DType::F32, x.device());
+    case Primitive::SepConv5x5: {
+      Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1, 5);
+      return relu_dw_pw_bn(h, ps, op.convs[2], op.convs[3], op.bn[1], op.C, 1, 1, 5);
+    }
+    case Primitive::DilConv5x5:
+      return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 2, 5);
   }
   MN_THROW("unknown primitive ", static_cast<int>(op.prim));
 }

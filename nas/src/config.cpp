@@ -27,6 +27,7 @@ struct ConfigFields {
       f("layers", c.layers);
       if constexpr (std::is_same_v<T, SearchConfig>) f("nodes", c.nodes);
       f("stem_multiplier", c.stem_multiplier);
+      if constexpr (std::is_same_v<T, SearchConfig>) f("space", c.space);
       if constexpr (std::is_same_v<T, DiscreteConfig>) f("channel_scale", c.channel_scale);
       f("reduction_layers", c.reduction_layers);
     }
@@ -73,6 +74,11 @@ void SearchConfig::validate() const {
   check_positive(nodes, "nodes", w);
   check_positive(stem_multiplier, "stem_multiplier", w);
   check_reductions(reduction_layers, layers, w);
+  try {
+    parse_search_space(space);
+  } catch (const Error& e) {
+    MN_THROW(w, ": space: ", e.what());
+  }
 }
 
 std::string SearchConfig::to_json() const { return detail::fields_to_json(*this, ConfigFields{}); }
@@ -84,7 +90,7 @@ SearchConfig SearchConfig::from_json(const std::string& text) {
 bool SearchConfig::operator==(const SearchConfig& o) const {
   return in_channels == o.in_channels && image_size == o.image_size && num_classes == o.num_classes &&
          C == o.C && layers == o.layers && nodes == o.nodes && stem_multiplier == o.stem_multiplier &&
-         resolved_reductions() == o.resolved_reductions();
+         space == o.space && resolved_reductions() == o.resolved_reductions();
 }
 
 // ---- DiscreteConfig ----

@@ -7,9 +7,25 @@
 namespace metanas::nas {
 
 namespace {
-const char* const kNames[kNumPrimitives] = {"max_pool_3x3", "avg_pool_3x3", "skip_connect",
-                                            "conv_1x5_5x1", "conv_3x3",     "sep_conv_3x3",
-                                            "dil_conv_3x3"};
+const char* const kNames[kNumAllPrimitives] = {"max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_1x5_5x1",
+                                               "conv_3x3",     "sep_conv_3x3", "dil_conv_3x3", "none",
+                                               "sep_conv_5x5", "dil_conv_5x5"};
+}
+
+const std::vector<Primitive>& space_primitives(SearchSpace s) {
+  static const std::vector<Primitive> metanas(all_primitives().begin(), all_primitives().end());
+  static const std::vector<Primitive> darts = {Primitive::None,       Primitive::MaxPool3x3, Primitive::AvgPool3x3,
+                                               Primitive::SkipConnect, Primitive::SepConv3x3, Primitive::SepConv5x5,
+                                               Primitive::DilConv3x3, Primitive::DilConv5x5};
+  return s == SearchSpace::Darts ? darts : metanas;
+}
+
+const char* search_space_name(SearchSpace s) { return s == SearchSpace::Darts ? "darts" : "metanas"; }
+
+SearchSpace parse_search_space(const std::string& name) {
+  if (name == "metanas") return SearchSpace::MetaNAS;
+  if (name == "darts") return SearchSpace::Darts;
+  MN_THROW("unknown search space '", name, "' (valid: metanas, darts)");
 }
 
 const std::array<Primitive, kNumPrimitives>& all_primitives() {
@@ -21,21 +37,21 @@ const std::array<Primitive, kNumPrimitives>& all_primitives() {
 
 const char* primitive_name(Primitive p) {
   const int i = static_cast<int>(p);
-  MN_CHECK(i >= 0 && i < kNumPrimitives, "primitive_name: invalid primitive ", i);
+  MN_CHECK(i >= 0 && i < kNumAllPrimitives, "primitive_name: invalid primitive ", i);
   return kNames[i];
 }
 
 Primitive parse_primitive(const std::string& name) {
-  for (int i = 0; i < kNumPrimitives; ++i)
+  for (int i = 0; i < kNumAllPrimitives; ++i)
     if (name == kNames[i]) return static_cast<Primitive>(i);
   std::string valid;
-  for (int i = 0; i < kNumPrimitives; ++i) valid += std::string(i ? ", " : "") + kNames[i];
+  for (int i = 0; i < kNumAllPrimitives; ++i) valid += std::string(i ? ", " : "") + kNames[i];
   MN_THROW("unknown op '", name, "' (valid: ", valid, ")");
 }
 
 Primitive primitive_at(int index) {
-  MN_CHECK(index >= 0 && index < kNumPrimitives, "primitive_at: index ", index,
-           " outside 0..", kNumPrimitives - 1);
+  MN_CHECK(index >= 0 && index < kNumAllPrimitives, "primitive_at: index ", index,
+           " outside 0..", kNumAllPrimitives - 1);
   return static_cast<Primitive>(index);
 }
 

@@ -40,6 +40,10 @@ struct SearchNetworkImpl {
 namespace {
 
 int type_index(CellType t) { return t == CellType::Normal ? 0 : 1; }
+
+// The alpha columns: the configured space's ops, in its order.
+const std::vector<Primitive>& ops_of(const SearchConfig& c) { return space_primitives(parse_search_space(c.space)); }
+int num_ops(const SearchConfig& c) { return static_cast<int>(ops_of(c).size()); }
 const char* type_name(int t) { return t == 0 ? "normal" : "reduce"; }
 
 // The surviving terms of one node under soft pruning.
@@ -49,7 +53,7 @@ struct NodePlan {
 };
 
 NodePlan plan_node(const float* w, const float* p, const std::vector<std::pair<int, int>>& pairs,
-                   int n_in, float threshold) {
+                   int n_in, int n_ops, float threshold) {
   NodePlan plan;
   std::vector<char> used(static_cast<size_t>(n_in), 0);
   for (size_t c = 0; c < pairs.size(); ++c) {
@@ -61,8 +65,8 @@ NodePlan plan_node(const float* w, const float* p, const std::vector<std::pair<i
   }
   for (int j = 0; j < n_in; ++j) {
     if (!used[static_cast<size_t>(j)]) continue;
-    for (int k = 0; k < kNumPrimitives; ++k)
-      if (w[j * kNumPrimitives + k] > threshold) plan.terms.push_back({j, k});
+    for (int k = 0; k < n_ops; ++k)
+      if (w[j * n_ops + k] > threshold) plan.terms.push_back({j, k});
   }
   return plan;
 }
@@ -100,7 +104,7 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
         const int stride = cell.reduction && j < 2 ? 2 : 1;
         std::vector<detail::OpBlock> ops;
         const std::string en = cn + ".node" + std::to_string(i) + ".in" + std::to_string(j);
-        for (Primitive p : all_primitives()) ops.push_back(detail::make_op(b, en, p, C, stride, false));
+        for (Primitive p : space_primitives(parse_search_space(cfg.space))) ops.push_back(detail::make_op(b, en, p, C, stride, false));
         cell.edges[static_cast<size_t>(i)].push_back(std::move(ops));
       }
     }
@@ -116,7 +120,7 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
   for (int t = 0; t < 2; ++t)
     for (int i = 0; i < cfg.nodes; ++i)
       m.alpha_idx[t].push_back(ab.normal(std::string("alpha_") + type_name(t) + "." + std::to_string(i),
-                                         Shape{i + 2, kNumPrimitives}, 1e-3f));
+                                         Shape{i + 2, num_ops(cfg)}, 1e-3f));
   for (int t = 0; t < 2; ++t)
     for (int i = 0; i < cfg.nodes; ++i) {
       const int64_t np = static_cast<int64_t>(input_pairs(i + 2).size());
@@ -163,6 +167,7 @@ std::unique_ptr<Model> SearchNetwork::clone() const {
 }
 
 Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
+  const int P_ops = num_ops(impl_->cfg);
   auto& m = *impl_;
   const SearchConfig& cfg = m.cfg;
   const bool drop = detail::check_cell_forward("SearchNetwork::forward", x, cfg.in_channels, device(), ctx);
@@ -218,8 +223,8 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       const int n_in = i + 2;
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
       NodePlan plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs,
-                                n_in, ctx.prune_threshold);
-      stats.ops_total += n_in * kNumPrimitives;
+                                n_in, P_ops, ctx.prune_threshold);
+      stats.ops_total += n_in * P_ops;
       stats.ops_computed += static_cast<int>(plan.terms.size());
       stats.pairs_total += static_cast<int>(pairs.size());
       stats.pairs_kept += static_cast<int>(plan.kept_pairs.size());
@@ -239,7 +244,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       // Term weights v[s] = W[j_s, k_s] * sum_{kept pairs c containing j_s} P[c],
       // gathered with constant 0/1 matrices so that they stay differentiable.
       const int64_t M = static_cast<int64_t>(plan.terms.size());
-      const int64_t NW = static_cast<int64_t>(n_in) * kNumPrimitives;
+      const int64_t NW = static_cast<int64_t>(n_in) * P_ops;
       const int64_t NP = static_cast<int64_t>(pairs.size());
       const Tensor& Wi = W[t][static_cast<size_t>(i)];
       const Tensor& Pi = P[t][static_cast<size_t>(i)];
@@ -249,7 +254,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       } else {
         std::vector<float> sel(static_cast<size_t>(M * NW), 0.f);
         for (int64_t s = 0; s < M; ++s)
-          sel[static_cast<size_t>(s * NW + plan.terms[static_cast<size_t>(s)].first * kNumPrimitives +
+          sel[static_cast<size_t>(s * NW + plan.terms[static_cast<size_t>(s)].first * P_ops +
                                   plan.terms[static_cast<size_t>(s)].second)] = 1.f;
         wsel = linear(Wi.reshape(Shape{1, NW}), Tensor::from_vector(sel, Shape{M, NW}, x.device()),
                       Tensor())
@@ -275,6 +280,8 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
 }
 
 Genotype SearchNetwork::genotype() const {
+  const auto& ops = ops_of(impl_->cfg);
+  const int P_ops = static_cast<int>(ops.size());
   const auto& m = *impl_;
   std::vector<float> a = m.arch.values().to_vector();
   Genotype g;
@@ -288,11 +295,13 @@ Genotype SearchNetwork::genotype() const {
       for (size_t c = 1; c < pairs.size(); ++c)
         if (pw[c] > pw[best]) best = c;
       GenotypeNode node;
+      // The arg-max op per input, never `none` (as DARTS's genotype()).
       for (int j : {pairs[best].first, pairs[best].second}) {
-        int bk = 0;
-        for (int k = 1; k < kNumPrimitives; ++k)
-          if (alpha[j * kNumPrimitives + k] > alpha[j * kNumPrimitives + bk]) bk = k;
-        node.push_back({primitive_at(bk), j});
+        int bk = -1;
+        for (int k = 0; k < P_ops; ++k)
+          if (ops[static_cast<size_t>(k)] != Primitive::None && (bk < 0 || alpha[j * P_ops + k] > alpha[j * P_ops + bk]))
+            bk = k;
+        node.push_back({ops[static_cast<size_t>(bk)], j});
       }
       cell.push_back(node);
     }
@@ -305,6 +314,7 @@ Genotype SearchNetwork::genotype() const {
 }
 
 int64_t SearchNetwork::sparse_param_count(const ForwardContext& ctx) const {
+  const int P_ops = num_ops(impl_->cfg);
   const auto& m = *impl_;
   std::vector<float> a = m.arch.values().to_vector();
   int64_t inactive = 0;
@@ -314,17 +324,17 @@ int64_t SearchNetwork::sparse_param_count(const ForwardContext& ctx) const {
       const int n_in = i + 2;
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
       const int ai = m.alpha_idx[t][static_cast<size_t>(i)], pi = m.pair_idx[t][static_cast<size_t>(i)];
-      std::vector<float> al(a.begin() + m.arch.offset(ai), a.begin() + m.arch.offset(ai) + n_in * kNumPrimitives);
+      std::vector<float> al(a.begin() + m.arch.offset(ai), a.begin() + m.arch.offset(ai) + n_in * P_ops);
       std::vector<float> pl(a.begin() + m.arch.offset(pi),
                             a.begin() + m.arch.offset(pi) + static_cast<int64_t>(pairs.size()));
-      std::vector<float> w = normalize_host(al, n_in, kNumPrimitives, ctx);
+      std::vector<float> w = normalize_host(al, n_in, P_ops, ctx);
       std::vector<float> p = normalize_host(pl, 1, static_cast<int>(pairs.size()), ctx);
-      NodePlan plan = plan_node(w.data(), p.data(), pairs, n_in, ctx.prune_threshold);
-      std::vector<char> kept(static_cast<size_t>(n_in * kNumPrimitives), 0);
-      for (const auto& [j, k] : plan.terms) kept[static_cast<size_t>(j * kNumPrimitives + k)] = 1;
+      NodePlan plan = plan_node(w.data(), p.data(), pairs, n_in, P_ops, ctx.prune_threshold);
+      std::vector<char> kept(static_cast<size_t>(n_in * P_ops), 0);
+      for (const auto& [j, k] : plan.terms) kept[static_cast<size_t>(j * P_ops + k)] = 1;
       for (int j = 0; j < n_in; ++j)
-        for (int k = 0; k < kNumPrimitives; ++k)
-          if (!kept[static_cast<size_t>(j * kNumPrimitives + k)])
+        for (int k = 0; k < P_ops; ++k)
+          if (!kept[static_cast<size_t>(j * P_ops + k)])
             inactive += detail::count_params(
                 m.weights,
                 cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)].param_indices());
@@ -345,12 +355,13 @@ int meta_prune(SearchNetwork& net, float threshold, float t_min, Normalizer norm
   ctx.anneal_progress = 1.f;  // the end of the schedule
   ParamSet& arch = *net.alphas();
   const int nodes = net.config().nodes;
+  const int P_ops = num_ops(net.config());
   int pruned = 0;
   for (CellType type : {CellType::Normal, CellType::Reduce}) {
     for (int i = 0; i < nodes; ++i) {
       Tensor& alpha = arch[net.alpha_index(type, i)];
       std::vector<float> a = alpha.to_vector();
-      std::vector<float> w = normalize_host(a, i + 2, kNumPrimitives, ctx);
+      std::vector<float> w = normalize_host(a, i + 2, P_ops, ctx);
       bool changed = false;
       for (size_t e = 0; e < a.size(); ++e) {
         if (w[e] < threshold && a[e] > 0.5f * kPrunedLogit) {

@@ -89,6 +89,30 @@ TEST_CASE("First-order MAML over weights and alpha (T-NAS) matches a hand-comput
   CHECK(std::abs(learner.meta_model().alphas()->values().to_vector()[0] - start.a[0]) > 0.03);
 }
 
+TEST_CASE("First-order MAML: the alphas' meta Adam has its own betas (T-NAS theta: 0.5, 0.999)", "[meta][fomaml]") {
+  Rng rng(23);
+  auto model = std::make_unique<TinyModel>(D, K, rng);
+  TinyParams meta_ref = TinyParams::of(*model);
+  meta::MetaConfig cfg = fomaml_config(meta::Algorithm::Fomaml);
+  cfg.meta.a_adam_beta1 = 0.5f;
+  cfg.meta.a_adam_beta2 = 0.99f;
+  meta::Fomaml learner(cfg, std::move(model));
+  RefAdam mw{0.01, 0.9, 0.999}, ma{0.03, 0.5, 0.99};
+  RefAdam mw_same{0.01, 0.9, 0.999}, ma_same{0.03, 0.9, 0.999};
+  TinyParams same_betas = meta_ref;
+  for (int it = 0; it < 3; ++it) {
+    std::vector<data::Episode> eps;
+    for (int t = 0; t < 2; ++t) eps.push_back(tiny_episode(D, K, 2, 2, rng));
+    reference_step(meta_ref, eps, true, true, mw, ma);
+    reference_step(same_betas, eps, true, true, mw_same, ma_same);
+    learner.meta_step(eps);
+    INFO("iteration " << it);
+    CHECK(max_diff(learner.meta_model(), meta_ref) < 1e-6);
+  }
+  // With shared betas the alphas would have gone elsewhere (the test can fail).
+  CHECK(max_diff(learner.meta_model(), same_betas) > 1e-4);
+}
+
 TEST_CASE("Auto-MAML adapts alpha only in the outer loop", "[meta][fomaml]") {
   Rng rng(22);
   auto model = std::make_unique<TinyModel>(D, K, rng);

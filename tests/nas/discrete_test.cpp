@@ -143,3 +143,70 @@ TEST_CASE("ConvNet4: the MAML/REPTILE baseline", "[nas][discrete]") {
                         Catch::Contains("features"));
   }
 }
+
+namespace {
+// One cell as (op, input) per edge, node by node, typed from the listing of
+// metanas/utils/genotypes.py (a second transcription, independent of the
+// text in nas/src/builtin_genotypes.cpp).
+using Cell = std::vector<std::vector<std::pair<const char*, int>>>;
+void check_cell(const std::vector<GenotypeNode>& got, const Cell& want) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    REQUIRE(got[i].size() == want[i].size());
+    for (size_t e = 0; e < want[i].size(); ++e) {
+      INFO("node " << i << " edge " << e);
+      CHECK(std::string(primitive_name(got[i][e].op)) == want[i][e].first);
+      CHECK(got[i][e].input == want[i][e].second);
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("built-in MetaNAS genotypes match the reference listing and build", "[nas][discrete]") {
+  REQUIRE(builtin_genotype_names() ==
+          std::vector<std::string>{"metanas_og_v2", "metanas_in_v2", "metanas_v1", "auto_meta"});
+  REQUIRE(builtin_genotype("metanas_og_v2") == Genotype::from_text(kOgV2));
+  const Genotype in2 = builtin_genotype("metanas_in_v2");
+  check_cell(in2.normal, {{{"conv_1x5_5x1", 0}, {"conv_3x3", 1}},
+                          {{"conv_3x3", 0}, {"sep_conv_3x3", 2}},
+                          {{"dil_conv_3x3", 1}, {"conv_1x5_5x1", 3}}});
+  check_cell(in2.reduce, {{{"sep_conv_3x3", 0}, {"conv_3x3", 1}},
+                          {{"conv_3x3", 0}, {"sep_conv_3x3", 2}},
+                          {{"conv_3x3", 0}, {"dil_conv_3x3", 1}}});
+  const Genotype v1 = builtin_genotype("metanas_v1");
+  check_cell(v1.normal, {{{"conv_3x3", 0}, {"conv_3x3", 1}},
+                         {{"conv_1x5_5x1", 0}, {"dil_conv_3x3", 2}},
+                         {{"conv_1x5_5x1", 0}, {"max_pool_3x3", 3}}});
+  check_cell(v1.reduce, {{{"dil_conv_3x3", 0}, {"sep_conv_3x3", 1}},
+                         {{"conv_3x3", 0}, {"max_pool_3x3", 1}},
+                         {{"dil_conv_3x3", 2}, {"conv_1x5_5x1", 3}}});
+  const Genotype am = builtin_genotype("auto_meta");
+  const Cell am_cell = {{{"conv_3x3", 1}, {"max_pool_3x3", 1}},
+                        {{"conv_1x5_5x1", 2}, {"max_pool_3x3", 2}},
+                        {{"conv_3x3", 2}, {"conv_1x5_5x1", 3}},
+                        {{"conv_3x3", 3}, {"conv_3x3", 3}},
+                        {{"conv_1x5_5x1", 3}, {"conv_3x3", 2}}};
+  check_cell(am.normal, am_cell);
+  check_cell(am.reduce, am_cell);
+  CHECK(am.normal_concat == std::vector<int>{2, 3, 4, 5, 6});
+  CHECK(in2.reduce_concat == std::vector<int>{2, 3, 4});
+
+  // The scaled-MetaNAS shape (5 cells) builds from each, with the expected count.
+  DiscreteConfig c;
+  c.C = 6;
+  c.layers = 5;
+  c.num_classes = 3;
+  for (const auto& name : builtin_genotype_names()) {
+    INFO(name);
+    Rng rng(4);
+    DiscreteNetwork net(c, builtin_genotype(name), rng);
+    CHECK(net.weights().numel() == expected_params(c, builtin_genotype(name)));
+    CHECK(net.forward(random_images(2, 1, 28, 5), ForwardContext{}).shape() == Shape{2, 3});
+  }
+  try {
+    builtin_genotype("metanas_og_v3");
+    FAIL("an unknown name was accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("valid: metanas_og_v2, metanas_in_v2") != std::string::npos);
+  }
+}

@@ -234,5 +234,5 @@ TEST_CASE("bad inputs are reported with the expected shape", "[nas][search_space
   ctx = ForwardContext{};
   ctx.temperature = 0.f;
   REQUIRE_THROWS_WITH(net.forward(random_images(2, 1, 8, 1), ctx), Catch::Contains("temperature"));
-  REQUIRE_THROWS_WITH(parse_primitive("sep_conv_5x5"), Catch::Contains("unknown op 'sep_conv_5x5'"));
+  REQUIRE_THROWS_WITH(parse_primitive("sep_conv_7x7"), Catch::Contains("unknown op 'sep_conv_7x7'"));
 }

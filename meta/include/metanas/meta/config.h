@@ -104,6 +104,10 @@ struct MetaSection {
   float adam_beta1 = 0.9f;  // meta Adam
   float adam_beta2 = 0.999f;
   float adam_eps = 1e-8f;
+  // The alphas' meta Adam has betas of its own: T-NAS (like DARTS' architect)
+  // uses (0.5, 0.999) for theta and (0.9, 0.999) for the weights.
+  float a_adam_beta1 = 0.9f;
+  float a_adam_beta2 = 0.999f;
   float a_weight_decay = 0.f;  // meta Adam on alphas (FOMAML/Auto-MAML)
   // Meta-model pruning (MetaNAS prune_alphas): every prune_every iterations
   // (0 = never) set op logits whose weight at t_min is below the threshold to

@@ -16,6 +16,9 @@ struct SearchConfig {
   int layers = 4;       // number of cells
   int nodes = 3;        // intermediate nodes per cell
   int stem_multiplier = 3;  // stem outputs stem_multiplier * C channels
+  // Candidate ops per edge: "metanas" (its 7-op few-shot space) or "darts"
+  // (DARTS's 8 ops with `none`; see primitives.h).
+  std::string space = "metanas";
   // Indices of reduction cells; empty: {floor(L/3), round(2L/3)}, i.e. cells
   // 1 and 3 of 4 (MetaNAS), 1 and 3 of 5, 2 and 5 of 8 (DARTS).
   std::vector<int> reduction_layers;

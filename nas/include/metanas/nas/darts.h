@@ -34,7 +34,7 @@ struct DartsOptions {
   float a_beta2 = 0.999f;
   float w_weight_decay = 0.f;
   float a_weight_decay = 1e-3f;
-  float w_grad_clip = 5.f;  // max gradient norm of the weights; 0 = off
+  float w_grad_clip = 1e6f;  // max gradient norm of the weights; 0 = off (MetaNAS default 10e5: none in practice)
   bool second_order = false;
   float unroll_lr = -1.f;   // xi of the unrolled step; < 0: w_lr
   bool warmup = false;      // update weights only

@@ -1,5 +1,6 @@
 // Umbrella header of the NAS module (metanas::nas).
 #pragma once
+#include "metanas/nas/builtin_genotypes.h"
 #include "metanas/nas/config.h"
 #include "metanas/nas/darts.h"
 #include "metanas/nas/discrete_network.h"

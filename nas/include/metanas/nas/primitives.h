@@ -9,6 +9,14 @@
 //   5 sep_conv_3x3   the conv_3x3 block twice, only the first strided
 //   6 dil_conv_3x3   ReLU, depthwise 3x3 dilation 2 (stride s, pad 2), pointwise 1x1, BN
 //
+// DARTS's 8-op space (SearchSpace::Darts, in DARTS's column order: none,
+// max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5,
+// dil_conv_3x3, dil_conv_5x5) adds three primitives:
+//
+//   7 none           zeros of the output shape (DARTS's Zero op)
+//   8 sep_conv_5x5   as sep_conv_3x3 with 5x5 depthwise convs (pad 2)
+//   9 dil_conv_5x5   as dil_conv_3x3 with a 5x5 kernel (dilation 2, pad 4)
+//
 // Convs have no bias. PrimitiveOp is a standalone instance (its own weights),
 // for tests, benchmarks and experiments; the networks build the same blocks
 // inside their own ParamSet.
@@ -17,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "metanas/engine/param_set.h"
 #include "metanas/engine/random.h"
@@ -36,19 +45,32 @@ enum class Primitive : int {
   Conv3x3 = 4,
   SepConv3x3 = 5,
   DilConv3x3 = 6,
+  None = 7,
+  SepConv5x5 = 8,
+  DilConv5x5 = 9,
 };
 
+// The MetaNAS few-shot space: 7 candidate ops per edge.
 constexpr int kNumPrimitives = 7;
+constexpr int kNumAllPrimitives = 10;  // every Primitive value
 
-// All primitives in column order.
+// The MetaNAS primitives in column order.
 const std::array<Primitive, kNumPrimitives>& all_primitives();
+
+// The candidate-op sets a search network can use; the list order defines the
+// alpha columns. MetaNAS: the 7 ops above (PRIMITIVES_FEWSHOT); Darts: the 8
+// ops of DARTS (genotypes.py PRIMITIVES), `none` first.
+enum class SearchSpace { MetaNAS, Darts };
+const std::vector<Primitive>& space_primitives(SearchSpace s);
+const char* search_space_name(SearchSpace s);  // "metanas", "darts"
+SearchSpace parse_search_space(const std::string& name);  // throws listing the names
 // "max_pool_3x3", ... (the MetaNAS names).
 const char* primitive_name(Primitive p);
 // Inverse of primitive_name; throws metanas::Error listing the valid names.
 Primitive parse_primitive(const std::string& name);
-// Column index (0..6).
+// Enum value (0..9; the MetaNAS column index for 0..6).
 inline int primitive_index(Primitive p) { return static_cast<int>(p); }
-// Throws for indices outside 0..6.
+// Throws for indices outside 0..9.
 Primitive primitive_at(int index);
 
 // One candidate op with its own weights (ParamSet), e.g. for shape tests.
