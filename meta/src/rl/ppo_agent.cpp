@@ -37,13 +37,15 @@ std::vector<RolloutStep> PpoAgent::sample(Env& env, int episodes, int max_steps,
   const int A = ac_->actions(), O = ac_->obs_size(), H = ac_->hidden();
   MN_CHECK(env.obs_size() == O && env.action_count() == A, "PpoAgent: the environment has ", env.obs_size(),
            " observations and ", env.action_count(), " actions, the agent ", O, " and ", A);
-  NoGradGuard ng;
+  // Only the policy runs without a graph: the environment may train (the
+  // alpha environment's DARTS estimation step).
   std::vector<RolloutStep> steps;
   Observation ob = env.reset();
   int32_t prev_a = 0;
   float prev_r = 0.f, ep_ret = 0.f;
   int done_eps = 0;
   auto forward = [&](const Observation& o) {
+    NoGradGuard ng;
     return ac_->step(Tensor::from_vector(o.obs, Shape{1, O}), {prev_a}, Tensor::from_vector({prev_r}, Shape{1, 1}),
                      Tensor::from_vector(hidden_, Shape{1, H}));
   };
@@ -55,7 +57,11 @@ std::vector<RolloutStep> PpoAgent::sample(Env& env, int episodes, int max_steps,
     s.prev_action = prev_a;
     s.prev_reward = prev_r;
     const AcOutput out = forward(ob);
-    const std::vector<float> lp = log_softmax(out.logits, Tensor::from_ints(s.mask, Shape{1, A})).to_vector();
+    std::vector<float> lp;
+    {
+      NoGradGuard ng;
+      lp = log_softmax(out.logits, Tensor::from_ints(s.mask, Shape{1, A})).to_vector();
+    }
     std::vector<float> probs(A);
     for (int a = 0; a < A; ++a) probs[a] = std::exp(lp[a]);
     s.action = sample_index(probs, rng_.uniform_double());
