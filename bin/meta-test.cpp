@@ -14,6 +14,7 @@
 #include "common/config.h"
 #include "common/data.h"
 #include "common/main.h"
+#include "common/meta_rl_report.h"
 #include "common/progress.h"
 #include "metanas/datasets/episode.h"
 #include "metanas/datasets/oneshot_runs.h"
@@ -164,6 +165,8 @@ int run(int argc, char** argv) {
 
   meta::Evaluator ev(learner->meta_model(), mc, mix_seed(test_seed, kTestAdapt));
   if (mc.eval.restore_task_optimizer) ev.set_task_optimizer_state(ck, "task_opt.");
+  // The meta-trained agent (its test episodes run before each task's adaptation).
+  if (ev.task_learner().pre_optimizer()) ev.set_pre_optimizer_state(ck, "meta_rl.");
   // A checkpoint from the warm-up phase is evaluated as MetaNAS does then:
   // weights only, T = t_max.
   ev.set_warmup(learner->in_warmup());
@@ -260,6 +263,13 @@ int run(int argc, char** argv) {
     report["ci95"] = r.ci95;
     report["std"] = r.std_accuracy;
     report["result"] = json::parse(r.to_json());
+  }
+  {
+    const json rl = meta_rl_summary(ev.task_learner().pre_optimizer());
+    if (!rl.is_null()) {
+      report["meta_rl"] = rl;
+      if (!quiet) std::printf("%s\n", meta_rl_line(rl).c_str());
+    }
   }
   report["seconds"] = clock.seconds();
   report["config"] = cfg.to_json();

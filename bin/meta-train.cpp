@@ -24,6 +24,7 @@
 #include "common/data.h"
 #include "common/event_file.h"
 #include "common/main.h"
+#include "common/meta_rl_report.h"
 #include "common/progress.h"
 #include "common/run_folder.h"
 #include "common/run_lock.h"
@@ -450,11 +451,17 @@ int run(int argc, char** argv) {
     Checkpoint task_state;
     learner->task_learner().save_state(task_state, "task_opt.");
     ev.set_task_optimizer_state(task_state, "task_opt.");
+    if (const meta::TaskPreOptimizer* pre = learner->task_learner().pre_optimizer()) {
+      pre->save_state(task_state, "meta_rl.");
+      ev.set_pre_optimizer_state(task_state, "meta_rl.");
+    }
     data::EpisodeSampler vs(val_ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
                             mix_seed(mc.seed, kValTasks), device);
     const meta::EvalReport r = ev.evaluate(vs, cfg.run.val_tasks);
     const int64_t it = learner->iteration();
     last_val = it;
+    const json val_rl = meta_rl_summary(ev.task_learner().pre_optimizer());
+    if (!val_rl.is_null()) log.line("validation " + meta_rl_line(val_rl));
     log.line(str_cat("validation at iteration ", it, ": accuracy ", format_percent(r.mean_accuracy), " +- ",
                      format_percent(r.ci95), " (", r.tasks.size(), " ", mc.episodes.ways, "-way ",
                      mc.episodes.shots, "-shot tasks of the ", cfg.run.val_split, " split; chance ",
@@ -536,6 +543,15 @@ int run(int argc, char** argv) {
                        format_rate(rate), " | elapsed ", format_duration(elapsed_before + clock.seconds()),
                        " | ETA ", format_duration((total - it) / std::max(1e-9, overall))));
       if (log_point) {
+        // The meta-RL agent's episodes since the last log point.
+        const json rl = meta_rl_summary(learner->task_learner().pre_optimizer());
+        if (!rl.is_null()) {
+          log.line(meta_rl_line(rl));
+          json rec = rl;
+          rec["type"] = "meta_rl";
+          rec["iteration"] = it;
+          metrics.write(rec);
+        }
         // The softmax temperature of the last architecture step of each task.
         const float temperature = st.warmup ? mc.task.t_max : mc.task.t_min;
         const json active = active_op_count(learner->meta_model());

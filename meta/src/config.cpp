@@ -129,6 +129,18 @@ void MetaConfig::validate() const {
   MN_CHECK(meta.prune_threshold >= 0.f && meta.prune_threshold < 1.f, w,
            ": meta.prune_threshold must be in [0, 1)");
   MN_CHECK(meta.prune_every >= 0, w, ": meta.prune_every must be >= 0 (0 = never)");
+  if (meta_rl.agent != rl::AgentKind::None) {
+    MN_CHECK(model.kind == ModelKind::Search, w, ": meta_rl.agent '", rl::agent_kind_name(meta_rl.agent),
+             "' edits architecture weights: it needs model.kind 'search'");
+    MN_CHECK(!meta.task_parallel, w, ": meta_rl.agent needs sequential tasks (meta.task_parallel false): the agent "
+             "learns from one task to the next");
+  }
+  try {
+    meta_rl.agent_opt.validate();
+    meta_rl.env.validate();
+  } catch (const Error& e) {
+    MN_THROW(w, ": ", e.what());
+  }
   MN_CHECK(eval.tasks >= 1, w, ": eval.tasks must be >= 1, got ", eval.tasks);
   MN_CHECK(eval.arch_steps >= 0 && eval.weight_steps >= 0 && eval.arch_steps + eval.weight_steps >= 1,
            w, ": eval.arch_steps and weight_steps must be >= 0 with at least one step (got ",
@@ -325,6 +337,38 @@ const auto kEvalFields = [](auto& v, auto& e) {
   v.field("top_genotypes", e.top_genotypes);
 };
 
+const auto kMetaRlFields = [](auto& v, auto& m) {
+  v.named("agent", m.agent, rl::agent_kind_name, rl::parse_agent_kind);
+  v.field("during_warmup", m.during_warmup);
+  v.field("seed", m.seed);
+  v.field("epochs", m.agent_opt.epochs);
+  v.field("episodes", m.agent_opt.episodes);
+  v.field("steps_per_epoch", m.agent_opt.steps_per_epoch);
+  v.field("test_episodes", m.agent_opt.test_episodes);
+  v.field("use_mask", m.agent_opt.use_mask);
+  v.field("hidden", m.agent_opt.hidden);
+  v.field("gamma", m.agent_opt.gamma);
+  v.field("lambda", m.agent_opt.lambda);
+  v.field("lr", m.agent_opt.lr);
+  v.field("adam_eps", m.agent_opt.adam_eps);
+  v.field("clip", m.agent_opt.clip);
+  v.field("value_coef", m.agent_opt.value_coef);
+  v.field("entropy_coef", m.agent_opt.entropy_coef);
+  v.field("minibatches", m.agent_opt.minibatches);
+  v.field("update_passes", m.agent_opt.update_passes);
+  v.field("seq_len", m.agent_opt.seq_len);
+  v.field("grad_clip", m.agent_opt.grad_clip);
+  v.field("exploration", m.agent_opt.exploration);
+  v.field("exploration_fraction", m.agent_opt.exploration_fraction);
+  v.field("max_steps", m.env.max_steps);
+  v.field("estimations", m.env.estimations);
+  v.field("alpha_step", m.env.alpha_step);
+  v.field("increase_only", m.env.increase_only);
+  v.field("random_start", m.env.random_start);
+  v.field("alpha_action_masking", m.env.alpha_action_masking);
+  v.field("max_reward", m.env.max_reward);
+};
+
 const auto kConfigFields = [](auto& v, auto& c) {
   v.named("algorithm", c.algorithm, algorithm_name, parse_algorithm);
   v.field("seed", c.seed);
@@ -333,6 +377,7 @@ const auto kConfigFields = [](auto& v, auto& c) {
   v.section("task", c.task, kTaskFields);
   v.section("meta", c.meta, kMetaFields);
   v.section("eval", c.eval, kEvalFields);
+  v.section("meta_rl", c.meta_rl, kMetaRlFields);
 };
 
 struct KeyLister {

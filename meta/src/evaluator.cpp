@@ -2,6 +2,7 @@
 // accuracy) and the report statistics (mean, 95% CI, sparse parameter
 // counts, genotype counts, one-shot runs).
 #include "metanas/meta/evaluator.h"
+#include "metanas/meta/rl/meta_rl.h"
 
 #include <algorithm>
 #include <cmath>
@@ -157,6 +158,18 @@ Evaluator::Evaluator(const nas::Model& meta_model, const MetaConfig& cfg, uint64
     : cfg_(cfg), rng_(seed) {
   cfg_.validate();
   task_ = std::make_unique<TaskLearner>(meta_model, TaskLearnerOptions::for_evaluation(cfg_));
+  if (auto pre = rl::make_meta_rl(cfg_, false)) task_->set_pre_optimizer(pre);
+}
+
+void Evaluator::set_pre_optimizer_state(const Checkpoint& ck, const std::string& prefix) {
+  TaskPreOptimizer* pre = task_->pre_optimizer();
+  if (!pre) return;
+  auto copy = std::make_unique<Checkpoint>();
+  for (const auto& name : ck.names())
+    if (name.compare(0, prefix.size(), prefix) == 0) copy->put(name, ck.get(name));
+  pre->load_state(*copy, prefix);
+  pre_state_ = std::move(copy);
+  pre_prefix_ = prefix;
 }
 
 Evaluator::~Evaluator() = default;
@@ -183,6 +196,7 @@ TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) {
     task_->load_state(*task_opt_state_, task_opt_prefix_);
   else
     task_->reset_state();
+  if (pre_state_) task_->pre_optimizer()->load_state(*pre_state_, pre_prefix_);
   task_->adapt(ep, rng_, warmup_);
   NoGradGuard ng;
   QueryResult q = task_->evaluate_query(ep, cfg_.eval.non_transductive_bn);

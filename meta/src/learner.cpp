@@ -2,6 +2,7 @@
 // learner, Rng, iteration), learning-rate schedules, meta-model pruning and
 // checkpointing; make_meta_learner.
 #include "metanas/meta/learner.h"
+#include "metanas/meta/rl/meta_rl.h"
 
 #include <cmath>
 #include <limits>
@@ -138,6 +139,7 @@ void MetaLearner::save_state(Checkpoint& ck) const {
   w_opt_->save_state(ck, "meta_opt.w.");
   if (a_opt_) a_opt_->save_state(ck, "meta_opt.a.");
   task_->save_state(ck, "task_opt.");
+  if (const TaskPreOptimizer* pre = task_->pre_optimizer()) pre->save_state(ck, "meta_rl.");
   json meta;
   try {
     meta = json::parse(ck.metadata_json());
@@ -191,6 +193,7 @@ void MetaLearner::load_state(const Checkpoint& ck) {
   w_opt_->load_state(ck, "meta_opt.w.");
   if (a_opt_) a_opt_->load_state(ck, "meta_opt.a.");
   task_->load_state(ck, "task_opt.");
+  if (TaskPreOptimizer* pre = task_->pre_optimizer()) pre->load_state(ck, "meta_rl.");
   rng_ = r;
   iteration_ = it;
 }
@@ -210,13 +213,22 @@ void MetaLearner::load(const std::string& path) {
   }
 }
 
-std::unique_ptr<MetaLearner> make_meta_learner(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model) {
+namespace {
+std::unique_ptr<MetaLearner> make_learner(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model) {
   switch (cfg.algorithm) {
     case Algorithm::Reptile: return std::make_unique<Reptile>(cfg, std::move(meta_model));
     case Algorithm::Fomaml:
     case Algorithm::AutoMaml: return std::make_unique<Fomaml>(cfg, std::move(meta_model));
   }
   MN_THROW("make_meta_learner: unknown algorithm");
+}
+}  // namespace
+
+std::unique_ptr<MetaLearner> make_meta_learner(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model) {
+  std::unique_ptr<MetaLearner> l = make_learner(cfg, std::move(meta_model));
+  // The meta-RL agent edits each task's architecture before its adaptation.
+  if (auto pre = rl::make_meta_rl(cfg, true)) l->task_learner().set_pre_optimizer(pre);
+  return l;
 }
 
 std::unique_ptr<MetaLearner> make_meta_learner(const MetaConfig& cfg, Device device) {

@@ -260,6 +260,7 @@ nas::ForwardContext TaskLearner::final_context() const {
 AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
   check_episode(ep, *model_, "TaskLearner::adapt");
   reset_to_meta();
+  if (pre_) pre_->before_adapt(ep, warmup);
   last_warmup_ = warmup;
   last_rng_ = &rng;
   const int steps = opt_.arch_steps + opt_.weight_steps;
@@ -348,6 +349,11 @@ void TaskLearner::load_state(const Checkpoint& ck, const std::string& prefix) {
     darts_->load_state(ck, prefix);
   else
     darts_->reset_state();
+}
+
+void TaskLearner::set_pre_optimizer(std::shared_ptr<TaskPreOptimizer> pre) {
+  pre_ = std::move(pre);
+  if (pre_) pre_->attach(*model_, step_context(0, false, nullptr));
 }
 
 void TaskLearner::reset_state() {

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "metanas/meta/rl/agent.h"
+#include "metanas/meta/rl/alpha_env.h"
 #include "metanas/nas/config.h"
 #include "metanas/nas/darts.h"
 #include "metanas/nas/genotype.h"
@@ -139,6 +141,20 @@ struct EvalSection {
   int top_genotypes = 5;  // how many of the most common genotypes to report
 };
 
+// Meta-RL pre-optimisation of the architecture (reg-MetaNAS; meta/rl/): before
+// each task's adaptation an agent edits the task model's alphas, one trial
+// per cell type (normal, then reduce from the normal trial's best state).
+// Meta-training trains the agent across tasks; meta-testing runs
+// agent.test_episodes episodes per task without updates. Only for search
+// networks and sequential tasks (not meta.task_parallel).
+struct MetaRlSection {
+  rl::AgentKind agent = rl::AgentKind::None;  // "none", "ppo", "random"
+  bool during_warmup = true;  // also pre-optimise in warm-up (the reference always does)
+  uint64_t seed = 7;          // the agent's and environments' generator
+  rl::AgentOptions agent_opt;  // JSON: the AgentOptions fields directly in "meta_rl"
+  rl::AlphaEnvOptions env;     // JSON: likewise
+};
+
 struct MetaConfig {
   Algorithm algorithm = Algorithm::Reptile;
   uint64_t seed = 2;  // MetaNAS default seed
@@ -147,6 +163,7 @@ struct MetaConfig {
   TaskSection task;
   MetaSection meta;
   EvalSection eval;
+  MetaRlSection meta_rl;
 
   // Throws metanas::Error naming the bad field (and its value).
   void validate() const;

@@ -83,6 +83,10 @@ class Evaluator {
   // writes it under "task_opt."). Without it each task starts fresh.
   void set_task_optimizer_state(const Checkpoint& ck, const std::string& prefix = "task_opt.");
   void clear_task_optimizer_state();
+  // The meta-RL agent's state (MetaLearner::save_state writes it under
+  // "meta_rl."), restored before every task: with cfg.meta_rl.agent set the
+  // agent runs its test episodes (no updates) before each task's adaptation.
+  void set_pre_optimizer_state(const Checkpoint& ck, const std::string& prefix = "meta_rl.");
   // Evaluate as MetaNAS does during meta-training warm-up: no architecture
   // adaptation (only the weights, for A + B steps) and T = t_max.
   void set_warmup(bool on) { warmup_ = on; }
@@ -111,6 +115,8 @@ class Evaluator {
   std::unique_ptr<TaskLearner> task_;
   std::unique_ptr<Checkpoint> task_opt_state_;
   std::string task_opt_prefix_;
+  std::unique_ptr<Checkpoint> pre_state_;
+  std::string pre_prefix_;
   Rng rng_;
   bool warmup_ = false;
 };

@@ -25,6 +25,7 @@
 #include "metanas/engine/optim.h"
 #include "metanas/engine/random.h"
 #include "metanas/meta/config.h"
+#include "metanas/meta/task_pre_optimizer.h"
 #include "metanas/nas/darts.h"
 #include "metanas/nas/model.h"
 #include "metanas/nas/normalizer.h"
@@ -105,6 +106,12 @@ class TaskLearner {
   void load_state(const Checkpoint& ck, const std::string& prefix);
   void reset_state();
 
+  // A hook that edits the task model after reset_to_meta() and before the
+  // adaptation steps of every adapt() (the meta-RL agent); null: none.
+  void set_pre_optimizer(std::shared_ptr<TaskPreOptimizer> pre);
+  TaskPreOptimizer* pre_optimizer() { return pre_.get(); }
+  const TaskPreOptimizer* pre_optimizer() const { return pre_.get(); }
+
  private:
   struct Batches;
   const nas::Model* meta_;
@@ -115,6 +122,7 @@ class TaskLearner {
   std::unique_ptr<Batches> batches_;
   bool last_warmup_ = false;  // whether the last adapt() was a warm-up adaptation
   Rng* last_rng_ = nullptr;   // the last adapt()'s generator (gumbel noise at query evaluation)
+  std::shared_ptr<TaskPreOptimizer> pre_;
 };
 
 }  // namespace metanas::meta

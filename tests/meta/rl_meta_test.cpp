@@ -1,0 +1,162 @@
+// The meta-RL pre-optimisation inside meta-training and meta-testing: the
+// agent edits each task's alphas before adaptation, its state rides in the
+// checkpoint (bit-exact resume), meta-testing runs test episodes without
+// updates, and the configuration section is checked.
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "metanas/datasets/synthetic.h"
+#include "metanas/engine/error.h"
+#include "metanas/meta/evaluator.h"
+#include "metanas/meta/learner.h"
+#include "metanas/meta/rl/meta_rl.h"
+#include "metanas/meta/rl/ppo_agent.h"
+#include "tests/meta/fixtures.h"
+
+using namespace metanas;
+using namespace metanas::testing;
+
+namespace {
+
+data::Dataset tiny_data() {
+  data::SyntheticOptions o;
+  o.num_alphabets = 3;
+  o.classes_per_alphabet = 6;
+  o.drawers = 6;
+  o.size = 8;
+  o.seed = 3;
+  return data::make_synthetic_split(o, "train");
+}
+
+meta::MetaConfig rl_config(meta::rl::AgentKind kind) {
+  meta::MetaConfig c;
+  c.seed = 5;
+  c.model.search = tiny_search_config(2, 2);
+  c.episodes.ways = 3;
+  c.episodes.train_shots = 2;
+  c.episodes.queries = 2;
+  c.task.steps = 2;
+  c.task.batch_size = 4;
+  c.meta.meta_batch_size = 2;
+  c.meta.warmup_iterations = 0;
+  c.eval.arch_steps = 1;
+  c.eval.weight_steps = 1;
+  c.meta_rl.agent = kind;
+  c.meta_rl.agent_opt.hidden = 8;
+  c.meta_rl.agent_opt.epochs = 2;
+  c.meta_rl.agent_opt.episodes = 2;
+  c.meta_rl.agent_opt.steps_per_epoch = 16;
+  c.meta_rl.agent_opt.test_episodes = 2;
+  c.meta_rl.agent_opt.seq_len = 4;
+  c.meta_rl.env.max_steps = 8;
+  c.meta_rl.env.estimations = 2;
+  c.meta_rl.env.alpha_step = 0.3f;
+  return c;
+}
+
+meta::rl::MetaRlPreOptimizer& hook(meta::TaskLearner& t) {
+  return dynamic_cast<meta::rl::MetaRlPreOptimizer&>(*t.pre_optimizer());
+}
+
+std::vector<float> agent_params(meta::TaskLearner& t) {
+  return dynamic_cast<meta::rl::PpoAgent&>(hook(t).agent()).model().params().values().to_vector();
+}
+
+}  // namespace
+
+TEST_CASE("meta-RL: the agent trains across tasks and its state resumes bit for bit", "[rl][meta]") {
+  const data::Dataset ds = tiny_data();
+  const meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Ppo);
+  auto sampler = [&](uint64_t seed) {
+    return data::EpisodeSampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, seed);
+  };
+  auto a = meta::make_meta_learner(cfg, Device::CPU);
+  REQUIRE(a->task_learner().pre_optimizer() != nullptr);
+  const std::vector<float> agent0 = agent_params(a->task_learner());
+  auto sa = sampler(9);
+  a->meta_step(draw_tasks(sa, 2));
+  // The agent learned (PPO updates) and logged both tasks.
+  CHECK(agent_params(a->task_learner()) != agent0);
+  const auto& logs = hook(a->task_learner()).logs();
+  REQUIRE(logs.size() == 2);
+  CHECK(logs[0].episodes == 2 * 2 * 2);  // two cells x epochs x episodes
+  CHECK(logs[0].updates > 0);
+  CHECK(logs[0].sparse_before > 0);
+  // Resume: 1 + save + load + 1 == 2 straight.
+  Checkpoint ck;
+  a->save_state(ck);
+  CHECK(ck.has("meta_rl.agent.rng"));
+  auto b = meta::make_meta_learner(cfg, Device::CPU);
+  b->load_state(ck);
+  auto sb = sampler(9);
+  draw_tasks(sb, 2);  // the same next tasks
+  a->meta_step(draw_tasks(sa, 2));
+  b->meta_step(draw_tasks(sb, 2));
+  CHECK(agent_params(b->task_learner()) == agent_params(a->task_learner()));
+  CHECK(b->meta_model().alphas()->values().to_vector() == a->meta_model().alphas()->values().to_vector());
+  CHECK(b->meta_model().weights().values().to_vector() == a->meta_model().weights().values().to_vector());
+  // A checkpoint without agent state is refused by a learner with an agent.
+  auto plain = meta::make_meta_learner(rl_config(meta::rl::AgentKind::None), Device::CPU);
+  Checkpoint none;
+  plain->save_state(none);
+  CHECK_THROWS_WITH(b->load_state(none), Catch::Contains("no meta-RL agent state"));
+}
+
+TEST_CASE("meta-RL: the pre-optimised task model starts adaptation from the agent's best state", "[rl][meta]") {
+  const data::Dataset ds = tiny_data();
+  meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Random);
+  auto l = meta::make_meta_learner(cfg, Device::CPU);
+  auto s = data::EpisodeSampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, 4);
+  const data::Episode ep = draw_tasks(s, 1)[0];
+  meta::TaskLearner& t = l->task_learner();
+  t.reset_to_meta();
+  t.pre_optimizer()->before_adapt(ep, false);
+  const auto& log = hook(t).logs().back();
+  // Estimations ran (one DARTS step each) and the loaded state is not the meta state.
+  CHECK(log.estimations > 0);
+  CHECK(t.model().alphas()->values().to_vector() != l->meta_model().alphas()->values().to_vector());
+  CHECK(log.final_acc >= 0.f);
+  CHECK(log.final_acc <= 1.f);
+}
+
+TEST_CASE("meta-RL: meta-testing runs the agent's test episodes without updating it", "[rl][meta]") {
+  const data::Dataset ds = tiny_data();
+  meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Ppo);
+  auto l = meta::make_meta_learner(cfg, Device::CPU);
+  Checkpoint ck;
+  l->save_state(ck);
+  meta::Evaluator ev(l->meta_model(), cfg, 3);
+  REQUIRE(ev.task_learner().pre_optimizer() != nullptr);
+  CHECK_FALSE(hook(ev.task_learner()).training());
+  ev.set_pre_optimizer_state(ck);
+  const std::vector<float> before = agent_params(ev.task_learner());
+  data::EpisodeSampler s(ds, cfg.episodes.ways, cfg.episodes.shots, cfg.episodes.queries, 8);
+  const meta::EvalReport r = ev.evaluate(s, 2);
+  CHECK(r.tasks.size() == 2);
+  CHECK(agent_params(ev.task_learner()) == before);
+  const auto& logs = hook(ev.task_learner()).logs();
+  REQUIRE(logs.size() == 2);
+  CHECK(logs[0].episodes == 2 * cfg.meta_rl.agent_opt.test_episodes);
+  CHECK(logs[0].updates == 0);
+  const nlohmann::json sum = nlohmann::json::parse(meta::rl::summarize_logs(logs));
+  CHECK(sum.at("tasks") == 2);
+  CHECK(sum.contains("mean_estimate_gain"));
+}
+
+TEST_CASE("meta-RL: the configuration section round-trips and bad values are named", "[rl][meta]") {
+  meta::MetaConfig c = rl_config(meta::rl::AgentKind::Ppo);
+  CHECK(meta::MetaConfig::from_json(c.to_json()) == c);
+  CHECK_THROWS_WITH(meta::MetaConfig::from_json(R"({"meta_rl": {"agentt": "ppo"}})"),
+                    Catch::Contains("meta_rl.agentt"));
+  CHECK_THROWS_WITH(meta::MetaConfig::from_json(R"({"meta_rl": {"agent": "sac"}})"),
+                    Catch::Contains("unknown meta-RL agent"));
+  CHECK_THROWS_WITH(meta::MetaConfig::from_json(R"({"meta_rl": {"clip": 2.0}})"), Catch::Contains("meta_rl.clip"));
+  meta::MetaConfig conv = c;
+  conv.model.kind = meta::ModelKind::ConvNet4;
+  conv.model.convnet4.num_classes = 3;
+  CHECK_THROWS_WITH(conv.validate(), Catch::Contains("needs model.kind 'search'"));
+  meta::MetaConfig par = c;
+  par.meta.task_parallel = true;
+  CHECK_THROWS_WITH(par.validate(), Catch::Contains("task_parallel"));
+}
