@@ -16,10 +16,12 @@
 #include "common/main.h"
 #include "common/meta_rl_report.h"
 #include "common/progress.h"
+#include "common/ranks.h"
 #include "metanas/datasets/episode.h"
 #include "metanas/datasets/oneshot_runs.h"
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/device.h"
+#include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
 
@@ -155,7 +157,16 @@ int run(int argc, char** argv) {
     return 0;
   }
   const meta::MetaConfig& mc = cfg.meta;
-  const bool quiet = args.has("--quiet");
+  // Distributed (mpirun, docs/distributed.md): task-parallel runs split the
+  // sampled test tasks across the ranks; rank 0 prints and writes the report.
+  const auto comm = meta::dist::world(parse_device(cfg.run.device) == Device::CUDA);
+  const bool lead = comm->rank() == 0;
+  MN_USAGE_CHECK(comm->size() == 1 || mc.meta.task_parallel, "a distributed meta-test (", comm->size(),
+                 " ranks) needs the task-parallel semantics: --set meta.task_parallel=true");
+  if (comm->size() > 1)
+    meta::dist::check_same_on_all_ranks(*comm, str_cat(binary_hash(), " ", cfg.to_json().dump(), " ", ck_path),
+                                        "binary and configuration hash");
+  const bool quiet = args.has("--quiet") || !lead;
 
   const int threads = set_threads(cfg.run.threads);
   const Device device = resolve_device(parse_device(cfg.run.device));
@@ -241,15 +252,18 @@ int run(int argc, char** argv) {
                   mc.eval.weight_steps);
     const int every = std::max(1, n / 10);
     double sum = 0;
-    const meta::EvalReport r = ev.evaluate(sampler, n, [&](int done, const meta::TaskEvaluation& t) {
+    const int mine = meta::dist::TaskSlots(n, comm->size()).count(comm->rank());
+    auto progress = [&](int done, const meta::TaskEvaluation& t) {
       sum += t.accuracy;
-      if (!quiet && (done % every == 0 || done == n)) {
+      if (!quiet && (done % every == 0 || done == mine)) {
         const double rate = done / std::max(1e-9, clock.seconds());
-        std::printf("  task %d/%d: running accuracy %s | %.2f tasks/s | ETA %s\n", done, n,
-                    format_percent(sum / done).c_str(), rate, format_duration((n - done) / rate).c_str());
+        std::printf("  task %d/%d: running accuracy %s | %.2f tasks/s | ETA %s\n", done, mine,
+                    format_percent(sum / done).c_str(), rate, format_duration((mine - done) / rate).c_str());
         std::fflush(stdout);
       }
-    });
+    };
+    const meta::EvalReport r =
+        mc.meta.task_parallel ? ev.evaluate_split(sampler, n, *comm, progress) : ev.evaluate(sampler, n, progress);
     if (!quiet) std::fputs(r.summary().c_str(), stdout);
     headline = str_cat("accuracy ", format_percent(r.mean_accuracy), " +- ", format_percent(r.ci95),
                        " (95% CI over ", r.tasks.size(), " tasks); chance ", format_percent(1.0 / mc.episodes.ways));
@@ -274,6 +288,7 @@ int run(int argc, char** argv) {
   report["seconds"] = clock.seconds();
   report["config"] = cfg.to_json();
 
+  if (!lead) return 0;
   std::error_code ec;
   if (!fs::path(report_path).parent_path().empty()) fs::create_directories(fs::path(report_path).parent_path(), ec);
   {
@@ -294,5 +309,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_main(kProgram, [&] { return run(argc, argv); });
+  return run_main_ranks(kProgram, [&] { return run(argc, argv); });
 }

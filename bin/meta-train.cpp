@@ -26,6 +26,7 @@
 #include "common/main.h"
 #include "common/meta_rl_report.h"
 #include "common/progress.h"
+#include "common/ranks.h"
 #include "common/run_folder.h"
 #include "common/run_lock.h"
 #include "metanas/datasets/episode.h"
@@ -34,6 +35,7 @@
 #include "metanas/engine/device.h"
 #include "metanas/engine/ops.h"
 #include "metanas/meta/evaluator.h"
+#include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/learner.h"
 #include "metanas/nas/search_network.h"
 
@@ -299,21 +301,35 @@ int run(int argc, char** argv) {
   }
   const meta::MetaConfig& mc = cfg.meta;
 
+  // ---- ranks (docs/distributed.md): one process unless started by mpirun ----
+  // (before any CUDA use: a CUDA run picks each rank's GPU here)
+  const auto comm = meta::dist::world(parse_device(cfg.run.device) == Device::CUDA);
+  const int ranks = comm->size();
+  const bool lead = comm->rank() == 0;  // only rank 0 touches the run folder
+  if (ranks > 1) {
+    MN_USAGE_CHECK(mc.meta.task_parallel, "a distributed run (", ranks,
+                   " ranks) needs the task-parallel semantics: --set meta.task_parallel=true");
+    MN_USAGE_CHECK(ranks <= mc.meta.meta_batch_size, ranks, " ranks for a meta-batch of ",
+                   mc.meta.meta_batch_size, " tasks: use at most meta.meta_batch_size ranks");
+  }
+
   // ---- run folder: locked for this process's lifetime ----
   // Nothing in it is changed until everything the run needs (data, model,
   // checkpoint) has been loaded and checked.
   std::error_code ec;
-  fs::create_directories(out, ec);
-  MN_CHECK(!ec, "cannot create the run folder '", out, "': ", ec.message());
   RunLock lock;
-  lock.acquire(out, kProgram);
-  const bool used = fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl");
+  if (lead) {
+    fs::create_directories(out, ec);
+    MN_CHECK(!ec, "cannot create the run folder '", out, "': ", ec.message());
+    lock.acquire(out, kProgram);
+  }
+  const bool used = lead && (fs::exists(checkpoint_path(out)) || fs::exists(fs::path(out) / "metrics.jsonl"));
   if (!resume && used)
     MN_USAGE_CHECK(args.has("--overwrite"), "'", out, "' already holds a run; continue it with --out ", out,
                    " --resume, or start afresh with --overwrite (or choose another --out)");
 
   Log log;
-  log.set_quiet(args.has("--quiet"));
+  log.set_quiet(args.has("--quiet") || !lead);
   JsonlWriter metrics;
   const std::string metrics_path = (fs::path(out) / "metrics.jsonl").string();
 
@@ -392,28 +408,43 @@ int run(int argc, char** argv) {
     if (prog.contains("log_window")) resume_window = prog["log_window"];
   }
 
-  // ---- everything checked: now the folder changes ----
+  // Every rank must run the same binary on the same configuration and state
+  // (this collective also keeps rank 0 from changing the folder before the
+  // others have read the checkpoint).
+  learner->set_communicator(comm, cfg.run.dist_reduce == "ordered");
+  if (ranks > 1) {
+    meta::dist::check_same_on_all_ranks(
+        *comm, str_cat(binary_hash(), " ", cfg.to_json().dump(), " ", out, " ", learner->iteration()),
+        "binary, configuration and resume-state hash");
+    log.line(str_cat("distributed: ", ranks, " ranks (", comm->name(), "), meta-batch tasks per rank ",
+                     meta::dist::TaskSlots(mc.meta.meta_batch_size, ranks).max_per_rank(), ", reduction ",
+                     cfg.run.dist_reduce));
+  }
+
+  // ---- everything checked: now the folder changes (rank 0 only) ----
   const bool aside = !resume && used;
   if (aside) {
     set_aside_previous_run(out);
     log.line(str_cat("the previous run is kept in ", previous_run_dir(out),
                      " until this run writes its first checkpoint"));
   }
-  cfg.save(config_json);
-  log.open((fs::path(out) / "train.log").string(), resume);
-  if (resume) {
-    JsonlWriter::truncate_after(metrics_path, learner->iteration());
-    log.line(str_cat("resumed from ", resume_path, " at iteration ", learner->iteration()));
-  }
-  metrics.open(metrics_path, resume);
-  // TensorBoard: one event file per invocation in DIR/tb/ (a resumed run adds
-  // a file; TensorBoard merges a folder's files by step).
   const std::string tb_dir = (fs::path(out) / "tb").string();
-  fs::create_directories(tb_dir, ec);
-  MN_CHECK(!ec, "cannot create '", tb_dir, "': ", ec.message());
   tb::EventWriter tbw;
-  tbw.open(tb_dir, wall_seconds());
-  log.line("TensorBoard: tensorboard --logdir " + tb_dir);
+  if (lead) {
+    cfg.save(config_json);
+    log.open((fs::path(out) / "train.log").string(), resume);
+    if (resume) {
+      JsonlWriter::truncate_after(metrics_path, learner->iteration());
+      log.line(str_cat("resumed from ", resume_path, " at iteration ", learner->iteration()));
+    }
+    metrics.open(metrics_path, resume);
+    // TensorBoard: one event file per invocation in DIR/tb/ (a resumed run adds
+    // a file; TensorBoard merges a folder's files by step).
+    fs::create_directories(tb_dir, ec);
+    MN_CHECK(!ec, "cannot create '", tb_dir, "': ", ec.message());
+    tbw.open(tb_dir, wall_seconds());
+    log.line("TensorBoard: tensorboard --logdir " + tb_dir);
+  }
 
   Stopwatch clock;  // this invocation
   Window win;
@@ -421,6 +452,10 @@ int run(int argc, char** argv) {
   int64_t last_checkpoint = resume ? learner->iteration() : -1;
   bool previous_run_pending = aside;
   auto save_checkpoint = [&](const char* why) {
+    if (!lead) {
+      last_checkpoint = learner->iteration();
+      return;
+    }
     Checkpoint ck;
     json meta = {{"program",
                   {{"name", kProgram},
@@ -457,7 +492,9 @@ int run(int argc, char** argv) {
     }
     data::EpisodeSampler vs(val_ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
                             mix_seed(mc.seed, kValTasks), device);
-    const meta::EvalReport r = ev.evaluate(vs, cfg.run.val_tasks);
+    // Task-parallel runs split the validation tasks across the ranks.
+    const meta::EvalReport r = mc.meta.task_parallel ? ev.evaluate_split(vs, cfg.run.val_tasks, *comm)
+                                                      : ev.evaluate(vs, cfg.run.val_tasks);
     const int64_t it = learner->iteration();
     last_val = it;
     const json val_rl = meta_rl_summary(ev.task_learner().pre_optimizer());
@@ -490,7 +527,7 @@ int run(int argc, char** argv) {
     tbw.scalar("val/accuracy_high", it, static_cast<float>(r.mean_accuracy + r.ci95), now);
     tbw.scalar("val/loss", it, static_cast<float>(r.mean_loss), now);
     tbw.scalar("val/sparse_params", it, static_cast<float>(r.sparse_mean), now);
-    write_genotype_image(learner->meta_model(), tbw, it, tb_dir, log);
+    if (lead) write_genotype_image(learner->meta_model(), tbw, it, tb_dir, log);
   };
 
   std::signal(SIGINT, on_signal);
@@ -501,9 +538,22 @@ int run(int argc, char** argv) {
   if (start_it >= total) log.line(str_cat("the run is complete (", start_it, " of ", total, " iterations)"));
   Stopwatch win_clock;
   std::vector<data::Episode> tasks(mc.meta.meta_batch_size);
+  const meta::dist::TaskSlots slots(mc.meta.meta_batch_size, ranks);
+  double comm_sum = 0;  // seconds in the meta-steps' collectives over the log window
   bool stopped = false;
   while (learner->iteration() < total) {
-    for (auto& t : tasks) t = sampler.sample();
+    // Every rank draws every task (the sampler's stream is the single
+    // process's); only this rank's slots are built.
+    for (int i = 0; i < mc.meta.meta_batch_size; ++i) {
+      if (slots.owns(comm->rank(), i)) {
+        tasks[i] = sampler.sample();
+      } else {
+        std::vector<int> classes;
+        std::vector<data::ImageRef> support, query;
+        sampler.sample_refs(&classes, &support, &query);
+        tasks[i] = data::Episode{};
+      }
+    }
     // A diverging run (learning rate too high) turns parameters into NaN/inf;
     // it stops with that diagnosis instead of a later op's complaint, and
     // without overwriting the last good checkpoint.
@@ -524,6 +574,7 @@ int run(int argc, char** argv) {
       throw;
     }
     if (!finite_params(learner->meta_model())) throw Error(diverged());
+    comm_sum += learner->last_comm_seconds();
     win.add(st);
     const int64_t it = learner->iteration();
     const bool last = it == total;
@@ -570,6 +621,12 @@ int run(int argc, char** argv) {
                        {"iterations_averaged", win.n},
                        {"it_per_s", rate},
                        {"elapsed_s", elapsed_before + clock.seconds()}});
+        if (ranks > 1)
+          metrics.write({{"type", "dist"},
+                         {"iteration", it},
+                         {"ranks", ranks},
+                         {"comm_seconds", comm_sum / std::max(1, win.n_here)}});
+        comm_sum = 0;
         const double now = wall_seconds();
         const std::pair<const char*, double> scalars[] = {
             {"train/query_loss", ql},     {"train/query_acc", qa},   {"train/support_loss", sl},
@@ -590,7 +647,7 @@ int run(int argc, char** argv) {
       break;
     }
   }
-  if (start_it >= total && !fs::exists(checkpoint_path(out))) save_checkpoint("final");
+  if (start_it >= total && lead && !fs::exists(checkpoint_path(out))) save_checkpoint("final");
 
   if (stopped) {
     const bool sig = g_signal != 0;
@@ -598,7 +655,7 @@ int run(int argc, char** argv) {
                      total, "; checkpoint saved. Continue with: meta-train --out ", out, " --resume"));
     return sig ? 130 : 0;
   }
-  write_genotype(*learner, mc, out, log);
+  if (lead) write_genotype(*learner, mc, out, log);
   log.line(str_cat("done: ", learner->iteration(), " iterations, ",
                    format_duration(elapsed_before + clock.seconds()), " of training in total. Evaluate with: meta-test --run ",
                    out, "; HTML report: meta-report ", out));
@@ -608,5 +665,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_main(kProgram, [&] { return run(argc, argv); });
+  return run_main_ranks(kProgram, [&] { return run(argc, argv); });
 }

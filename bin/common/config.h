@@ -59,6 +59,11 @@ struct RunSection {
   int val_tasks = 100;         // tasks per validation (the same tasks every time)
   std::string val_split = "val";
   int64_t checkpoint_every = 500;  // 0 = only at the end (and when interrupted)
+  // Distributed runs (docs/distributed.md): "ordered" gathers every task's
+  // contribution and sums in task order (bitwise the single-process run for
+  // any number of ranks); "allreduce" sums per rank, then all-reduces (faster,
+  // not bitwise).
+  std::string dist_reduce = "ordered";
 };
 
 namespace detail {
@@ -149,7 +154,7 @@ inline json data_to_json(const DataSection& d) {
 inline json run_to_json(const RunSection& r) {
   return {{"device", r.device},           {"threads", r.threads},     {"log_every", r.log_every},
           {"val_every", r.val_every},     {"val_tasks", r.val_tasks}, {"val_split", r.val_split},
-          {"checkpoint_every", r.checkpoint_every}};
+          {"checkpoint_every", r.checkpoint_every}, {"dist_reduce", r.dist_reduce}};
 }
 
 inline void apply_data(DataSection& d, const json& j) {
@@ -190,7 +195,7 @@ inline void apply_data(DataSection& d, const json& j) {
 inline void apply_run(RunSection& r, const json& j) {
   detail::StrictObject s(j, "run",
                          {"device", "threads", "log_every", "val_every", "val_tasks", "val_split",
-                          "checkpoint_every"});
+                          "checkpoint_every", "dist_reduce"});
   s.read("device", r.device);
   s.read("threads", r.threads);
   s.read("log_every", r.log_every);
@@ -198,6 +203,9 @@ inline void apply_run(RunSection& r, const json& j) {
   s.read("val_tasks", r.val_tasks);
   s.read("val_split", r.val_split);
   s.read("checkpoint_every", r.checkpoint_every);
+  s.read("dist_reduce", r.dist_reduce);
+  MN_CHECK(r.dist_reduce == "ordered" || r.dist_reduce == "allreduce",
+           "configuration: run.dist_reduce must be ordered or allreduce, got '", r.dist_reduce, "'");
   parse_device(r.device);  // throws for an unknown device name
   MN_CHECK(r.threads >= 0, "configuration: run.threads must be >= 0 (0 = default)");
   MN_CHECK(r.log_every >= 1, "configuration: run.log_every must be >= 1");

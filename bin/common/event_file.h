@@ -152,6 +152,7 @@ class EventWriter {
     record(ev);
   }
   void record(const std::string& data) {
+    if (!f_.is_open()) return;  // not opened (a distributed run's other ranks): nothing is written
     std::string r;
     const uint64_t n = data.size();
     pb::fixed(r, &n, 8);

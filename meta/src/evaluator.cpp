@@ -13,6 +13,7 @@
 
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
+#include "metanas/meta/dist/task_slots.h"
 #include "metanas/nas/search_network.h"
 
 namespace metanas::meta {
@@ -189,7 +190,9 @@ void Evaluator::clear_task_optimizer_state() {
   task_->reset_state();
 }
 
-TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) {
+TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) { return evaluate_task(ep, rng_); }
+
+TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep, Rng& rng) {
   // Every task starts from the same task-optimizer state (MetaNAS restores
   // it after each test task).
   if (cfg_.eval.restore_task_optimizer && task_opt_state_)
@@ -197,7 +200,7 @@ TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) {
   else
     task_->reset_state();
   if (pre_state_) task_->pre_optimizer()->load_state(*pre_state_, pre_prefix_);
-  task_->adapt(ep, rng_, warmup_);
+  task_->adapt(ep, rng, warmup_);
   NoGradGuard ng;
   QueryResult q = task_->evaluate_query(ep, cfg_.eval.non_transductive_bn);
   TaskEvaluation te;
@@ -233,6 +236,42 @@ EvalReport Evaluator::evaluate(const std::vector<data::Episode>& tasks,
     out.push_back(evaluate_task(tasks[i]));
     if (progress) progress(static_cast<int>(i + 1), out.back());
   }
+  return summarize(std::move(out), cfg_.eval.top_genotypes);
+}
+
+EvalReport Evaluator::evaluate_split(data::EpisodeSampler& sampler, int n, dist::Communicator& comm,
+                                     const std::function<void(int, const TaskEvaluation&)>& progress) {
+  if (n <= 0) n = cfg_.eval.tasks;
+  const dist::TaskSlots slots(n, comm.size());
+  json mine = json::array();
+  for (int i = 0; i < n; ++i) {
+    Rng task_rng = rng_.split();
+    if (!slots.owns(comm.rank(), i)) {
+      std::vector<int> classes;
+      std::vector<data::ImageRef> support, query;
+      sampler.sample_refs(&classes, &support, &query);  // the same draws, no pixels
+      continue;
+    }
+    const data::Episode ep = sampler.sample();
+    const TaskEvaluation te = evaluate_task(ep, task_rng);
+    mine.push_back({te.accuracy, te.loss, te.correct, te.total, te.sparse_params, te.genotype});
+    if (progress) progress(static_cast<int>(mine.size()), te);
+  }
+  // The ranks' blocks are contiguous in task order.
+  std::vector<TaskEvaluation> out;
+  out.reserve(n);
+  for (const std::string& part : comm.allgather_bytes(mine.dump()))
+    for (const json& t : json::parse(part)) {
+      TaskEvaluation te;
+      te.accuracy = t[0].get<double>();
+      te.loss = t[1].get<double>();
+      te.correct = t[2].get<int>();
+      te.total = t[3].get<int>();
+      te.sparse_params = t[4].get<int64_t>();
+      te.genotype = t[5].get<std::string>();
+      out.push_back(std::move(te));
+    }
+  MN_CHECK(static_cast<int>(out.size()) == n, "Evaluator::evaluate_split: gathered ", out.size(), " of ", n, " tasks");
   return summarize(std::move(out), cfg_.eval.top_genotypes);
 }
 

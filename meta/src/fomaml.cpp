@@ -25,23 +25,46 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
   W.zero_grad();
   if (A) A->zero_grad();
 
-  StepSums sums;
   nas::Model& tm = task_->model();
-  for (const data::Episode& ep : tasks) {
-    AdaptResult r = task_->adapt(ep, rng_, st.warmup);
-    // First-order meta-gradient: the query-loss gradient at the adapted
-    // parameters, taken as the gradient at the meta parameters.
+  // The first-order meta-gradient of one task: the query-loss gradient at
+  // the adapted parameters, taken as the gradient at the meta parameters.
+  auto query_gradient = [&](const data::Episode& ep) {
     tm.weights().zero_grad();
     ParamSet* TA = tm.alphas();
     if (TA) TA->zero_grad();
-    QueryResult q;
-    {
-      nas::FreezeParams fa(update_a ? nullptr : TA);
-      q = task_->evaluate_query(ep, false);
-      q.loss.backward();
-    }
+    nas::FreezeParams fa(update_a ? nullptr : TA);
+    QueryResult q = task_->evaluate_query(ep, false);
+    q.loss.backward();
+    return q;
+  };
+  if (cfg_.meta.task_parallel) {
+    // Task-parallel mode (meta.task_parallel; on one or many ranks).
+    task_parallel_step(
+        tasks, st, update_a,
+        [&](const data::Episode& ep, Rng& rng) {
+          TaskContribution c;
+          AdaptResult r = task_->adapt(ep, rng, st.warmup);
+          QueryResult q = query_gradient(ep);
+          c.w = tm.weights().grads();
+          if (update_a) c.a = tm.alphas()->grads();
+          c.s_loss = r.last_support_loss, c.s_acc = r.last_support_acc;
+          c.q_loss = q.loss.detach(), c.q_acc = q.acc;
+          return c;
+        },
+        [&](const Tensor& w, const Tensor& a) {
+          W.grads().add_(w, inv);
+          if (update_a) A->grads().add_(a, inv);
+        });
+    finish_step(st, update_a);
+    return st;
+  }
+
+  StepSums sums;
+  for (const data::Episode& ep : tasks) {
+    AdaptResult r = task_->adapt(ep, rng_, st.warmup);
+    QueryResult q = query_gradient(ep);
     W.grads().add_(tm.weights().grads(), inv);
-    if (update_a) A->grads().add_(TA->grads(), inv);
+    if (update_a) A->grads().add_(tm.alphas()->grads(), inv);
     NoGradGuard ng;
     sums.add_support(r);
     sums.add_query(q.loss.detach(), q.acc);

@@ -3,9 +3,7 @@
 #include "metanas/meta/reptile.h"
 
 #include "metanas/engine/autograd.h"
-#include "metanas/engine/checkpoint.h"
 #include "metanas/engine/error.h"
-#include "task_state_mean.h"
 
 namespace metanas::meta {
 
@@ -24,38 +22,43 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
   w_sum_.values().zero_();
   if (update_a) a_sum_.values().zero_();
 
-  // Task-parallel mode (meta.task_parallel, config.h): per-task generators
-  // and one common start state; nothing flows from one task to the next.
-  const bool parallel = cfg_.meta.task_parallel;
-  std::vector<Rng> task_rngs;
-  Checkpoint start;
-  TaskStateMean end_states;
-  if (parallel) {
-    for (size_t i = 0; i < tasks.size(); ++i) task_rngs.push_back(rng_.split());
-    task_->save_state(start, "");
-  }
-
-  StepSums sums;
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    const data::Episode& ep = tasks[i];
-    if (parallel) task_->load_state(start, "");
-    AdaptResult r = task_->adapt(ep, parallel ? task_rngs[i] : rng_, st.warmup);
-    if (parallel) {
-      Checkpoint end;
-      task_->save_state(end, "");
-      end_states.add(end);
+  if (cfg_.meta.task_parallel) {
+    // Task-parallel mode (meta.task_parallel, config.h; on one or many
+    // ranks): nothing flows from one task to the next.
+    task_parallel_step(
+        tasks, st, update_a,
+        [&](const data::Episode& ep, Rng& rng) {
+          TaskContribution c;
+          AdaptResult r = task_->adapt(ep, rng, st.warmup);
+          c.w = task_->model().weights().values();
+          if (update_a) c.a = task_->model().alphas()->values();
+          c.s_loss = r.last_support_loss, c.s_acc = r.last_support_acc;
+          if (cfg_.meta.query_eval) {
+            NoGradGuard ng;
+            QueryResult q = task_->evaluate_query(ep, false);
+            c.q_loss = q.loss, c.q_acc = q.acc;
+          }
+          return c;
+        },
+        [&](const Tensor& w, const Tensor& a) {
+          w_sum_.values().add_(w, 1.f);
+          if (update_a) a_sum_.values().add_(a, 1.f);
+        });
+  } else {
+    StepSums sums;
+    for (const data::Episode& ep : tasks) {
+      AdaptResult r = task_->adapt(ep, rng_, st.warmup);
+      w_sum_.axpy_(task_->model().weights(), 1.f);
+      if (update_a) a_sum_.axpy_(*task_->model().alphas(), 1.f);
+      NoGradGuard ng;
+      sums.add_support(r);
+      if (cfg_.meta.query_eval) {
+        QueryResult q = task_->evaluate_query(ep, false);
+        sums.add_query(q.loss, q.acc);
+      }
     }
-    w_sum_.axpy_(task_->model().weights(), 1.f);
-    if (update_a) a_sum_.axpy_(*task_->model().alphas(), 1.f);
-    NoGradGuard ng;
-    sums.add_support(r);
-    if (cfg_.meta.query_eval) {
-      QueryResult q = task_->evaluate_query(ep, false);
-      sums.add_query(q.loss, q.acc);
-    }
+    sums.mean_into(st);
   }
-  sums.mean_into(st);
-  if (parallel) task_->load_state(end_states.mean(), "");
 
   // Meta-gradient g = Phi - mean_i Phi_i = -mean_i (Phi_i - Phi).
   const float inv = 1.f / static_cast<float>(st.tasks);

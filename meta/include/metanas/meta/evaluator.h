@@ -19,6 +19,7 @@
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/random.h"
 #include "metanas/meta/config.h"
+#include "metanas/meta/dist/communicator.h"
 #include "metanas/meta/task_learner.h"
 #include "metanas/nas/model.h"
 
@@ -100,6 +101,14 @@ class Evaluator {
                       const std::function<void(int, const TaskEvaluation&)>& progress = {});
   EvalReport evaluate(const std::vector<data::Episode>& tasks,
                       const std::function<void(int, const TaskEvaluation&)>& progress = {});
+  // Task-parallel evaluation (meta.task_parallel, docs/distributed.md): task
+  // i draws from its own generator, split from this evaluator's in task
+  // order, so the n tasks can run on any rank: each rank of `comm` evaluates
+  // its dist::TaskSlots block (it draws every task from the sampler, building
+  // only its own), and every rank gets the whole report (one small gather).
+  // progress sees this rank's tasks only.
+  EvalReport evaluate_split(data::EpisodeSampler& sampler, int n, dist::Communicator& comm,
+                            const std::function<void(int, const TaskEvaluation&)>& progress = {});
   // One-shot runs (names[i] names runs[i]; empty names: "run01", ...).
   RunsReport evaluate_runs(const std::vector<data::Episode>& runs,
                            const std::vector<std::string>& names = {});
@@ -111,6 +120,8 @@ class Evaluator {
   const MetaConfig& config() const { return cfg_; }
 
  private:
+  TaskEvaluation evaluate_task(const data::Episode& ep, Rng& rng);
+
   MetaConfig cfg_;
   std::unique_ptr<TaskLearner> task_;
   std::unique_ptr<Checkpoint> task_opt_state_;

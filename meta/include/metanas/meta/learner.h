@@ -10,6 +10,7 @@
 // Auto-MAML). The update rules are in docs/algorithms.md.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "metanas/engine/optim.h"
 #include "metanas/engine/random.h"
 #include "metanas/meta/config.h"
+#include "metanas/meta/dist/communicator.h"
 #include "metanas/meta/task_learner.h"
 #include "metanas/nas/model.h"
 
@@ -68,6 +70,17 @@ class MetaLearner {
   TaskLearner& task_learner() { return *task_; }
   Rng& rng() { return rng_; }
 
+  // Distributed meta-training (meta.task_parallel only, docs/distributed.md):
+  // this rank runs the tasks dist::TaskSlots gives it (the other entries of
+  // a meta-batch may be empty episodes) and the ranks combine the per-task
+  // contributions. ordered: gather them and sum in task order (the same bits
+  // for any number of ranks); otherwise one all-reduce (faster, not bitwise).
+  // Default: the single process.
+  void set_communicator(std::shared_ptr<dist::Communicator> comm, bool ordered = true);
+  dist::Communicator& communicator() const { return *comm_; }
+  // Seconds spent in the last meta-step's collective (0 on one process).
+  double last_comm_seconds() const { return comm_seconds_; }
+
   // Saves: meta weights "meta.w.<name>", alphas "meta.a.<name>", the meta
   // optimizer states "meta_opt.w." / "meta_opt.a.", the task-optimizer state
   // "task_opt." (what the Evaluator restores before each test task), and in
@@ -109,12 +122,31 @@ class MetaLearner {
     void mean_into(MetaStepStats& st) const;
   };
 
+  // The task-parallel meta-step (meta.task_parallel; task_parallel_step.cpp):
+  // every task of this rank starts from the task-optimizer state the last
+  // meta-step left, with its own generator split from rng_ in task order;
+  // run_task adapts it and names its two contributions (weight- and
+  // alpha-sized, the alpha one undefined unless update_a) and statistics;
+  // after the gather add_task(w, a) is called for every task in task order
+  // (once with the sums in all-reduce mode), the statistics are summed into
+  // st and the tasks' mean end state becomes the task-optimizer state.
+  struct TaskContribution {
+    Tensor w, a;
+    Tensor s_loss, s_acc, q_loss, q_acc;  // undefined when not measured
+  };
+  void task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
+                          const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
+                          const std::function<void(const Tensor& w, const Tensor& a)>& add_task);
+
   MetaConfig cfg_;
   std::unique_ptr<nas::Model> model_;
   std::unique_ptr<TaskLearner> task_;
   std::unique_ptr<Optimizer> w_opt_, a_opt_;  // a_opt_ null without alphas
   Rng rng_;
   int64_t iteration_ = 0;
+  std::shared_ptr<dist::Communicator> comm_ = dist::single_process();
+  bool ordered_reduce_ = true;
+  double comm_seconds_ = 0;
 };
 
 // Builds the learner cfg.algorithm names around `meta_model` (which must match
