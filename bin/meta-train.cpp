@@ -450,6 +450,7 @@ int run(int argc, char** argv) {
     Checkpoint task_state;
     learner->task_learner().save_state(task_state, "task_opt.");
     ev.set_task_optimizer_state(task_state, "task_opt.");
+    ev.copy_inner_lrs(learner->task_learner());
     data::EpisodeSampler vs(val_ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
                             mix_seed(mc.seed, kValTasks), device);
     const meta::EvalReport r = ev.evaluate(vs, cfg.run.val_tasks);
