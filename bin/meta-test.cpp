@@ -3,9 +3,11 @@
 // from the meta parameters (architecture + weights, then weights) and scored
 // on its query set; prints mean accuracy with a 95% confidence interval and
 // the chance level, and writes a JSON report. docs/cli.md has every flag.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/device.h"
 #include "metanas/meta/dist/task_slots.h"
+#include "metanas/meta/ensemble.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
 
@@ -50,6 +53,7 @@ std::vector<FlagSpec> flags() {
       {"--split", "NAME", "train | val | test (default test): the dataset split tasks come from", ev},
       {"--runs", "DIR", "evaluate the one-shot runs in DIR (run01/, run02/, ... as in Lake\net al.'s Omniglot runs) instead of sampled tasks", ev},
       {"--tasks", "N", "number of tasks (eval.tasks)", ev},
+      {"--ensemble", "FILES", "comma-separated further checkpoints of the same model (e.g. the\nbest validation ones): every model adapts to each task and the\naveraged class probabilities decide (MAML++'s ensemble)", ev},
       {"--seed", "S", "seed of the test tasks and of their adaptation (default 0: every\ncheckpoint is scored on the same tasks)", ev},
       {"--ways", "N", "classes per task (must match the model: episodes.ways)", common},
       {"--shots", "K", "support images per class (episodes.shots)", common},
@@ -178,6 +182,7 @@ int run(int argc, char** argv) {
   if (mc.eval.restore_task_optimizer) ev.set_task_optimizer_state(ck, "task_opt.");
   // The meta-trained agent (its test episodes run before each task's adaptation).
   if (ev.task_learner().pre_optimizer()) ev.set_pre_optimizer_state(ck, "meta_rl.");
+  ev.copy_inner_lrs(learner->task_learner());  // MAML++ per-step rates (meta-learned)
   // A checkpoint from the warm-up phase is evaluated as MetaNAS does then:
   // weights only, T = t_max.
   ev.set_warmup(learner->in_warmup());
@@ -185,6 +190,39 @@ int run(int argc, char** argv) {
     std::printf("note: the checkpoint is in meta-training warm-up (iteration %lld; warm-up lasts %lld): tasks adapt the weights "
                 "only\n",
                 static_cast<long long>(iteration), static_cast<long long>(mc.meta.warmup_iterations));
+
+  // ---- ensemble members (--ensemble): the same configuration, their own state ----
+  std::vector<std::string> ensemble_paths;
+  {
+    std::string list = args.get("--ensemble");
+    size_t at = 0;
+    while (!list.empty() && at <= list.size()) {
+      const size_t comma = std::min(list.find(',', at), list.size());
+      const std::string p = list.substr(at, comma - at);
+      MN_USAGE_CHECK(!p.empty(), "--ensemble: empty checkpoint name in '", list, "'");
+      MN_USAGE_CHECK(fs::exists(p), "--ensemble: checkpoint '", p, "' does not exist");
+      ensemble_paths.push_back(p);
+      at = comma + 1;
+    }
+  }
+  MN_USAGE_CHECK(ensemble_paths.empty() || runs_dir.empty(), "--ensemble evaluates sampled tasks, not --runs");
+  std::vector<std::unique_ptr<meta::MetaLearner>> member_learners;
+  std::vector<std::unique_ptr<meta::Evaluator>> member_evs;
+  for (const std::string& p : ensemble_paths) {
+    const Checkpoint mck = Checkpoint::load(p);
+    auto l = meta::make_meta_learner(mc, device);
+    try {
+      l->load_state(mck);
+    } catch (const Error& e) {
+      throw UsageError(str_cat("--ensemble: ", p, ": ", e.what()));
+    }
+    auto e = std::make_unique<meta::Evaluator>(l->meta_model(), mc, mix_seed(test_seed, kTestAdapt));
+    if (mc.eval.restore_task_optimizer) e->set_task_optimizer_state(mck, "task_opt.");
+    e->copy_inner_lrs(l->task_learner());
+    e->set_warmup(l->in_warmup());
+    member_learners.push_back(std::move(l));
+    member_evs.push_back(std::move(e));
+  }
 
   std::string out = args.get("--out");
   if (out.empty()) out = run_dir.empty() ? fs::path(ck_path).parent_path().string() : run_dir;
@@ -262,10 +300,36 @@ int run(int argc, char** argv) {
         std::fflush(stdout);
       }
     };
-    const meta::EvalReport r =
-        mc.meta.task_parallel ? ev.evaluate_split(sampler, n, *comm, progress) : ev.evaluate(sampler, n, progress);
+    meta::EvalReport r;
+    if (ensemble_paths.empty()) {
+      r = mc.meta.task_parallel ? ev.evaluate_split(sampler, n, *comm, progress) : ev.evaluate(sampler, n, progress);
+    } else {
+      MN_CHECK(comm->size() == 1, "meta-test --ensemble runs in one process (got ", comm->size(), " ranks)");
+      std::vector<meta::Evaluator*> members{&ev};
+      for (auto& e : member_evs) members.push_back(e.get());
+      meta::EnsembleEvaluator ens(members);
+      r = ens.evaluate(sampler, n, progress);
+      json mem = json::array();
+      for (size_t i = 0; i < members.size(); ++i) {
+        const meta::EvalReport own = meta::summarize(
+            [&] {
+              std::vector<meta::TaskEvaluation> v;
+              for (double a : ens.member_accuracies()[i]) v.push_back(meta::TaskEvaluation{a});
+              return v;
+            }(),
+            0);
+        mem.push_back({{"checkpoint", i == 0 ? ck_path : ensemble_paths[i - 1]},
+                       {"accuracy", own.mean_accuracy},
+                       {"ci95", own.ci95}});
+        if (!quiet)
+          std::printf("  member %zu (%s): accuracy %s +- %s\n", i, (i == 0 ? ck_path : ensemble_paths[i - 1]).c_str(),
+                      format_percent(own.mean_accuracy).c_str(), format_percent(own.ci95).c_str());
+      }
+      report["ensemble"] = {{"members", mem}};
+    }
     if (!quiet) std::fputs(r.summary().c_str(), stdout);
-    headline = str_cat("accuracy ", format_percent(r.mean_accuracy), " +- ", format_percent(r.ci95),
+    headline = str_cat(ensemble_paths.empty() ? "" : str_cat("ensemble of ", ensemble_paths.size() + 1, " checkpoints: "),
+                       "accuracy ", format_percent(r.mean_accuracy), " +- ", format_percent(r.ci95),
                        " (95% CI over ", r.tasks.size(), " tasks); chance ", format_percent(1.0 / mc.episodes.ways));
     report["source"] = {{"dataset", cfg.data.dataset}, {"root", cfg.data.root}, {"split", split},
                         {"classes", ds.num_classes()}};

@@ -490,6 +490,7 @@ int run(int argc, char** argv) {
       pre->save_state(task_state, "meta_rl.");
       ev.set_pre_optimizer_state(task_state, "meta_rl.");
     }
+    ev.copy_inner_lrs(learner->task_learner());
     data::EpisodeSampler vs(val_ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
                             mix_seed(mc.seed, kValTasks), device);
     // Task-parallel runs split the validation tasks across the ranks.

@@ -401,6 +401,7 @@ inline void apply_named_flag(OverrideSet& o, const std::string& flag, const std:
     o.set("model.search.num_classes", v, flag);
     o.set("model.convnet4.num_classes", v, flag);
     o.set("model.discrete.num_classes", v, flag);
+    o.set("model.convnet4pp.num_classes", v, flag);
   } else if (flag == "--shots") {
     parse_int_flag(flag, v);
     o.set("episodes.shots", v, flag);

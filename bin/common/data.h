@@ -65,6 +65,7 @@ inline std::pair<int, int> model_input(const meta::MetaConfig& c) {
     case meta::ModelKind::Search: return {c.model.search.in_channels, c.model.search.image_size};
     case meta::ModelKind::ConvNet4: return {c.model.convnet4.in_channels, c.model.convnet4.image_size};
     case meta::ModelKind::Discrete: return {c.model.discrete.in_channels, c.model.discrete.image_size};
+    case meta::ModelKind::ConvNet4pp: return {c.model.convnet4pp.in_channels, c.model.convnet4pp.image_size};
   }
   return {0, 0};
 }
@@ -76,9 +77,9 @@ inline void check_model_fits(const meta::MetaConfig& c, const data::Dataset& ds,
   const std::string k = meta::model_kind_name(c.model.kind);
   MN_USAGE_CHECK(ch == ds.channels(), what, " has ", ds.channels(), "-channel images but model.", k,
                  ".in_channels is ", ch, " (set it, e.g. --model.", k, ".in_channels ", ds.channels(), ")");
-  if (c.model.kind == meta::ModelKind::ConvNet4)
+  if (c.model.kind == meta::ModelKind::ConvNet4 || c.model.kind == meta::ModelKind::ConvNet4pp)
     MN_USAGE_CHECK(size == ds.height() && size == ds.width(), what, " has ", ds.height(), "x", ds.width(),
-                   " images but model.convnet4.image_size is ", size, " (set it with --model.convnet4.image_size ",
+                   " images but model.", k, ".image_size is ", size, " (set it with --model.", k, ".image_size ",
                    ds.height(), " or data.image_size)");
 }
 

@@ -38,7 +38,8 @@ constexpr EnumName<Algorithm> kAlgorithmNames[] = {
     {Algorithm::Fomaml, "tnas"},        {Algorithm::Fomaml, "t-nas"},       {Algorithm::Fomaml, "t_nas"},
     {Algorithm::AutoMaml, "auto_maml"}, {Algorithm::AutoMaml, "auto-maml"}, {Algorithm::AutoMaml, "automaml"}};
 constexpr EnumName<ModelKind> kModelKindNames[] = {
-    {ModelKind::Search, "search"}, {ModelKind::ConvNet4, "convnet4"}, {ModelKind::Discrete, "discrete"}};
+    {ModelKind::Search, "search"}, {ModelKind::ConvNet4, "convnet4"}, {ModelKind::Discrete, "discrete"},
+    {ModelKind::ConvNet4pp, "convnet4pp"}};
 constexpr EnumName<InnerOptimizer> kInnerOptimizerNames[] = {
     {InnerOptimizer::Adam, "adam"}, {InnerOptimizer::Adam, "darts"}, {InnerOptimizer::Sgd, "sgd"}};
 constexpr EnumName<MetaOptimizer> kMetaOptimizerNames[] = {{MetaOptimizer::Sgd, "sgd"},
@@ -84,11 +85,40 @@ MetaOptimizer parse_meta_optimizer(const std::string& s) {
 
 // ---- validation ----
 
+namespace {
+// The MAML++ options and what they need (errors name the key).
+void validate_mamlpp(const MetaConfig& c) {
+  const char* w = "MetaConfig";
+  const MamlppSection& p = c.mamlpp;
+  MN_CHECK(p.msl_epochs >= 0, w, ": mamlpp.msl_epochs must be >= 0, got ", p.msl_epochs);
+  MN_CHECK(p.epoch_iterations >= 1, w, ": mamlpp.epoch_iterations must be >= 1, got ", p.epoch_iterations);
+  MN_CHECK(p.min_w_lr >= 0.f, w, ": mamlpp.min_w_lr must be >= 0");
+  MN_CHECK(p.fd_eps > 0.f, w, ": mamlpp.fd_eps must be > 0, got ", p.fd_eps);
+  MN_CHECK(p.meta_grad_clamp >= 0.f, w, ": mamlpp.meta_grad_clamp must be >= 0 (0 = off)");
+  const bool pp_model = c.model.kind == ModelKind::ConvNet4pp;
+  if (p.enabled() || pp_model) {
+    const char* why = p.enabled() ? "the mamlpp options" : "model.kind 'convnet4pp' (outer-only per-step BN)";
+    MN_CHECK(c.algorithm != Algorithm::Reptile, w, ": ", why, " need algorithm 'fomaml' or 'auto_maml', not 'reptile'");
+    MN_CHECK(c.task.optimizer == InnerOptimizer::Sgd, w, ": ", why, " need task.optimizer 'sgd' (plain gradient steps)");
+    MN_CHECK(c.task.sgd_w_grad_clip == 0.f, w, ": ", why, " do not support task.sgd_w_grad_clip");
+  }
+  if (p.second_order) {
+    MN_CHECK(c.task.drop_path_prob == 0.f && c.task.normalizer != nas::Normalizer::GumbelSoftmax, w,
+             ": mamlpp.second_order needs a deterministic support forward (task.drop_path_prob 0, no gumbel_softmax): "
+             "its Hessian-vector products re-evaluate the support loss");
+  }
+  if (pp_model)
+    MN_CHECK(c.model.convnet4pp.bn_steps >= c.task.steps, w, ": model.convnet4pp.bn_steps (",
+             c.model.convnet4pp.bn_steps, ") must cover task.steps (", c.task.steps, ")");
+}
+}  // namespace
+
 void MetaConfig::validate() const {
   const char* w = "MetaConfig";
   switch (model.kind) {
     case ModelKind::Search: model.search.validate(); break;
     case ModelKind::ConvNet4: model.convnet4.validate(); break;
+    case ModelKind::ConvNet4pp: model.convnet4pp.validate(); break;
     case ModelKind::Discrete:
       model.discrete.validate();
       // Checked before the genotype's own validation, whose "no nodes" would
@@ -150,6 +180,7 @@ void MetaConfig::validate() const {
   if (algorithm == Algorithm::AutoMaml)
     MN_CHECK(model.kind == ModelKind::Search, w,
              ": auto_maml meta-learns a shared architecture and needs model.kind 'search'");
+  validate_mamlpp(*this);
 }
 
 int MetaConfig::num_classes() const {
@@ -157,6 +188,7 @@ int MetaConfig::num_classes() const {
     case ModelKind::Search: return model.search.num_classes;
     case ModelKind::ConvNet4: return model.convnet4.num_classes;
     case ModelKind::Discrete: return model.discrete.num_classes;
+    case ModelKind::ConvNet4pp: return model.convnet4pp.num_classes;
   }
   return 0;
 }
@@ -278,6 +310,7 @@ const auto kModelFields = [](auto& v, auto& m) {
   v.nested("convnet4", m.convnet4);
   v.nested("discrete", m.discrete);
   v.genotype("genotype", m.genotype);
+  v.nested("convnet4pp", m.convnet4pp);
 };
 
 const auto kEpisodeFields = [](auto& v, auto& e) {
@@ -369,6 +402,19 @@ const auto kMetaRlFields = [](auto& v, auto& m) {
   v.field("max_reward", m.env.max_reward);
 };
 
+const auto kMamlppFields = [](auto& v, auto& p) {
+  v.field("lslr", p.lslr);
+  v.field("msl", p.msl);
+  v.field("msl_epochs", p.msl_epochs);
+  v.field("second_order", p.second_order);
+  v.field("first_order_epoch", p.first_order_epoch);
+  v.field("epoch_iterations", p.epoch_iterations);
+  v.field("cosine_per_epoch", p.cosine_per_epoch);
+  v.field("min_w_lr", p.min_w_lr);
+  v.field("fd_eps", p.fd_eps);
+  v.field("meta_grad_clamp", p.meta_grad_clamp);
+};
+
 const auto kConfigFields = [](auto& v, auto& c) {
   v.named("algorithm", c.algorithm, algorithm_name, parse_algorithm);
   v.field("seed", c.seed);
@@ -378,6 +424,7 @@ const auto kConfigFields = [](auto& v, auto& c) {
   v.section("meta", c.meta, kMetaFields);
   v.section("eval", c.eval, kEvalFields);
   v.section("meta_rl", c.meta_rl, kMetaRlFields);
+  v.section("mamlpp", c.mamlpp, kMamlppFields);
 };
 
 struct KeyLister {
@@ -542,6 +589,7 @@ std::unique_ptr<nas::Model> build_model(const ModelSection& m, Rng& rng, Device 
     case ModelKind::ConvNet4: return std::make_unique<nas::ConvNet4>(m.convnet4, rng, device);
     case ModelKind::Discrete:
       return std::make_unique<nas::DiscreteNetwork>(m.discrete, m.genotype, rng, device);
+    case ModelKind::ConvNet4pp: return std::make_unique<nas::ConvNet4pp>(m.convnet4pp, rng, device);
   }
   MN_THROW("build_model: unknown model kind");
 }

@@ -14,6 +14,7 @@
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
 #include "metanas/meta/dist/task_slots.h"
+#include "metanas/engine/ops.h"
 #include "metanas/nas/search_network.h"
 
 namespace metanas::meta {
@@ -185,6 +186,12 @@ void Evaluator::set_task_optimizer_state(const Checkpoint& ck, const std::string
   task_opt_prefix_ = prefix;
 }
 
+void Evaluator::copy_inner_lrs(TaskLearner& from) {
+  InnerLrs* src = from.inner_lrs();
+  InnerLrs* dst = task_->inner_lrs();
+  if (src && dst) dst->copy_from(*src);
+}
+
 void Evaluator::clear_task_optimizer_state() {
   task_opt_state_.reset();
   task_->reset_state();
@@ -192,7 +199,7 @@ void Evaluator::clear_task_optimizer_state() {
 
 TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep) { return evaluate_task(ep, rng_); }
 
-TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep, Rng& rng) {
+void Evaluator::begin_task() {
   // Every task starts from the same task-optimizer state (MetaNAS restores
   // it after each test task).
   if (cfg_.eval.restore_task_optimizer && task_opt_state_)
@@ -200,9 +207,30 @@ TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep, Rng& rng) {
   else
     task_->reset_state();
   if (pre_state_) task_->pre_optimizer()->load_state(*pre_state_, pre_prefix_);
+}
+
+Tensor Evaluator::query_probabilities(const data::Episode& ep) {
+  MN_CHECK(!cfg_.eval.non_transductive_bn,
+           "Evaluator::query_probabilities: ensembles evaluate the query set as one batch; unset eval.non_transductive_bn");
+  begin_task();
+  task_->model().backup_running_stats();
+  task_->adapt(ep, rng_, warmup_);
+  NoGradGuard ng;
+  nas::ForwardContext ctx = task_->final_context();
+  ctx.rng = &rng_;
+  Tensor p = softmax(task_->model().forward(ep.query_x, ctx), 1.f);
+  task_->model().restore_running_stats();
+  return p;
+}
+
+TaskEvaluation Evaluator::evaluate_task(const data::Episode& ep, Rng& rng) {
+  begin_task();
+  // MAML++ per-step BN: the running statistics a test task touches are put back.
+  task_->model().backup_running_stats();
   task_->adapt(ep, rng, warmup_);
   NoGradGuard ng;
   QueryResult q = task_->evaluate_query(ep, cfg_.eval.non_transductive_bn);
+  task_->model().restore_running_stats();
   TaskEvaluation te;
   te.accuracy = q.acc.item();
   te.loss = q.loss.item();

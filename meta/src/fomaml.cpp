@@ -14,9 +14,46 @@ Fomaml::Fomaml(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model)
   MN_CHECK(cfg.algorithm != Algorithm::AutoMaml || model_->alphas(),
            "Fomaml: auto_maml needs a model with architecture parameters (a search network)");
   make_meta_optimizers();
+  if (cfg.mamlpp.enabled()) pp_ = std::make_unique<MamlppGradient>(cfg_, *model_, *task_);
+}
+
+void Fomaml::save_state(Checkpoint& ck) const {
+  MetaLearner::save_state(ck);
+  if (pp_) pp_->rate_optimizer()->save_state(ck, "meta_opt.lslr.");
+}
+
+void Fomaml::load_state(const Checkpoint& ck) {
+  MetaLearner::load_state(ck);
+  if (pp_) pp_->rate_optimizer()->load_state(ck, "meta_opt.lslr.");
+}
+
+MetaStepStats Fomaml::mamlpp_step(const std::vector<data::Episode>& tasks) {
+  MetaStepStats st = begin_step(tasks, "Fomaml::meta_step");
+  ParamSet& W = model_->weights();
+  ParamSet* A = model_->alphas();
+  const bool update_a = A && !st.warmup;
+  const float inv = 1.f / static_cast<float>(st.tasks);
+  W.zero_grad();
+  if (A) A->zero_grad();
+  pp_->zero_rate_grads();
+  const int64_t epoch = iteration_ / cfg_.mamlpp.epoch_iterations;
+  StepSums sums;
+  for (const data::Episode& ep : tasks) {
+    MamlppGradient::TaskResult r = pp_->accumulate(ep, rng_, st.warmup, update_a, epoch, inv);
+    NoGradGuard ng;
+    sums.add_support(r.adapt);
+    sums.add_query(r.query_loss, r.query_acc);
+  }
+  sums.mean_into(st);
+  clamp_grads(W, cfg_.mamlpp.meta_grad_clamp);
+  if (update_a) clamp_grads(*A, cfg_.mamlpp.meta_grad_clamp);
+  pp_->step_rates(st.w_lr);
+  finish_step(st, update_a);
+  return st;
 }
 
 MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
+  if (pp_) return mamlpp_step(tasks);
   MetaStepStats st = begin_step(tasks, "Fomaml::meta_step");
   ParamSet& W = model_->weights();
   ParamSet* A = model_->alphas();

@@ -116,6 +116,12 @@ float MetaLearner::cosine(int64_t t, int64_t T) {
 
 float MetaLearner::next_w_lr() const {
   const auto& m = cfg_.meta;
+  if (m.w_anneal && cfg_.mamlpp.cosine_per_epoch) {
+    // MAML++: CosineAnnealingLR(T_max = epochs, eta_min = min_w_lr) stepped per epoch.
+    const int64_t E = cfg_.mamlpp.epoch_iterations;
+    const float lo = cfg_.mamlpp.min_w_lr;
+    return lo + (m.w_lr - lo) * cosine(iteration_ / E, m.iterations / E);
+  }
   return m.w_anneal ? m.w_lr * cosine(iteration_, m.iterations) : m.w_lr;
 }
 

@@ -32,6 +32,8 @@ TaskLearnerOptions TaskLearnerOptions::for_training(const MetaConfig& cfg) {
   o.normalizer = cfg.task.normalizer;
   o.prune_threshold = cfg.task.prune_threshold;
   o.drop_path_prob = cfg.task.drop_path_prob;
+  // MAML++ (and its network's outer-only BN): N + 1 rates per tensor.
+  if (cfg.mamlpp.enabled() || cfg.model.kind == ModelKind::ConvNet4pp) o.lslr_values = cfg.task.steps + 1;
   return o;
 }
 
@@ -57,6 +59,9 @@ void TaskLearnerOptions::validate() const {
   MN_CHECK(sgd_w_lr >= 0.f && sgd_a_lr >= 0.f && sgd_w_grad_clip >= 0.f, w,
            ": SGD learning rates and clip must be >= 0");
   MN_CHECK(drop_path_prob >= 0.f && drop_path_prob < 1.f, w, ": drop_path_prob must be in [0, 1)");
+  MN_CHECK(lslr_values >= 0, w, ": lslr_values must be >= 0");
+  MN_CHECK(lslr_values == 0 || (optimizer == InnerOptimizer::Sgd && sgd_w_grad_clip == 0.f), w,
+           ": per-step rates (lslr_values > 0) need the Sgd inner optimizer without gradient clipping");
   nas::TemperatureSchedule s = schedule;
   s.steps = std::max(1, s.steps);
   s.validate();
@@ -220,6 +225,12 @@ TaskLearner::TaskLearner(const nas::Model& meta_model, const TaskLearnerOptions&
     sgd_w_->max_grad_norm = opt_.sgd_w_grad_clip;
     if (ParamSet* a = model_->alphas()) sgd_a_ = std::make_unique<Sgd>(*a, opt_.sgd_a_lr);
   }
+  bool outer_only = false;
+  for (int i = 0; i < model_->weights().size(); ++i) outer_only = outer_only || model_->outer_only(i);
+  MN_CHECK(!outer_only || opt_.lslr_values > 0, "TaskLearner: the ", model_->kind(),
+           " model has outer-only weights: it needs per-step rates (the Sgd inner loop with lslr_values > 0)");
+  if (opt_.lslr_values > 0)
+    lrs_ = std::make_unique<InnerLrs>(*model_, opt_.lslr_values, opt_.sgd_w_lr, opt_.sgd_a_lr);
 }
 
 TaskLearner::~TaskLearner() = default;
@@ -240,6 +251,7 @@ nas::ForwardContext TaskLearner::step_context(int step, bool warmup, Rng* rng) c
   ctx.drop_path_prob = opt_.drop_path_prob;
   ctx.training = true;
   ctx.rng = rng;
+  ctx.step = step;
   // The temperature anneals only while the architecture is adapted; without
   // architecture steps (warm-up, fixed alphas) it stays at t_max, as MetaNAS.
   const bool anneal = !warmup && opt_.adapt_alphas && opt_.arch_steps > 0 && model_->alphas();
@@ -291,8 +303,14 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
         r.last_support_loss = la.loss;
         r.last_support_acc = la.acc;
       }
-      sgd_w_->step();
-      if (arch[s]) sgd_a_->step();
+      if (observer_) observer_->after_gradient(s, bw, ctx, arch[s]);
+      if (lrs_) {
+        lrs_->apply(*model_, s, arch[s]);
+      } else {
+        sgd_w_->step();
+        if (arch[s]) sgd_a_->step();
+      }
+      if (observer_) observer_->after_update(s);
     }
   }
   return r;
@@ -341,9 +359,11 @@ QueryResult TaskLearner::evaluate_query(const data::Episode& ep, bool non_transd
 
 void TaskLearner::save_state(Checkpoint& ck, const std::string& prefix) const {
   if (darts_) darts_->save_state(ck, prefix);
+  if (lrs_) lrs_->save(ck, prefix + "lslr.");
 }
 
 void TaskLearner::load_state(const Checkpoint& ck, const std::string& prefix) {
+  if (lrs_) lrs_->load(ck, prefix + "lslr.");
   if (!darts_) return;
   if (ck.has(prefix + "w_opt.adam.hparams"))
     darts_->load_state(ck, prefix);

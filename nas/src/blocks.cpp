@@ -42,6 +42,14 @@ int ParamBuilder::linear_bias(const std::string& name, int64_t out, int64_t in) 
                  static_cast<float>(1.0 / std::sqrt(static_cast<double>(in))));
 }
 
+int ParamBuilder::uniform(const std::string& name, const Shape& shape, float bound) {
+  return declare(name, shape, Kind::Uniform, bound);
+}
+
+int ParamBuilder::constant(const std::string& name, const Shape& shape, float value) {
+  return declare(name, shape, Kind::Constant, value);
+}
+
 int ParamBuilder::normal(const std::string& name, const Shape& shape, float stddev) {
   return declare(name, shape, Kind::Normal, stddev);
 }

@@ -30,6 +30,9 @@ class ParamBuilder {
   // Linear weight [out, in] and bias [out], both U(-1/sqrt(in), 1/sqrt(in)).
   int linear_weight(const std::string& name, int64_t out, int64_t in);
   int linear_bias(const std::string& name, int64_t out, int64_t in);
+  // Any tensor filled with U(-bound, bound) (Xavier-uniform layers), or with a constant.
+  int uniform(const std::string& name, const Shape& shape, float bound);
+  int constant(const std::string& name, const Shape& shape, float value);
   // Any tensor filled with stddev * N(0, 1) (architecture parameters).
   int normal(const std::string& name, const Shape& shape, float stddev);
   // Finalizes the set and writes the initial values, drawn in declaration order.

@@ -50,7 +50,7 @@ expect_error 2 "does not exist" "$bin/meta-test" --run "$work/nothing-here"
   >"$work/resolved.json"
 grep -q '"w_lr": 0.125' "$work/resolved.json" || fail "--set task.darts.w_lr did not apply"
 grep -q '"meta_batch_size": 3' "$work/resolved.json" || fail "--meta.meta-batch-size did not apply"
-[ "$(grep -c '"num_classes": 4' "$work/resolved.json")" = 3 ] || fail "--ways 4 did not set every model's num_classes"
+[ "$(grep -c '"num_classes": 4' "$work/resolved.json")" = 4 ] || fail "--ways 4 did not set every model's num_classes"
 
 for c in "$src"/configs/*.json; do
   "$bin/meta-train" --config "$c" --print-config >/dev/null || fail "preset $c does not resolve"

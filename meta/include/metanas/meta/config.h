@@ -13,6 +13,7 @@
 #include "metanas/nas/config.h"
 #include "metanas/nas/darts.h"
 #include "metanas/nas/genotype.h"
+#include "metanas/nas/mamlpp_convnet.h"
 #include "metanas/nas/model.h"
 #include "metanas/nas/normalizer.h"
 
@@ -28,8 +29,8 @@ enum class Algorithm { Reptile, Fomaml, AutoMaml };
 const char* algorithm_name(Algorithm a);
 Algorithm parse_algorithm(const std::string& s);
 
-enum class ModelKind { Search, ConvNet4, Discrete };
-const char* model_kind_name(ModelKind k);  // "search", "convnet4", "discrete"
+enum class ModelKind { Search, ConvNet4, Discrete, ConvNet4pp };
+const char* model_kind_name(ModelKind k);  // "search", "convnet4", "discrete", "convnet4pp"
 ModelKind parse_model_kind(const std::string& s);
 
 // The inner-loop optimizer. Adam: the DARTS task optimizer (MetaNAS; Adam
@@ -51,6 +52,7 @@ struct ModelSection {
   nas::ConvNet4Config convnet4;  // kind == ConvNet4
   nas::DiscreteConfig discrete;  // kind == Discrete ...
   nas::Genotype genotype;        // ... built from this genotype
+  nas::ConvNet4ppConfig convnet4pp;  // kind == ConvNet4pp (MAML++ 4-conv, per-step BN)
 };
 
 // Episode shapes (what the programs ask the episode sampler for).
@@ -155,6 +157,27 @@ struct MetaRlSection {
   rl::AlphaEnvOptions env;     // JSON: likewise
 };
 
+// MAML++ training changes (Antoniou et al. 2019) as options of the FOMAML /
+// T-NAS / Auto-MAML learners (task.optimizer "sgd"); see meta/mamlpp.h.
+// Epochs are meta-iterations / epoch_iterations (0-based, as the reference's
+// current_epoch).
+struct MamlppSection {
+  bool lslr = false;           // learn per-step per-tensor inner learning rates
+  bool msl = false;            // multi-step loss while epoch < msl_epochs
+  int msl_epochs = 10;
+  bool second_order = false;   // second-order MAML while epoch > first_order_epoch
+  int first_order_epoch = -1;  // reference first_order_to_second_order_epoch (-1: always)
+  int64_t epoch_iterations = 500;
+  // Cosine annealing of the meta learning rates per epoch (not per
+  // iteration) to min_w_lr, as the reference's CosineAnnealingLR(T_max =
+  // epochs, eta_min); only with meta.w_anneal.
+  bool cosine_per_epoch = false;
+  float min_w_lr = 0.f;
+  float fd_eps = 0.01f;         // Hessian-vector products: step fd_eps / ||v|| (as DARTS)
+  float meta_grad_clamp = 0.f;  // clamp meta-gradients to [-c, c] (reference: 10 on MiniImageNet); 0 = off
+  bool enabled() const { return lslr || msl || second_order; }
+};
+
 struct MetaConfig {
   Algorithm algorithm = Algorithm::Reptile;
   uint64_t seed = 2;  // MetaNAS default seed
@@ -164,6 +187,7 @@ struct MetaConfig {
   MetaSection meta;
   EvalSection eval;
   MetaRlSection meta_rl;
+  MamlppSection mamlpp;
 
   // Throws metanas::Error naming the bad field (and its value).
   void validate() const;

@@ -88,6 +88,9 @@ class Evaluator {
   // "meta_rl."), restored before every task: with cfg.meta_rl.agent set the
   // agent runs its test episodes (no updates) before each task's adaptation.
   void set_pre_optimizer_state(const Checkpoint& ck, const std::string& prefix = "meta_rl.");
+  // The meta-learned per-step inner rates (MAML++ LSLR) of a meta-learner's
+  // task learner; nothing when either side has none.
+  void copy_inner_lrs(TaskLearner& from);
   // Evaluate as MetaNAS does during meta-training warm-up: no architecture
   // adaptation (only the weights, for A + B steps) and T = t_max.
   void set_warmup(bool on) { warmup_ = on; }
@@ -95,6 +98,10 @@ class Evaluator {
 
   // Adapts to one episode and scores its query set.
   TaskEvaluation evaluate_task(const data::Episode& ep);
+  // Adapts to one episode as evaluate_task and returns the class
+  // probabilities of its query images [Q, K] (softmax of the logits; the
+  // query set as one batch: not with eval.non_transductive_bn). For ensembles.
+  Tensor query_probabilities(const data::Episode& ep);
   // N tasks drawn from `sampler` (N = cfg.eval.tasks when n <= 0).
   // progress(done, last) is called after each task when given.
   EvalReport evaluate(data::EpisodeSampler& sampler, int n = 0,
@@ -122,6 +129,7 @@ class Evaluator {
  private:
   TaskEvaluation evaluate_task(const data::Episode& ep, Rng& rng);
 
+  void begin_task();  // the task-optimizer state every task starts from
   MetaConfig cfg_;
   std::unique_ptr<TaskLearner> task_;
   std::unique_ptr<Checkpoint> task_opt_state_;

@@ -7,10 +7,14 @@
 //   AutoMaml: the inner loop adapts only w; alpha is shared by all tasks and
 //     moved only by the outer step (with g_alpha as above).
 // Alphas are not updated during warm-up. See docs/algorithms.md.
+// With any cfg.mamlpp option on (MAML++ / T-NAS++), the meta-gradient comes
+// from MamlppGradient (meta/mamlpp.h) instead: per-step rates, multi-step
+// loss, second order; the rates' optimizer state is saved as "meta_opt.lslr.".
 #pragma once
 #include <memory>
 
 #include "metanas/meta/learner.h"
+#include "metanas/meta/mamlpp.h"
 
 namespace metanas::meta {
 
@@ -20,6 +24,12 @@ class Fomaml : public MetaLearner {
   Fomaml(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model);
   MetaStepStats meta_step(const std::vector<data::Episode>& tasks) override;
   Algorithm algorithm() const override { return cfg_.algorithm; }
+  void save_state(Checkpoint& ck) const override;
+  void load_state(const Checkpoint& ck) override;
+
+ private:
+  MetaStepStats mamlpp_step(const std::vector<data::Episode>& tasks);
+  std::unique_ptr<MamlppGradient> pp_;  // MAML++ options on
 };
 
 }  // namespace metanas::meta

@@ -26,6 +26,7 @@
 #include "metanas/engine/random.h"
 #include "metanas/meta/config.h"
 #include "metanas/meta/task_pre_optimizer.h"
+#include "metanas/meta/inner_lrs.h"
 #include "metanas/nas/darts.h"
 #include "metanas/nas/model.h"
 #include "metanas/nas/normalizer.h"
@@ -45,6 +46,9 @@ struct TaskLearnerOptions {
   nas::Normalizer normalizer = nas::Normalizer::Softmax;
   float prune_threshold = 0.f;
   float drop_path_prob = 0.f;
+  // > 0: the Sgd inner loop uses per-step, per-tensor rates (InnerLrs, this
+  // many per tensor; MAML++ options or outer-only weights), 0: one rate.
+  int lslr_values = 0;
 
   // The meta-training / meta-testing inner loops of a configuration.
   static TaskLearnerOptions for_training(const MetaConfig& cfg);
@@ -63,6 +67,18 @@ struct AdaptResult {
 struct QueryResult {
   Tensor loss;  // mean cross-entropy over the query set (scalar tensor)
   Tensor acc;   // fraction correct (scalar tensor)
+};
+
+// Sees every inner step of an Sgd adaptation (the MAML++ meta-gradient keeps
+// what it needs for its backward pass through the inner loop).
+struct InnerStepObserver {
+  virtual ~InnerStepObserver() = default;
+  // Step s's support gradient has been taken on `batch` with `ctx`: the task
+  // model holds P_s in its values and g_s in its gradients (alpha gradients
+  // only when `alphas`, i.e. the step adapts them). Not yet applied.
+  virtual void after_gradient(int s, const nas::Batch& batch, const nas::ForwardContext& ctx, bool alphas) = 0;
+  // The update of step s has been applied (the model holds P_{s+1}).
+  virtual void after_update(int s) = 0;
 };
 
 class TaskLearner {
@@ -98,11 +114,17 @@ class TaskLearner {
   const TaskLearnerOptions& options() const { return opt_; }
   // The DARTS task optimizer (Adam inner optimizer); nullptr for Sgd.
   nas::DartsTaskOptimizer* darts() { return darts_.get(); }
+  // Per-step per-tensor rates (options().lslr_values > 0); else nullptr.
+  InnerLrs* inner_lrs() { return lrs_.get(); }
+  // Observer of the next adaptations' steps (nullptr: none); Sgd only.
+  void set_observer(InnerStepObserver* o) { observer_ = o; }
 
-  // Task-optimizer state (Adam moments; nothing for Sgd) under `prefix`.
+  // Task-optimizer state (Adam moments; nothing for Sgd) under `prefix`,
+  // and the per-step rates under prefix + "lslr.".
   void save_state(Checkpoint& ck, const std::string& prefix) const;
   // Loads what save_state wrote; a checkpoint without it (e.g. from an Sgd
-  // inner loop) resets the state.
+  // inner loop) resets the state (the per-step rates are meta-learned, not
+  // optimizer state: a checkpoint without them and reset_state keep them).
   void load_state(const Checkpoint& ck, const std::string& prefix);
   void reset_state();
 
@@ -120,6 +142,8 @@ class TaskLearner {
   std::unique_ptr<nas::DartsTaskOptimizer> darts_;
   std::unique_ptr<Sgd> sgd_w_, sgd_a_;
   std::unique_ptr<Batches> batches_;
+  std::unique_ptr<InnerLrs> lrs_;
+  InnerStepObserver* observer_ = nullptr;
   bool last_warmup_ = false;  // whether the last adapt() was a warm-up adaptation
   Rng* last_rng_ = nullptr;   // the last adapt()'s generator (gumbel noise at query evaluation)
   std::shared_ptr<TaskPreOptimizer> pre_;

@@ -7,6 +7,7 @@
 #include "metanas/nas/config.h"
 #include "metanas/nas/darts.h"
 #include "metanas/nas/genotype.h"
+#include "metanas/nas/mamlpp_convnet.h"
 
 namespace metanas::nas {
 
@@ -16,6 +17,8 @@ inline void to_json(nlohmann::json& j, const DiscreteConfig& c) { j = nlohmann::
 inline void from_json(const nlohmann::json& j, DiscreteConfig& c) { c = DiscreteConfig::from_json(j.dump()); }
 inline void to_json(nlohmann::json& j, const ConvNet4Config& c) { j = nlohmann::json::parse(c.to_json()); }
 inline void from_json(const nlohmann::json& j, ConvNet4Config& c) { c = ConvNet4Config::from_json(j.dump()); }
+inline void to_json(nlohmann::json& j, const ConvNet4ppConfig& c) { j = nlohmann::json::parse(c.to_json()); }
+inline void from_json(const nlohmann::json& j, ConvNet4ppConfig& c) { c = ConvNet4ppConfig::from_json(j.dump()); }
 inline void to_json(nlohmann::json& j, const DartsOptions& o) { j = nlohmann::json::parse(o.to_json()); }
 inline void from_json(const nlohmann::json& j, DartsOptions& o) { o = DartsOptions::from_json(j.dump()); }
 inline void to_json(nlohmann::json& j, const Genotype& g) { j = nlohmann::json::parse(g.to_json()); }

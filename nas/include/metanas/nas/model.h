@@ -57,6 +57,9 @@ struct ForwardContext {
   bool training = true;
   // Source of gumbel noise and drop-path masks; required when those are on.
   Rng* rng = nullptr;
+  // Inner-loop step of this forward (0-based): models with per-step batch
+  // norm (MAML++) use that step's BN parameters; the others ignore it.
+  int step = 0;
 };
 
 // One labelled batch: x float [N, C, H, W], y int32 [N].
@@ -117,7 +120,15 @@ class Model {
   // without architecture parameters.
   virtual int prune_architecture(float threshold, float t_min, Normalizer normalizer) { return 0; }
 
-  // "search", "discrete", "convnet4".
+  // Weights the inner loop must not adapt (learned by the outer loop only:
+  // MAML++'s per-step BN parameters). Index into weights().
+  virtual bool outer_only(int weight_index) const { return false; }
+  // Running batch-norm statistics that the forward keeps but never uses
+  // (MAML++ per-step BN): saved before and restored after each test task.
+  virtual void backup_running_stats() {}
+  virtual void restore_running_stats() {}
+
+  // "search", "discrete", "convnet4", "convnet4pp".
   virtual std::string kind() const = 0;
   virtual int num_classes() const = 0;
   // A structural copy with its own parameter buffers holding the same values.

@@ -5,6 +5,7 @@
 #include "metanas/nas/darts.h"
 #include "metanas/nas/discrete_network.h"
 #include "metanas/nas/genotype.h"
+#include "metanas/nas/mamlpp_convnet.h"
 #include "metanas/nas/model.h"
 #include "metanas/nas/normalizer.h"
 #include "metanas/nas/primitives.h"
