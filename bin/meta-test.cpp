@@ -27,6 +27,7 @@
 #include "metanas/meta/ensemble.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
+#include "metanas/meta/retrain_evaluator.h"
 
 using namespace metanas;
 using namespace metanas::cli;
@@ -80,6 +81,78 @@ const char* kEpilog =
     "  meta-test --run runs/og1 --data ~/data/omniglot --tasks 1000 --shots 5\n"
     "  meta-test --run runs/og1 --runs ~/data/omniglot/all_runs\n"
     "The report format is described in docs/cli.md.";
+
+// eval.mode = retrain: every task's decoded genotype is retrained and scored
+// (meta::RetrainEvaluator); the report holds both scores per task. Returns
+// the headline.
+std::string retrain_evaluation(const ProgramConfig& cfg, const meta::MetaConfig& mc, const std::string& split,
+                               uint64_t test_seed, Device device, const Checkpoint& ck, const nas::Model& meta_model,
+                               bool warmup, bool quiet, Stopwatch& clock, json& report) {
+  const data::Dataset ds = load_split(cfg.data, split);
+  check_model_fits(mc, ds, "the " + split + " split");
+  data::EpisodeSampler sampler(ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
+                               mix_seed(test_seed, kTestTasks), device);
+  const meta::RetrainSection& rt = mc.eval.retrain;
+  // The decoded networks meta-train on meta-train tasks (as the T-NAS code
+  // trains each one from scratch with MAML).
+  std::unique_ptr<data::EpisodeSampler> train_sampler;
+  meta::TaskSource source;
+  if (rt.meta_iterations > 0) {
+    const data::Dataset train_ds = load_split(cfg.data, "train");
+    check_model_fits(mc, train_ds, "the training split");
+    train_sampler = std::make_unique<data::EpisodeSampler>(train_ds, mc.episodes.ways, mc.episodes.train_shots,
+                                                           mc.episodes.queries, mix_seed(test_seed, kRetrainTasks),
+                                                           device);
+    source = [&] { return train_sampler->sample(); };
+  }
+  meta::RetrainEvaluator ev(meta_model, mc, mix_seed(test_seed, kTestAdapt), source);
+  if (mc.eval.restore_task_optimizer) ev.soft().set_task_optimizer_state(ck, "task_opt.");
+  ev.soft().set_warmup(warmup);
+  const int n = mc.eval.tasks;
+  if (!quiet) {
+    std::printf("meta-test: %d tasks, %d-way %d-shot, %d queries per class, from the %s split of %s (%d classes)\n"
+                "           decode and retrain: %d + %d one-shot adaptation steps, then the decoded network from\n"
+                "           scratch: %lld FOMAML iterations on meta-train tasks, %d SGD steps (lr %g) on the support set\n",
+                n, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries, split.c_str(), cfg.data.dataset.c_str(),
+                ds.num_classes(), mc.eval.arch_steps, mc.eval.weight_steps, static_cast<long long>(rt.meta_iterations),
+                rt.steps, static_cast<double>(rt.lr));
+    ev.on_new_network([&](const std::string& g, int64_t iters) {
+      std::printf("  retraining network %d (%lld FOMAML iterations): %s\n", ev.networks_built() + 1,
+                  static_cast<long long>(iters), g.c_str());
+      std::fflush(stdout);
+    });
+  }
+  const int every = std::max(1, n / 10);
+  double sum = 0, sum_soft = 0;
+  const meta::RetrainReport r = ev.evaluate(sampler, n, [&](int done, const meta::RetrainTaskResult& t) {
+    sum += t.retrained.accuracy;
+    sum_soft += t.soft.accuracy;
+    if (!quiet && (done % every == 0 || done == n)) {
+      const double rate = done / std::max(1e-9, clock.seconds());
+      std::printf("  task %d/%d: running accuracy %s retrained, %s soft | %.2f tasks/s | ETA %s\n", done, n,
+                  format_percent(sum / done).c_str(), format_percent(sum_soft / done).c_str(), rate,
+                  format_duration((n - done) / rate).c_str());
+      std::fflush(stdout);
+    }
+  });
+  if (!quiet) std::fputs(r.summary().c_str(), stdout);
+  report["source"] = {{"dataset", cfg.data.dataset}, {"root", cfg.data.root}, {"split", split},
+                      {"classes", ds.num_classes()}};
+  report["ways"] = mc.episodes.ways;
+  report["shots"] = mc.episodes.shots;
+  report["queries"] = mc.episodes.queries;
+  report["tasks"] = r.retrained.tasks.size();
+  report["accuracy"] = r.retrained.mean_accuracy;
+  report["ci95"] = r.retrained.ci95;
+  report["std"] = r.retrained.std_accuracy;
+  report["soft_accuracy"] = r.soft.mean_accuracy;
+  report["soft_ci95"] = r.soft.ci95;
+  report["result"] = json::parse(r.to_json());
+  return str_cat("accuracy ", format_percent(r.retrained.mean_accuracy), " +- ", format_percent(r.retrained.ci95),
+                 " decoded and retrained (soft one-shot ", format_percent(r.soft.mean_accuracy), " +- ",
+                 format_percent(r.soft.ci95), "; 95% CI over ", r.retrained.tasks.size(), " tasks); chance ",
+                 format_percent(1.0 / mc.episodes.ways));
+}
 
 int run(int argc, char** argv) {
   ArgParser args(kProgram, "--run DIR | --checkpoint FILE [options] [--KEY VALUE ...]", kDescription, flags(),
@@ -243,7 +316,14 @@ int run(int argc, char** argv) {
                  {"chance", 1.0 / mc.episodes.ways}};
   Stopwatch clock;
   std::string headline;
-  if (!runs_dir.empty()) {
+  const bool retrain = mc.eval.mode == meta::EvalMode::Retrain;
+  MN_USAGE_CHECK(!retrain || runs_dir.empty(),
+                 "eval.mode 'retrain' evaluates sampled tasks; --runs needs eval.mode 'soft'");
+  if (retrain) {
+    report["mode"] = "retrain";
+    headline = retrain_evaluation(cfg, mc, split, test_seed, device, ck, learner->meta_model(), learner->in_warmup(),
+                                  quiet, clock, report);
+  } else if (!runs_dir.empty()) {
     data::OneShotOptions oo;
     oo.root = runs_dir;
     oo.image_size = cfg.data.image_size > 0 ? cfg.data.image_size : model_input(mc).second;

@@ -389,8 +389,22 @@ int run(int argc, char** argv) {
 
   // ---- learner and task sampler ----
   auto learner = meta::make_meta_learner(mc, device);
-  data::EpisodeSampler sampler(train_ds, mc.episodes.ways, mc.episodes.train_shots, mc.episodes.queries,
+  // Auto-MAML's split (the T-NAS code's train_portion): w meta-learns on the
+  // first part of every class's images, theta on the held rest.
+  const bool split = learner->wants_search_tasks();
+  MN_USAGE_CHECK(!split || ranks == 1, "meta.auto_maml_split runs in one process (got ", ranks, " ranks)");
+  const double portion = mc.meta.auto_maml_train_portion;
+  const data::Dataset w_ds = split ? train_ds.split_images(0.0, portion) : train_ds;
+  data::EpisodeSampler sampler(w_ds, mc.episodes.ways, mc.episodes.train_shots, mc.episodes.queries,
                                mix_seed(mc.seed, kTrainTasks), device);
+  std::unique_ptr<data::EpisodeSampler> search_sampler;
+  if (split) {
+    search_sampler = std::make_unique<data::EpisodeSampler>(train_ds.split_images(portion, 1.0), mc.episodes.ways,
+                                                            mc.episodes.train_shots, mc.episodes.queries,
+                                                            mix_seed(mc.seed, kSearchTasks), device);
+    log.line(str_cat("auto_maml split: weights from images [0, ", portion, ") of each training class, the "
+                     "architecture from the rest (", search_sampler->dataset().num_images(), " images)"));
+  }
   {
     const auto& m = learner->meta_model();
     log.line(str_cat("model: ", m.weights().numel(), " weights",
@@ -404,6 +418,10 @@ int run(int argc, char** argv) {
     learner->load_state(resume_ck);
     const json& prog = resume_meta["program"];
     sampler.set_state(prog["train_sampler"].get<std::string>());
+    if (search_sampler) {
+      MN_CHECK(prog.contains("search_sampler"), resume_path, ": no search-task sampler state (meta.auto_maml_split)");
+      search_sampler->set_state(prog["search_sampler"].get<std::string>());
+    }
     elapsed_before = prog.value("elapsed_s", 0.0);
     if (prog.contains("log_window")) resume_window = prog["log_window"];
   }
@@ -461,6 +479,7 @@ int run(int argc, char** argv) {
                   {{"name", kProgram},
                    {"iteration", learner->iteration()},
                    {"train_sampler", sampler.state()},
+                   {"search_sampler", search_sampler ? search_sampler->state() : std::string()},
                    {"log_window", win.save()},
                    {"config", cfg.to_json()},
                    {"elapsed_s", elapsed_before + clock.seconds()},
@@ -538,7 +557,7 @@ int run(int argc, char** argv) {
   const int64_t start_it = learner->iteration();
   if (start_it >= total) log.line(str_cat("the run is complete (", start_it, " of ", total, " iterations)"));
   Stopwatch win_clock;
-  std::vector<data::Episode> tasks(mc.meta.meta_batch_size);
+  std::vector<data::Episode> tasks(mc.meta.meta_batch_size), search_tasks(split ? mc.meta.meta_batch_size : 0);
   const meta::dist::TaskSlots slots(mc.meta.meta_batch_size, ranks);
   double comm_sum = 0;  // seconds in the meta-steps' collectives over the log window
   bool stopped = false;
@@ -555,6 +574,7 @@ int run(int argc, char** argv) {
         tasks[i] = data::Episode{};
       }
     }
+    for (auto& t : search_tasks) t = search_sampler->sample();
     // A diverging run (learning rate too high) turns parameters into NaN/inf;
     // it stops with that diagnosis instead of a later op's complaint, and
     // without overwriting the last good checkpoint.
@@ -568,7 +588,7 @@ int run(int argc, char** argv) {
     };
     meta::MetaStepStats st;
     try {
-      st = learner->meta_step(tasks);
+      st = split ? learner->meta_step_split(tasks, search_tasks) : learner->meta_step(tasks);
     } catch (const Error& e) {
       if (!finite_params(learner->meta_model()) || !finite_params(learner->task_learner().model()))
         throw Error(diverged());

@@ -454,7 +454,11 @@ inline uint64_t mix_seed(uint64_t seed, uint64_t stream) {
 }
 
 // Stream numbers of the seeds derived from the configuration's seed.
-enum SeedStream : uint64_t { kTrainTasks = 1, kValTasks = 2, kValAdapt = 3, kTestTasks = 4, kTestAdapt = 5 };
+enum SeedStream : uint64_t {
+  kTrainTasks = 1, kValTasks = 2, kValAdapt = 3, kTestTasks = 4, kTestAdapt = 5,
+  kSearchTasks = 6,   // Auto-MAML's held split (meta.auto_maml_split)
+  kRetrainTasks = 7,  // meta-test retrain mode: meta-train tasks for the decoded networks
+};
 
 // Prints every key with its default value (for --list-keys).
 inline std::string keys_listing(const ProgramConfig& c) {

@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
@@ -169,6 +170,25 @@ Dataset Dataset::select_classes(const std::vector<int>& idx) const {
   std::vector<ClassEntry> sel;
   sel.reserve(idx.size());
   for (int i : idx) sel.push_back(entry(i));
+  Dataset d(c_, h_, w_, pixels_, std::move(sel));
+  d.provenance_ = provenance_;
+  return d;
+}
+
+Dataset Dataset::split_images(double from, double to) const {
+  MN_CHECK(from >= 0.0 && from < to && to <= 1.0, "Dataset::split_images: need 0 <= from < to <= 1, got [",
+           from, ", ", to, ")");
+  std::vector<ClassEntry> sel;
+  sel.reserve(classes_.size());
+  for (const ClassEntry& e : classes_) {
+    const int lo = static_cast<int>(std::floor(from * e.count)), hi = static_cast<int>(std::floor(to * e.count));
+    MN_CHECK(hi > lo, "Dataset::split_images: class '", e.name, "' (", e.count, " images) keeps no image in [",
+             from, ", ", to, ")");
+    ClassEntry c = e;
+    c.first = e.first + lo;
+    c.count = hi - lo;
+    sel.push_back(std::move(c));
+  }
   Dataset d(c_, h_, w_, pixels_, std::move(sel));
   d.provenance_ = provenance_;
   return d;

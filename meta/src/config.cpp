@@ -44,6 +44,9 @@ constexpr EnumName<InnerOptimizer> kInnerOptimizerNames[] = {
     {InnerOptimizer::Adam, "adam"}, {InnerOptimizer::Adam, "darts"}, {InnerOptimizer::Sgd, "sgd"}};
 constexpr EnumName<MetaOptimizer> kMetaOptimizerNames[] = {{MetaOptimizer::Sgd, "sgd"},
                                                            {MetaOptimizer::Adam, "adam"}};
+constexpr EnumName<EvalMode> kEvalModeNames[] = {{EvalMode::Soft, "soft"}, {EvalMode::Retrain, "retrain"}};
+constexpr EnumName<AutoMamlSplit> kAutoMamlSplitNames[] = {{AutoMamlSplit::None, "none"},
+                                                           {AutoMamlSplit::Images, "images"}};
 
 template <typename E, size_t N>
 const char* name_of(const EnumName<E> (&names)[N], E v) {
@@ -81,6 +84,14 @@ InnerOptimizer parse_inner_optimizer(const std::string& s) {
 const char* meta_optimizer_name(MetaOptimizer o) { return name_of(kMetaOptimizerNames, o); }
 MetaOptimizer parse_meta_optimizer(const std::string& s) {
   return parse_name(kMetaOptimizerNames, s, "meta optimizer");
+}
+
+const char* eval_mode_name(EvalMode m) { return name_of(kEvalModeNames, m); }
+EvalMode parse_eval_mode(const std::string& s) { return parse_name(kEvalModeNames, s, "evaluation mode"); }
+
+const char* auto_maml_split_name(AutoMamlSplit s) { return name_of(kAutoMamlSplitNames, s); }
+AutoMamlSplit parse_auto_maml_split(const std::string& s) {
+  return parse_name(kAutoMamlSplitNames, s, "Auto-MAML split");
 }
 
 // ---- validation ----
@@ -181,6 +192,25 @@ void MetaConfig::validate() const {
     MN_CHECK(model.kind == ModelKind::Search, w,
              ": auto_maml meta-learns a shared architecture and needs model.kind 'search'");
   validate_mamlpp(*this);
+  MN_CHECK(meta.auto_maml_split == AutoMamlSplit::None || algorithm == Algorithm::AutoMaml, w,
+           ": meta.auto_maml_split '", auto_maml_split_name(meta.auto_maml_split),
+           "' is an Auto-MAML option but the algorithm is '", algorithm_name(algorithm), "'");
+  MN_CHECK(meta.auto_maml_train_portion > 0.0 && meta.auto_maml_train_portion < 1.0, w,
+           ": meta.auto_maml_train_portion must be in (0, 1), got ", meta.auto_maml_train_portion);
+  if (eval.mode == EvalMode::Retrain) {
+    MN_CHECK(model.kind == ModelKind::Search, w,
+             ": eval.mode 'retrain' decodes an adapted architecture and needs model.kind 'search' (got '",
+             model_kind_name(model.kind), "')");
+    const RetrainSection& r = eval.retrain;
+    MN_CHECK(r.steps >= 1, w, ": eval.retrain.steps must be >= 1, got ", r.steps);
+    MN_CHECK(r.lr > 0.f, w, ": eval.retrain.lr must be > 0, got ", r.lr);
+    MN_CHECK(r.batch_size >= 0, w, ": eval.retrain.batch_size must be >= 0 (0 = whole support set)");
+    MN_CHECK(r.meta_iterations >= 0, w, ": eval.retrain.meta_iterations must be >= 0");
+    MN_CHECK(r.meta_batch_size >= 1, w, ": eval.retrain.meta_batch_size must be >= 1");
+    MN_CHECK(r.meta_lr >= 0.f, w, ": eval.retrain.meta_lr must be >= 0");
+    MN_CHECK(r.task_steps >= 1, w, ": eval.retrain.task_steps must be >= 1");
+    MN_CHECK(r.cache >= 1, w, ": eval.retrain.cache must be >= 1");
+  }
 }
 
 int MetaConfig::num_classes() const {
@@ -355,6 +385,19 @@ const auto kMetaFields = [](auto& v, auto& m) {
   v.field("prune_threshold", m.prune_threshold);
   v.field("prune_every", m.prune_every);
   v.field("query_eval", m.query_eval);
+  v.named("auto_maml_split", m.auto_maml_split, auto_maml_split_name, parse_auto_maml_split);
+  v.field("auto_maml_train_portion", m.auto_maml_train_portion);
+};
+
+const auto kRetrainFields = [](auto& v, auto& r) {
+  v.field("steps", r.steps);
+  v.field("lr", r.lr);
+  v.field("batch_size", r.batch_size);
+  v.field("meta_iterations", r.meta_iterations);
+  v.field("meta_batch_size", r.meta_batch_size);
+  v.field("meta_lr", r.meta_lr);
+  v.field("task_steps", r.task_steps);
+  v.field("cache", r.cache);
 };
 
 const auto kEvalFields = [](auto& v, auto& e) {
@@ -368,6 +411,8 @@ const auto kEvalFields = [](auto& v, auto& e) {
   v.field("non_transductive_bn", e.non_transductive_bn);
   v.field("restore_task_optimizer", e.restore_task_optimizer);
   v.field("top_genotypes", e.top_genotypes);
+  v.named("mode", e.mode, eval_mode_name, parse_eval_mode);
+  v.section("retrain", e.retrain, kRetrainFields);
 };
 
 const auto kMetaRlFields = [](auto& v, auto& m) {

@@ -105,7 +105,7 @@ json report_json(const EvalReport& r) {
   json per = json::array();
   for (const auto& t : r.tasks)
     per.push_back({{"accuracy", t.accuracy}, {"loss", t.loss}, {"correct", t.correct}, {"total", t.total},
-                   {"sparse_params", t.sparse_params}});
+                   {"sparse_params", t.sparse_params}, {"genotype", t.genotype}});
   j["per_task"] = per;
   return j;
 }

@@ -69,6 +69,12 @@ MetaStepStats MetaLearner::begin_step(const std::vector<data::Episode>& tasks, c
   return st;
 }
 
+MetaStepStats MetaLearner::meta_step_split(const std::vector<data::Episode>&, const std::vector<data::Episode>&) {
+  MN_THROW("MetaLearner::meta_step_split: only auto_maml with meta.auto_maml_split takes search tasks (this "
+           "learner is '", algorithm_name(algorithm()), "', split '", auto_maml_split_name(cfg_.meta.auto_maml_split),
+           "')");
+}
+
 void MetaLearner::finish_step(MetaStepStats& st, bool update_alphas) {
   w_opt_->set_lr(st.w_lr);
   w_opt_->step();

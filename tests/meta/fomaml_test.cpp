@@ -178,3 +178,54 @@ TEST_CASE("First-order MAML with an SGD meta-optimizer takes the mean query grad
   }
   CHECK(max_diff(learner.meta_model(), start) > 1e-2);
 }
+
+TEST_CASE("Auto-MAML with the image split: theta from the held tasks first, then w under the new theta",
+          "[meta][fomaml]") {
+  Rng rng(25);
+  auto model = std::make_unique<TinyModel>(D, K, rng);
+  TinyParams meta_ref = TinyParams::of(*model);
+  meta::MetaConfig cfg = fomaml_config(meta::Algorithm::AutoMaml);
+  cfg.meta.auto_maml_split = meta::AutoMamlSplit::Images;
+  meta::Fomaml learner(cfg, std::move(model));
+  CHECK(learner.wants_search_tasks());
+  RefAdam mw{0.01, 0.9, 0.999}, ma{0.03, 0.9, 0.999};
+  // Weights-only adaptation (T = t_max), then the query gradient.
+  auto query_grad = [&](const data::Episode& ep) {
+    TinyParams p = meta_ref;
+    const TinyBatch s = tiny_batch(ep.support_x, ep.support_y);
+    for (int st = 0; st < 2; ++st) {
+      const TinyParams g = tiny_grad(p, s, 1.0, D, K);
+      auto pw = tiny_w(p);
+      const auto gw = tiny_wg(g);
+      for (size_t i = 0; i < pw.size(); ++i) *pw[i] -= 0.3 * gw[i];
+    }
+    return tiny_grad(p, tiny_batch(ep.query_x, ep.query_y), 1.0, D, K);
+  };
+  for (int it = 0; it < 2; ++it) {
+    std::vector<data::Episode> train, search;
+    for (int t = 0; t < 2; ++t) train.push_back(tiny_episode(D, K, 1, 2, rng));
+    for (int t = 0; t < 3; ++t) search.push_back(tiny_episode(D, K, 1, 2, rng));
+    CHECK_THROWS_WITH(learner.meta_step(train), Catch::Matchers::Contains("meta_step_split"));
+    std::vector<double> ga(2, 0.0);
+    for (const auto& ep : search) {
+      const TinyParams g = query_grad(ep);
+      for (int i = 0; i < 2; ++i) ga[i] += g.a[i] / search.size();
+    }
+    ma.step(tiny_a(meta_ref), ga);  // theta first ...
+    std::vector<double> gw;
+    for (const auto& ep : train) {  // ... then w, adapted under the new theta
+      const std::vector<double> g = tiny_wg(query_grad(ep));
+      if (gw.empty()) gw.assign(g.size(), 0.0);
+      for (size_t i = 0; i < g.size(); ++i) gw[i] += g[i] / train.size();
+    }
+    mw.step(tiny_w(meta_ref), gw);
+    learner.meta_step_split(train, search);
+    INFO("iteration " << it);
+    CHECK(max_diff(learner.meta_model(), meta_ref) < 1e-6);
+  }
+  // Without the split option the split step is refused.
+  meta::Fomaml plain(fomaml_config(meta::Algorithm::AutoMaml),
+                     std::make_unique<TinyModel>(D, K, rng));
+  std::vector<data::Episode> one = {tiny_episode(D, K, 1, 2, rng)};
+  CHECK_THROWS_WITH(plain.meta_step_split(one, one), Catch::Matchers::Contains("auto_maml_split"));
+}

@@ -7,7 +7,9 @@
 # (1 iteration, so the second exercises the architecture path) and the
 # logging/checkpoint intervals. Everything else (model, optimizers, batch
 # sizes, replacement, restoring the task optimizer, transduction, rotations,
-# inversion) runs as the preset sets it.
+# inversion) runs as the preset sets it. Presets with eval.mode retrain
+# decode and retrain with 2 FOMAML iterations, and Auto-MAML's image split
+# gets 40 drawers per synthetic class.
 # Usage: presets_run_test.sh BIN_DIR WORK_DIR SOURCE_DIR
 set -euo pipefail
 bin=$1 work=$2 src=$3
@@ -26,16 +28,27 @@ for c in "$src"/configs/*.json; do
   if grep -A12 "\"$kind\": {" "$work/$name.resolved.json" | grep -q '"in_channels": 3'; then
     extra+=(--set "model.$kind.in_channels=1")
   fi
+  # Auto-MAML's image split halves every class: twice the drawers keep
+  # shots + queries images in each half.
+  drawers=20
+  grep -q '"auto_maml_split": "images"' "$work/$name.resolved.json" && drawers=40
+  # Decode-and-retrain presets: 2 FOMAML iterations and 1 fine-tuning step
+  # for each decoded network.
+  test_extra=()
+  if grep -q '"mode": "retrain"' "$work/$name.resolved.json"; then
+    test_extra=(--set eval.retrain.meta_iterations=2 --set eval.retrain.meta_batch_size=2
+                --set eval.retrain.task_steps=1 --set eval.retrain.steps=1)
+  fi
   start=$(date +%s)
   "$bin/meta-train" --config "$c" --quiet --out "$work/$name" --dataset synthetic --iterations 2 \
     --set meta.meta_batch_size=2 --set meta.warmup_iterations=1 --set data.image_size=16 --set task.steps=2 \
     --set data.synthetic_alphabets=12 --set data.synthetic_classes_per_alphabet=12 \
-    --set data.synthetic_drawers=20 --set data.cache=false --set run.val_every=0 \
+    --set data.synthetic_drawers=$drawers --set data.cache=false --set run.val_every=0 \
     --set run.checkpoint_every=0 --set run.log_every=1 --set run.threads=1 "${extra[@]}" \
     || fail "preset $name does not meta-train"
   test -f "$work/$name/checkpoint.mnck" || fail "preset $name wrote no checkpoint"
   [ "$(grep -c '"iteration"' "$work/$name/metrics.jsonl")" -ge 2 ] || fail "preset $name logged fewer than 2 iterations"
-  "$bin/meta-test" --run "$work/$name" --tasks 2 --threads 1 --set eval.weight_steps=1 --report "$work/$name-test.json" >"$work/$name-test.txt" 2>&1 \
+  "$bin/meta-test" --run "$work/$name" --tasks 2 --threads 1 --set eval.weight_steps=1 "${test_extra[@]}" --report "$work/$name-test.json" >"$work/$name-test.txt" 2>&1 \
     || fail "preset $name does not meta-test"
   grep -q '"accuracy"' "$work/$name-test.json" || fail "preset $name: no accuracy in the meta-test report"
   echo "$name: $(( $(date +%s) - start )) s"

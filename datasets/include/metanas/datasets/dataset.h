@@ -92,6 +92,11 @@ class Dataset {
   // counter-clockwise), in the given order; names gain "/rotDDD" for DDD != 0.
   // Needs square images unless the angles are all 0 mod 360.
   Dataset with_rotations(const std::vector<int>& degrees) const;
+  // Every class keeps only its images [floor(from * n), floor(to * n)) for n
+  // its size (0 <= from < to <= 1): the per-class image split of the T-NAS
+  // code's Auto-MAML search (train_portion). Throws when a class would be
+  // left empty.
+  Dataset split_images(double from, double to) const;
 
   // Where the pixels came from ("decoded ...", "memory-mapped cache ...",
   // "synthetic ..."): for logs and tests.

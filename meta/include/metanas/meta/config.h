@@ -45,6 +45,23 @@ enum class MetaOptimizer { Sgd, Adam };
 const char* meta_optimizer_name(MetaOptimizer o);  // "sgd", "adam"
 MetaOptimizer parse_meta_optimizer(const std::string& s);
 
+// How meta-testing scores a task. Soft: the adapted one-shot model itself
+// (MetaNAS). Retrain: decode the adapted task's genotype, build that discrete
+// network from scratch, train it and score it (T-NAS, Auto-MAML; see
+// RetrainEvaluator and eval.retrain).
+enum class EvalMode { Soft, Retrain };
+const char* eval_mode_name(EvalMode m);  // "soft", "retrain"
+EvalMode parse_eval_mode(const std::string& s);
+
+// Auto-MAML's data for the architecture. None: theta from the same tasks'
+// query gradients as w. Images: the T-NAS code's auto_maml.py split: each
+// meta-train class's images are cut at meta.auto_maml_train_portion (0.5,
+// its --train_portion), w is meta-learned on tasks from the first part and
+// theta on tasks from the held part, theta first in every iteration.
+enum class AutoMamlSplit { None, Images };
+const char* auto_maml_split_name(AutoMamlSplit s);  // "none", "images"
+AutoMamlSplit parse_auto_maml_split(const std::string& s);
+
 // The model that is meta-learned.
 struct ModelSection {
   ModelKind kind = ModelKind::Search;
@@ -122,6 +139,28 @@ struct MetaSection {
   // Evaluate each adapted task model on its query set during meta-training
   // (train-time accuracy for logs; one forward per task). FOMAML always does.
   bool query_eval = true;
+  // Auto-MAML only: where theta's gradient comes from (see AutoMamlSplit).
+  AutoMamlSplit auto_maml_split = AutoMamlSplit::None;
+  double auto_maml_train_portion = 0.5;
+};
+
+// eval.mode = retrain: the decoded network is trained from scratch (seeded
+// from the run's seed) with first-order MAML on meta-train tasks for
+// meta_iterations (the T-NAS code trains every decoded architecture this
+// way, "from scratch", to convergence; 0 = skip), then fine-tuned on the test
+// task's support set with SGD for `steps` steps (its update_step_test) and
+// scored on the query set. The network mirrors the search network (C,
+// layers, reductions, stem; affine BN). Networks are cached per genotype, so
+// tasks that decode the same architecture share one meta-training.
+struct RetrainSection {
+  int steps = 10;          // fine-tuning steps on the support set (T-NAS --update_step_test)
+  float lr = 0.01f;        // their SGD learning rate (T-NAS --update_lr_w)
+  int batch_size = 0;      // 0 = whole support set (T-NAS)
+  int64_t meta_iterations = 0;  // FOMAML iterations of the decoded network on meta-train tasks
+  int meta_batch_size = 4;      // T-NAS --meta_batch_size
+  float meta_lr = 1e-3f;        // meta Adam on w (T-NAS --meta_lr_w)
+  int task_steps = 5;           // inner SGD steps during that meta-training (T-NAS --update_step)
+  int cache = 16;               // retrained networks kept (most recently used)
 };
 
 // Meta-testing.
@@ -141,6 +180,8 @@ struct EvalSection {
   // state (MetaNAS restores it before every test task); else fresh state.
   bool restore_task_optimizer = true;
   int top_genotypes = 5;  // how many of the most common genotypes to report
+  EvalMode mode = EvalMode::Soft;
+  RetrainSection retrain;  // mode == Retrain
 };
 
 // Meta-RL pre-optimisation of the architecture (reg-MetaNAS; meta/rl/): before

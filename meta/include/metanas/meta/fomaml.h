@@ -6,6 +6,10 @@
 //     and one outer Adam step on the meta parameters.
 //   AutoMaml: the inner loop adapts only w; alpha is shared by all tasks and
 //     moved only by the outer step (with g_alpha as above).
+//   AutoMaml with meta.auto_maml_split (meta_step_split, the T-NAS code's
+//     auto_maml.py): first the architect step, g_alpha from the search tasks
+//     (held images) and one Adam step on alpha; then g_w from the training
+//     tasks, adapted under the updated alpha, and one Adam step on w.
 // Alphas are not updated during warm-up. See docs/algorithms.md.
 // With any cfg.mamlpp option on (MAML++ / T-NAS++), the meta-gradient comes
 // from MamlppGradient (meta/mamlpp.h) instead: per-step rates, multi-step
@@ -23,6 +27,8 @@ class Fomaml : public MetaLearner {
   // cfg.algorithm must be Fomaml or AutoMaml.
   Fomaml(const MetaConfig& cfg, std::unique_ptr<nas::Model> meta_model);
   MetaStepStats meta_step(const std::vector<data::Episode>& tasks) override;
+  MetaStepStats meta_step_split(const std::vector<data::Episode>& tasks,
+                                const std::vector<data::Episode>& search_tasks) override;
   Algorithm algorithm() const override { return cfg_.algorithm; }
   void save_state(Checkpoint& ck) const override;
   void load_state(const Checkpoint& ck) override;

@@ -55,6 +55,13 @@ class MetaLearner {
   // One meta-iteration over a meta-batch of episodes (any number >= 1; the
   // configuration's meta_batch_size is what the programs draw).
   virtual MetaStepStats meta_step(const std::vector<data::Episode>& tasks) = 0;
+  // Auto-MAML with meta.auto_maml_split: the architecture is updated from
+  // `search_tasks` (drawn from the held part of meta-train) and then the
+  // weights from `tasks` (the other part). Other learners throw.
+  virtual MetaStepStats meta_step_split(const std::vector<data::Episode>& tasks,
+                                        const std::vector<data::Episode>& search_tasks);
+  // Whether meta_step_split is the step to call (meta.auto_maml_split set).
+  bool wants_search_tasks() const { return cfg_.meta.auto_maml_split != AutoMamlSplit::None; }
   virtual Algorithm algorithm() const = 0;
 
   nas::Model& meta_model() { return *model_; }

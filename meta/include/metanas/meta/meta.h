@@ -5,4 +5,5 @@
 #include "metanas/meta/fomaml.h"
 #include "metanas/meta/learner.h"
 #include "metanas/meta/reptile.h"
+#include "metanas/meta/retrain_evaluator.h"
 #include "metanas/meta/task_learner.h"
