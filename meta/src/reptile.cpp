@@ -39,6 +39,7 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
   for (size_t i = 0; i < tasks.size(); ++i) {
     const data::Episode& ep = tasks[i];
     if (parallel) task_->load_state(start, "");
+    task_->set_task_index(static_cast<uint32_t>(i));
     AdaptResult r = task_->adapt(ep, parallel ? task_rngs[i] : rng_, st.warmup);
     if (parallel) {
       Checkpoint end;
