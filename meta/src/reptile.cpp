@@ -46,7 +46,9 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
         });
   } else {
     StepSums sums;
-    for (const data::Episode& ep : tasks) {
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const data::Episode& ep = tasks[i];
+      task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
       AdaptResult r = task_->adapt(ep, rng_, st.warmup);
       w_sum_.axpy_(task_->model().weights(), 1.f);
       if (update_a) a_sum_.axpy_(*task_->model().alphas(), 1.f);

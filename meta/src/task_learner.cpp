@@ -252,6 +252,9 @@ nas::ForwardContext TaskLearner::step_context(int step, bool warmup, Rng* rng) c
   ctx.training = true;
   ctx.rng = rng;
   ctx.step = step;
+  ctx.plan_epoch = plan_epoch_;
+  // Drop-path masks keyed by (seed, task, step, op): the same on every backend.
+  if (ctx.drop_path_prob > 0.f) ctx.drop_key = PhiloxKey{drop_seed_, task_index_, static_cast<uint32_t>(step), 0};
   // The temperature anneals only while the architecture is adapted; without
   // architecture steps (warm-up, fixed alphas) it stays at t_max, as MetaNAS.
   const bool anneal = !warmup && opt_.adapt_alphas && opt_.arch_steps > 0 && model_->alphas();
@@ -280,6 +283,10 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
   std::vector<bool> arch(steps);
   for (int s = 0; s < steps; ++s) arch[s] = A && opt_.adapt_alphas && !warmup && s < opt_.arch_steps;
   batches_->prepare(ep, opt_, arch, rng);
+  // Within this task no meta-pruned logit is revived (only Adam steps touch
+  // the alphas), so the plan's candidates are read once per task.
+  plan_epoch_ = nas::next_plan_epoch();
+  if (opt_.drop_path_prob > 0.f) drop_seed_ = rng.next_u64();
 
   AdaptResult r;
   r.steps = steps;

@@ -66,6 +66,7 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   const int local = slots.count(rank);
   for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
     task_->load_state(start, "");
+    task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
     const TaskContribution c = run_task(tasks[i], rngs[i]);
     Checkpoint end;
     task_->save_state(end, "");

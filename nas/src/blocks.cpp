@@ -199,6 +199,18 @@ bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, D
   return drop;
 }
 
+PhiloxKey forward_drop_key(const ForwardContext& ctx) {
+  if (ctx.drop_key) return *ctx.drop_key;
+  PhiloxKey k;
+  k.seed = ctx.rng->next_u64();
+  return k;
+}
+
+Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index) {
+  key.op += op_index;
+  return drop_path(y, ctx.drop_path_prob, key);
+}
+
 std::vector<int> OpBlock::param_indices() const {
   std::vector<int> r = convs;
   for (const Bn& b : bn) {

@@ -127,6 +127,11 @@ void check_input(const char* who, const Tensor& x, int64_t in_channels);
 // Returns whether drop-path is on.
 bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, Device device,
                         const ForwardContext& ctx);
+// The drop-path key of one forward: ctx.drop_key, or one seed drawn from
+// ctx.rng (task = step = op = 0). Op o's mask then uses op = key.op + o.
+PhiloxKey forward_drop_key(const ForwardContext& ctx);
+// y with drop-path applied under key.op + op_index.
+Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index);
 
 // One candidate op on C channels.
 struct OpBlock {

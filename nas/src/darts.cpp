@@ -54,6 +54,14 @@ DartsOptions DartsOptions::from_json(const std::string& text) {
 
 namespace {
 
+// ctx with the drop-path key moved to forward pass `pass` of the step, so
+// every forward of an inner step draws its own masks.
+ForwardContext pass_ctx(const ForwardContext& ctx, uint32_t pass) {
+  ForwardContext c = ctx;
+  if (c.drop_key) c.drop_key->op += pass * kDropPassStride;
+  return c;
+}
+
 void check_batch(const Batch& b, const char* what) {
   MN_CHECK(b.x.defined() && b.y.defined(), "DartsTaskOptimizer: the ", what, " batch has an undefined x or y");
 }
@@ -117,7 +125,7 @@ Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const B
   W.zero_grad();
   {
     FreezeParams fa(A);
-    model_->loss(for_weights, ctx).backward();
+    model_->loss(for_weights, pass_ctx(ctx, 2)).backward();
   }
   if (opt_.w_weight_decay != 0.f) W.grads().add_(W.values(), opt_.w_weight_decay);
   W.values().add_(W.grads(), -xi);
@@ -125,7 +133,7 @@ Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const B
   // dL_v(w', alpha)/dalpha and dL_v(w', alpha)/dw'.
   W.zero_grad();
   A->zero_grad();
-  Tensor loss_v = model_->loss(for_alpha, ctx);
+  Tensor loss_v = model_->loss(for_alpha, pass_ctx(ctx, 3));
   loss_v.backward();
   Tensor dalpha = A->grads().clone();
   Tensor dw = W.grads().clone();
@@ -139,7 +147,7 @@ Tensor DartsTaskOptimizer::compute_arch_gradient(const Batch& for_alpha, const B
       W.values().add_(dw, shift);
       A->zero_grad();
       FreezeParams fw(&W);
-      model_->loss(for_weights, ctx).backward();
+      model_->loss(for_weights, pass_ctx(ctx, shift > 0.f ? 4 : 5)).backward();
       return A->grads().clone();
     };
     Tensor gp = grad_alpha_at(eps);
@@ -180,7 +188,7 @@ DartsStepResult DartsTaskOptimizer::step(const Batch& for_alpha, const Batch& fo
   W.zero_grad();
   {
     FreezeParams fa(A);
-    const LossAcc lw = model_->loss_backward(for_weights, ctx);
+    const LossAcc lw = model_->loss_backward(for_weights, pass_ctx(ctx, 1));
     r.w_loss = lw.loss;
     r.w_acc = lw.acc;
   }

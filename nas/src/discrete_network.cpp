@@ -97,6 +97,8 @@ Tensor DiscreteNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
   auto& m = *impl_;
   const bool drop = detail::check_cell_forward("DiscreteNetwork::forward", x, m.cfg.in_channels, device(), ctx);
 
+  const PhiloxKey dkey = drop ? detail::forward_drop_key(ctx) : PhiloxKey{};
+  uint32_t op_index = 0;  // every op of the network, in order (all are computed)
   Tensor stem = detail::apply(m.stem, m.weights, x);
   Tensor s0 = stem, s1 = stem;
   for (const auto& cell : m.cells) {
@@ -106,7 +108,8 @@ Tensor DiscreteNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       for (size_t e = 0; e < cell.ops[i].size(); ++e) {
         const detail::OpBlock& op = cell.ops[i][e];
         Tensor y = detail::apply(op, m.weights, states.get(cell.inputs[i][e]));
-        if (drop && !op.identity()) y = drop_path(y, ctx.drop_path_prob, *ctx.rng);
+        if (drop && !op.identity()) y = detail::keyed_drop_path(y, ctx, dkey, op_index);
+        ++op_index;
         node = node.defined() ? add(node, y) : y;
       }
       states.push(node);

@@ -1,10 +1,17 @@
 // Model interface defaults.
 #include "metanas/nas/model.h"
 
+#include <atomic>
+
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 
 namespace metanas::nas {
+
+uint64_t next_plan_epoch() {
+  static std::atomic<uint64_t> counter{0};
+  return ++counter;
+}
 
 void Model::to(Device device) {
   weights().to(device);

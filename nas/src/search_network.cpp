@@ -31,6 +31,12 @@ struct SearchNetworkImpl {
   std::vector<int> alpha_idx[2], pair_idx[2];  // [cell type][node]
   std::vector<std::vector<std::pair<int, int>>> pairs;  // [node]
   ForwardStats stats;
+  // Device-side soft pruning (ForwardContext::plan_epoch): the candidate
+  // terms (input j, op k) per [cell type][node], found from the logits once
+  // per epoch, and their 0/1 gather matrices on the device.
+  uint64_t cand_epoch = 0;
+  std::vector<std::vector<std::pair<int, int>>> cand[2];
+  std::vector<Tensor> cand_sel[2], cand_pairs[2];
 
   SearchNetworkImpl(const SearchConfig& c, Device device) : cfg(c), weights(device), arch(device) {}
 };
@@ -69,6 +75,26 @@ NodePlan plan_node(const float* w, const float* p, const std::vector<std::pair<i
       if (w[j * n_ops + k] > threshold) plan.terms.push_back({j, k});
   }
   return plan;
+}
+
+// 1 where x > t, else 0, as a constant tensor on x's device. Exact with
+// gradual underflow: for floats x > t the difference x - t is a positive
+// float (>= 1.4e-45), which two saturating multiplications by 3e38 turn into 1.
+Tensor above(const Tensor& x, float t) {
+  NoGradGuard ng;
+  Tensor d = add_scalar(x.detach(), -t);
+  Tensor m = clamp(mul_scalar(d, 3.0e38f), 0.f, 1.f);
+  return clamp(mul_scalar(m, 3.0e38f), 0.f, 1.f);
+}
+
+// The candidate terms of one node: every (j, k) whose logit is not
+// meta-pruned (a weight of exactly 0, never above a threshold >= 0).
+std::vector<std::pair<int, int>> candidate_terms(const float* logits, int n_in, int n_ops) {
+  std::vector<std::pair<int, int>> terms;
+  for (int j = 0; j < n_in; ++j)
+    for (int k = 0; k < n_ops; ++k)
+      if (logits[j * n_ops + k] > 0.5f * kPrunedLogit) terms.push_back({j, k});
+  return terms;
 }
 
 }  // namespace
@@ -183,9 +209,50 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       P[t].push_back(normalize(m.arch[m.pair_idx[t][static_cast<size_t>(i)]], ctx));
     }
   }
-  // Their values on the host, in one copy, for the pruning decisions.
+  // Device-side plan: candidates from the logits once per epoch, the
+  // threshold applied as masks on the device (no readback per forward).
+  // A negative threshold keeps everything: nothing to read at all.
+  const bool keep_all = ctx.prune_threshold < 0.f;
+  const bool device_plan = ctx.plan_epoch != 0 && !keep_all;
+  if (device_plan && m.cand_epoch != ctx.plan_epoch) {
+    const std::vector<float> logits = m.arch.values().to_vector();  // the one readback of the epoch
+    for (int t = 0; t < 2; ++t) {
+      m.cand[t].assign(static_cast<size_t>(cfg.nodes), {});
+      m.cand_sel[t].assign(static_cast<size_t>(cfg.nodes), Tensor());
+      m.cand_pairs[t].assign(static_cast<size_t>(cfg.nodes), Tensor());
+      for (int i = 0; i < cfg.nodes; ++i) {
+        const int n_in = i + 2;
+        const auto& pairs = m.pairs[static_cast<size_t>(i)];
+        auto terms = candidate_terms(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), n_in,
+                                     P_ops);
+        const int64_t M = static_cast<int64_t>(terms.size()), NW = static_cast<int64_t>(n_in) * P_ops,
+                      NP = static_cast<int64_t>(pairs.size());
+        if (M > 0 && M < NW) {
+          std::vector<float> sel(static_cast<size_t>(M * NW), 0.f);
+          for (int64_t q = 0; q < M; ++q)
+            sel[static_cast<size_t>(q * NW + terms[static_cast<size_t>(q)].first * P_ops +
+                                    terms[static_cast<size_t>(q)].second)] = 1.f;
+          m.cand_sel[t][static_cast<size_t>(i)] = Tensor::from_vector(sel, Shape{M, NW}, x.device());
+        }
+        if (M > 0) {
+          std::vector<float> mc(static_cast<size_t>(M * NP), 0.f);
+          for (int64_t q = 0; q < M; ++q)
+            for (int64_t c = 0; c < NP; ++c) {
+              const int j = terms[static_cast<size_t>(q)].first;
+              if (pairs[static_cast<size_t>(c)].first == j || pairs[static_cast<size_t>(c)].second == j)
+                mc[static_cast<size_t>(q * NP + c)] = 1.f;
+            }
+          m.cand_pairs[t][static_cast<size_t>(i)] = Tensor::from_vector(mc, Shape{M, NP}, x.device());
+        }
+        m.cand[t][static_cast<size_t>(i)] = std::move(terms);
+      }
+    }
+    m.cand_epoch = ctx.plan_epoch;
+  }
+  // Host plan: the normalized values on the host, in one copy, for the
+  // pruning decisions.
   std::vector<float> host;
-  {
+  if (!device_plan && !keep_all) {
     NoGradGuard ng;
     std::vector<Tensor> flat;
     for (int t = 0; t < 2; ++t)
@@ -196,7 +263,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
     host = concat_channels(flat).to_vector();
   }
   std::vector<const float*> hw[2], hp[2];
-  {
+  if (!host.empty()) {
     size_t off = 0;
     for (int t = 0; t < 2; ++t)
       for (size_t i = 0; i < W[t].size(); ++i) {
@@ -208,6 +275,8 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
   }
 
   ForwardStats stats;
+  const PhiloxKey dkey = drop ? detail::forward_drop_key(ctx) : PhiloxKey{};
+  uint32_t op_base = 0;  // fixed index of a node's first candidate op in the network
   Tensor stem = detail::apply(m.stem, m.weights, x);
   Tensor s0 = stem, s1 = stem;
   for (const auto& cell : m.cells) {
@@ -222,8 +291,20 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
     for (int i = 0; i < cfg.nodes; ++i) {
       const int n_in = i + 2;
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
-      NodePlan plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs,
-                                n_in, P_ops, ctx.prune_threshold);
+      const uint32_t node_ops = op_base;
+      op_base += static_cast<uint32_t>(n_in * P_ops);
+      NodePlan plan;
+      if (device_plan) {
+        plan.terms = m.cand[t][static_cast<size_t>(i)];
+        for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
+      } else if (keep_all) {
+        for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
+        for (int j = 0; j < n_in; ++j)
+          for (int k = 0; k < P_ops; ++k) plan.terms.push_back({j, k});
+      } else {
+        plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs, n_in, P_ops,
+                         ctx.prune_threshold);
+      }
       stats.ops_total += n_in * P_ops;
       stats.ops_computed += static_cast<int>(plan.terms.size());
       stats.pairs_total += static_cast<int>(pairs.size());
@@ -238,7 +319,8 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       for (const auto& [j, k] : plan.terms) {
         const detail::OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
         Tensor y = detail::apply(op, m.weights, states.get(j));
-        if (drop && !op.identity()) y = drop_path(y, ctx.drop_path_prob, *ctx.rng);
+        if (drop && !op.identity())
+          y = detail::keyed_drop_path(y, ctx, dkey, node_ops + static_cast<uint32_t>(j * P_ops + k));
         outs.push_back(y);
       }
       // Term weights v[s] = W[j_s, k_s] * sum_{kept pairs c containing j_s} P[c],
@@ -249,6 +331,18 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       const Tensor& Wi = W[t][static_cast<size_t>(i)];
       const Tensor& Pi = P[t][static_cast<size_t>(i)];
       Tensor wsel;
+      if (device_plan) {
+        // Candidates gathered with the epoch's matrices, then the threshold as
+        // masks: pruned terms and pairs get weight 0 (and no gradient).
+        wsel = M == NW ? Wi.reshape(Shape{M})
+                       : linear(Wi.reshape(Shape{1, NW}), m.cand_sel[t][static_cast<size_t>(i)], Tensor())
+                             .reshape(Shape{M});
+        const Tensor Pm = mul(Pi, above(Pi, ctx.prune_threshold));
+        Tensor coef = linear(Pm.reshape(Shape{1, NP}), m.cand_pairs[t][static_cast<size_t>(i)], Tensor())
+                          .reshape(Shape{M});
+        states.push(weighted_sum(outs, mul(mul(wsel, above(wsel, ctx.prune_threshold)), coef)));
+        continue;
+      }
       if (M == NW) {
         wsel = Wi.reshape(Shape{M});  // nothing pruned: terms are in row-major order
       } else {

@@ -108,6 +108,10 @@ class TaskLearner {
   // The forward context of inner step `step`.
   nas::ForwardContext step_context(int step, bool warmup, Rng* rng) const;
 
+  // The task index of the drop-path key (seed, task, step, op) of the next
+  // adapt() (the task's position in its meta-batch; default 0).
+  void set_task_index(uint32_t task) { task_index_ = task; }
+
   nas::Model& model() { return *model_; }
   const nas::Model& model() const { return *model_; }
   const nas::Model& meta_model() const { return *meta_; }
@@ -147,6 +151,11 @@ class TaskLearner {
   bool last_warmup_ = false;  // whether the last adapt() was a warm-up adaptation
   Rng* last_rng_ = nullptr;   // the last adapt()'s generator (gumbel noise at query evaluation)
   std::shared_ptr<TaskPreOptimizer> pre_;
+  // Per adapt(): the soft-pruning plan epoch (alphas are reset, so meta-pruned
+  // logits may change) and the drop-path seed (one draw per task).
+  uint64_t plan_epoch_ = 0;
+  uint64_t drop_seed_ = 0;
+  uint32_t task_index_ = 0;
 };
 
 }  // namespace metanas::meta

@@ -16,6 +16,7 @@
 #include "metanas/engine/param_set.h"
 #include "metanas/engine/random.h"
 #include "metanas/engine/tensor.h"
+#include "metanas/kernels/kernel_types.h"
 #include "metanas/nas/genotype.h"
 
 namespace metanas::nas {
@@ -60,7 +61,29 @@ struct ForwardContext {
   // Inner-loop step of this forward (0-based): models with per-step batch
   // norm (MAML++) use that step's BN parameters; the others ignore it.
   int step = 0;
+  // Drop-path masks keyed by (seed, task, step, op) (issue 16): when set, op
+  // o of the network draws its mask from the Philox stream {seed, task, step,
+  // op + o}, o its fixed index in the network (whether or not other ops are
+  // computed), so CPU and CUDA runs draw the same masks and nothing is read
+  // from rng. Unset: one seed is drawn from rng per forward, task = step = 0.
+  std::optional<PhiloxKey> drop_key;
+  // Soft-pruning plan epoch (issue 16). 0: every forward reads its normalized
+  // architecture weights back and skips the pruned terms on the host. Non-zero:
+  // the caller promises that within this epoch no meta-pruned logit
+  // (kPrunedLogit) is revived; the network then reads its logits back once per
+  // epoch to find the candidate terms (those not meta-pruned) and applies the
+  // threshold on the device as 0/1 masks, which gives the same values and
+  // gradients without a readback per forward.
+  uint64_t plan_epoch = 0;
 };
+
+// Drop-path key op offsets of the forwards of one inner step, so that the
+// architecture forward, the weight forward and the query forward of a step
+// draw independent masks (each network uses fewer than 2^20 op indices).
+constexpr uint32_t kDropPassStride = 1u << 20;
+
+// A fresh non-zero plan epoch (process-wide counter).
+uint64_t next_plan_epoch();
 
 // One labelled batch: x float [N, C, H, W], y int32 [N].
 struct Batch {
