@@ -36,7 +36,8 @@ struct EnumName {
 constexpr EnumName<Algorithm> kAlgorithmNames[] = {
     {Algorithm::Reptile, "reptile"},    {Algorithm::Reptile, "metanas"},    {Algorithm::Fomaml, "fomaml"},
     {Algorithm::Fomaml, "tnas"},        {Algorithm::Fomaml, "t-nas"},       {Algorithm::Fomaml, "t_nas"},
-    {Algorithm::AutoMaml, "auto_maml"}, {Algorithm::AutoMaml, "auto-maml"}, {Algorithm::AutoMaml, "automaml"}};
+    {Algorithm::AutoMaml, "auto_maml"}, {Algorithm::AutoMaml, "auto-maml"}, {Algorithm::AutoMaml, "automaml"},
+    {Algorithm::Atnas, "atnas"},        {Algorithm::Atnas, "at-nas"},       {Algorithm::Atnas, "at_nas"}};
 constexpr EnumName<ModelKind> kModelKindNames[] = {
     {ModelKind::Search, "search"}, {ModelKind::ConvNet4, "convnet4"}, {ModelKind::Discrete, "discrete"}};
 constexpr EnumName<InnerOptimizer> kInnerOptimizerNames[] = {
@@ -83,6 +84,9 @@ MetaOptimizer parse_meta_optimizer(const std::string& s) {
 }
 
 // ---- validation ----
+
+// AT-NAS's section and the settings it needs (meta/src/atnas_config.cpp).
+void validate_atnas(const MetaConfig& c);
 
 void MetaConfig::validate() const {
   const char* w = "MetaConfig";
@@ -138,6 +142,7 @@ void MetaConfig::validate() const {
   if (algorithm == Algorithm::AutoMaml)
     MN_CHECK(model.kind == ModelKind::Search, w,
              ": auto_maml meta-learns a shared architecture and needs model.kind 'search'");
+  if (algorithm == Algorithm::Atnas) validate_atnas(*this);
 }
 
 int MetaConfig::num_classes() const {
@@ -325,6 +330,21 @@ const auto kEvalFields = [](auto& v, auto& e) {
   v.field("top_genotypes", e.top_genotypes);
 };
 
+const auto kAtnasFields = [](auto& v, auto& a) {
+  v.field("meta_update", a.meta_update);
+  v.field("sampling", a.sampling);
+  v.field("population", a.population);
+  v.field("top_k", a.top_k);
+  v.field("mutants", a.mutants);
+  v.field("crossovers", a.crossovers);
+  v.field("generations", a.generations);
+  v.field("mutation_prob", a.mutation_prob);
+  v.field("fitness", a.fitness);
+  v.field("fitness_steps", a.fitness_steps);
+  v.field("holdout_shots", a.holdout_shots);
+  v.field("test_search", a.test_search);
+};
+
 const auto kConfigFields = [](auto& v, auto& c) {
   v.named("algorithm", c.algorithm, algorithm_name, parse_algorithm);
   v.field("seed", c.seed);
@@ -333,6 +353,7 @@ const auto kConfigFields = [](auto& v, auto& c) {
   v.section("task", c.task, kTaskFields);
   v.section("meta", c.meta, kMetaFields);
   v.section("eval", c.eval, kEvalFields);
+  v.section("atnas", c.atnas, kAtnasFields);
 };
 
 struct KeyLister {
