@@ -25,6 +25,7 @@
 #include "metanas/engine/device.h"
 #include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/ensemble.h"
+#include "metanas/meta/atnas.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
 #include "metanas/meta/retrain_evaluator.h"
@@ -319,11 +320,15 @@ int run(int argc, char** argv) {
   const bool retrain = mc.eval.mode == meta::EvalMode::Retrain;
   MN_USAGE_CHECK(!retrain || runs_dir.empty(),
                  "eval.mode 'retrain' evaluates sampled tasks; --runs needs eval.mode 'soft'");
+  MN_USAGE_CHECK(!retrain || mc.algorithm != meta::Algorithm::Atnas,
+                 "eval.mode 'retrain' is not supported for atnas checkpoints (AT-NAS searches a subnet per task)");
   if (retrain) {
     report["mode"] = "retrain";
     headline = retrain_evaluation(cfg, mc, split, test_seed, device, ck, learner->meta_model(), learner->in_warmup(),
                                   quiet, clock, report);
   } else if (!runs_dir.empty()) {
+    MN_USAGE_CHECK(mc.algorithm != meta::Algorithm::Atnas, "--runs is not supported for atnas checkpoints (its "
+                   "per-task search needs tasks from --dataset/--config)");
     data::OneShotOptions oo;
     oo.root = runs_dir;
     oo.image_size = cfg.data.image_size > 0 ? cfg.data.image_size : model_input(mc).second;
@@ -368,6 +373,44 @@ int run(int argc, char** argv) {
                   ds.num_classes(), ck_path.c_str(), static_cast<long long>(iteration),
                   meta::algorithm_name(mc.algorithm), meta::model_kind_name(mc.model.kind), mc.eval.arch_steps,
                   mc.eval.weight_steps);
+    if (mc.algorithm == meta::Algorithm::Atnas) {
+      // AT-NAS: an evolutionary search of subnets per task (meta/atnas.h).
+      auto& at = dynamic_cast<meta::Atnas&>(*learner);
+      std::vector<nas::Encoding> seeds;
+      for (const auto& c : at.evolution().elite()) seeds.push_back(c.encoding);
+      meta::AtnasSearcher searcher(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds);
+      std::vector<data::Episode> eps;
+      for (int i = 0; i < n; ++i) eps.push_back(sampler.sample());
+      const meta::AtnasReport r = searcher.evaluate(
+          eps,
+          [&](int done, const meta::AtnasTaskResult& t) {
+            if (!quiet)
+              std::printf("  task %d/%d: accuracy %s, subnet %s (%lld params), %d generations, %.1f s\n", done, n,
+                          format_percent(t.eval.accuracy).c_str(), t.best.to_text().c_str(),
+                          static_cast<long long>(t.eval.sparse_params), t.generations, t.search_seconds);
+            std::fflush(stdout);
+          },
+          [&](int g, const nas::Evolution& e) {
+            if (!quiet)
+              std::printf("    generation %d: best held-out fitness %.4f, %lld subnets scored\n", g, e.best().fitness,
+                          static_cast<long long>(e.evaluations()));
+          });
+      if (!quiet) std::fputs(r.summary_text().c_str(), stdout);
+      headline = str_cat("accuracy ", format_percent(r.summary.mean_accuracy), " +- ", format_percent(r.summary.ci95),
+                         " (95% CI over ", r.tasks.size(), " tasks); chance ", format_percent(1.0 / mc.episodes.ways),
+                         "; search ", format_float(static_cast<float>(r.mean_search_seconds), 1), " s per task");
+      report["source"] = {{"dataset", cfg.data.dataset}, {"root", cfg.data.root}, {"split", split},
+                          {"classes", ds.num_classes()}};
+      report["ways"] = mc.episodes.ways;
+      report["shots"] = mc.episodes.shots;
+      report["queries"] = mc.episodes.queries;
+      report["tasks"] = r.tasks.size();
+      report["accuracy"] = r.summary.mean_accuracy;
+      report["ci95"] = r.summary.ci95;
+      report["std"] = r.summary.std_accuracy;
+      report["search_seconds_per_task"] = r.mean_search_seconds;
+      report["result"] = json::parse(r.to_json());
+    } else {
     const int every = std::max(1, n / 10);
     double sum = 0;
     const int mine = meta::dist::TaskSlots(n, comm->size()).count(comm->rank());
@@ -421,6 +464,7 @@ int run(int argc, char** argv) {
     report["ci95"] = r.ci95;
     report["std"] = r.std_accuracy;
     report["result"] = json::parse(r.to_json());
+    }
   }
   {
     const json rl = meta_rl_summary(ev.task_learner().pre_optimizer());

@@ -36,6 +36,7 @@
 #include "metanas/engine/ops.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/dist/task_slots.h"
+#include "metanas/meta/atnas.h"
 #include "metanas/meta/learner.h"
 #include "metanas/nas/search_network.h"
 
@@ -67,7 +68,7 @@ std::vector<FlagSpec> flags() {
       {"--query", "Q", "query images per class (episodes.queries)", "common settings (each sets configuration keys)"},
       {"--dataset", "NAME", "synthetic | omniglot | miniimagenet (data.dataset)", "common settings (each sets configuration keys)"},
       {"--data", "PATH", "dataset folder (data.root)", "common settings (each sets configuration keys)"},
-      {"--algorithm", "NAME", "reptile (MetaNAS) | fomaml (T-NAS) | auto_maml (algorithm)", "common settings (each sets configuration keys)"},
+      {"--algorithm", "NAME", "reptile (MetaNAS) | fomaml (T-NAS) | auto_maml | atnas (algorithm)", "common settings (each sets configuration keys)"},
       {"--device", "DEV", "cpu | cuda (run.device; cuda falls back to cpu with a notice)", "common settings (each sets configuration keys)"},
       {"--seed", "S", "seed of initialisation, task sampling and every random draw (seed)", "common settings (each sets configuration keys)"},
       {"--iterations", "N", "meta-iterations (meta.iterations)", "common settings (each sets configuration keys)"},
@@ -412,6 +413,18 @@ int run(int argc, char** argv) {
                      "; ", mc.meta.iterations, " meta-iterations (", mc.meta.warmup_iterations,
                      " warm-up), meta-batch ", mc.meta.meta_batch_size, ", ", mc.task.steps, " inner steps"));
   }
+  // AT-NAS: one line per scored generation of the population carried across meta-batches.
+  if (auto* at = dynamic_cast<meta::Atnas*>(learner.get()))
+    at->on_generation([&log, at](const nas::Evolution& ev) {
+      double best = -1e300, sum = 0;
+      for (const auto& c : ev.generation()) {
+        best = std::max(best, c.fitness);
+        sum += c.fitness;
+      }
+      log.line(str_cat("atnas: generation ", ev.generation_index(), " at iteration ", at->iteration(), ": ",
+                       ev.generation().size(), " subnets, fitness best ", format_float(static_cast<float>(best)),
+                       " mean ", format_float(static_cast<float>(sum / std::max<size_t>(1, ev.generation().size())))));
+    });
   double elapsed_before = 0;  // training seconds of earlier invocations
   json resume_window;         // the unfinished log window of the checkpoint
   if (resume) {

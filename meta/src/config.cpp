@@ -36,7 +36,8 @@ struct EnumName {
 constexpr EnumName<Algorithm> kAlgorithmNames[] = {
     {Algorithm::Reptile, "reptile"},    {Algorithm::Reptile, "metanas"},    {Algorithm::Fomaml, "fomaml"},
     {Algorithm::Fomaml, "tnas"},        {Algorithm::Fomaml, "t-nas"},       {Algorithm::Fomaml, "t_nas"},
-    {Algorithm::AutoMaml, "auto_maml"}, {Algorithm::AutoMaml, "auto-maml"}, {Algorithm::AutoMaml, "automaml"}};
+    {Algorithm::AutoMaml, "auto_maml"}, {Algorithm::AutoMaml, "auto-maml"}, {Algorithm::AutoMaml, "automaml"},
+    {Algorithm::Atnas, "atnas"},        {Algorithm::Atnas, "at-nas"},       {Algorithm::Atnas, "at_nas"}};
 constexpr EnumName<ModelKind> kModelKindNames[] = {
     {ModelKind::Search, "search"}, {ModelKind::ConvNet4, "convnet4"}, {ModelKind::Discrete, "discrete"},
     {ModelKind::ConvNet4pp, "convnet4pp"}};
@@ -123,6 +124,8 @@ void validate_mamlpp(const MetaConfig& c) {
              c.model.convnet4pp.bn_steps, ") must cover task.steps (", c.task.steps, ")");
 }
 }  // namespace
+// AT-NAS's section and the settings it needs (meta/src/atnas_config.cpp).
+void validate_atnas(const MetaConfig& c);
 
 void MetaConfig::validate() const {
   const char* w = "MetaConfig";
@@ -211,6 +214,7 @@ void MetaConfig::validate() const {
     MN_CHECK(r.task_steps >= 1, w, ": eval.retrain.task_steps must be >= 1");
     MN_CHECK(r.cache >= 1, w, ": eval.retrain.cache must be >= 1");
   }
+  if (algorithm == Algorithm::Atnas) validate_atnas(*this);
 }
 
 int MetaConfig::num_classes() const {
@@ -460,6 +464,21 @@ const auto kMamlppFields = [](auto& v, auto& p) {
   v.field("meta_grad_clamp", p.meta_grad_clamp);
 };
 
+const auto kAtnasFields = [](auto& v, auto& a) {
+  v.field("meta_update", a.meta_update);
+  v.field("sampling", a.sampling);
+  v.field("population", a.population);
+  v.field("top_k", a.top_k);
+  v.field("mutants", a.mutants);
+  v.field("crossovers", a.crossovers);
+  v.field("generations", a.generations);
+  v.field("mutation_prob", a.mutation_prob);
+  v.field("fitness", a.fitness);
+  v.field("fitness_steps", a.fitness_steps);
+  v.field("holdout_shots", a.holdout_shots);
+  v.field("test_search", a.test_search);
+};
+
 const auto kConfigFields = [](auto& v, auto& c) {
   v.named("algorithm", c.algorithm, algorithm_name, parse_algorithm);
   v.field("seed", c.seed);
@@ -470,6 +489,7 @@ const auto kConfigFields = [](auto& v, auto& c) {
   v.section("eval", c.eval, kEvalFields);
   v.section("meta_rl", c.meta_rl, kMetaRlFields);
   v.section("mamlpp", c.mamlpp, kMamlppFields);
+  v.section("atnas", c.atnas, kAtnasFields);
 };
 
 struct KeyLister {

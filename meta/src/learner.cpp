@@ -11,6 +11,7 @@
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
+#include "metanas/meta/atnas.h"
 #include "metanas/meta/fomaml.h"
 #include "metanas/meta/reptile.h"
 #include "metanas/nas/search_network.h"
@@ -231,6 +232,7 @@ std::unique_ptr<MetaLearner> make_learner(const MetaConfig& cfg, std::unique_ptr
     case Algorithm::Reptile: return std::make_unique<Reptile>(cfg, std::move(meta_model));
     case Algorithm::Fomaml:
     case Algorithm::AutoMaml: return std::make_unique<Fomaml>(cfg, std::move(meta_model));
+    case Algorithm::Atnas: return std::make_unique<Atnas>(cfg, std::move(meta_model));
   }
   MN_THROW("make_meta_learner: unknown algorithm");
 }

@@ -21,7 +21,7 @@ TaskLearnerOptions TaskLearnerOptions::for_training(const MetaConfig& cfg) {
   o.batch_size = cfg.task.batch_size;
   o.with_replacement = cfg.task.with_replacement;
   // Auto-MAML adapts only the weights inside a task.
-  o.adapt_alphas = cfg.algorithm != Algorithm::AutoMaml;
+  o.adapt_alphas = cfg.algorithm != Algorithm::AutoMaml && cfg.algorithm != Algorithm::Atnas;  // AT-NAS: fixed subnets
   o.optimizer = cfg.task.optimizer;
   o.darts = cfg.task.darts;
   o.darts.warmup = false;

@@ -39,6 +39,11 @@ for c in "$src"/configs/*.json; do
     test_extra=(--set eval.retrain.meta_iterations=2 --set eval.retrain.meta_batch_size=2
                 --set eval.retrain.task_steps=1 --set eval.retrain.steps=1)
   fi
+  # AT-NAS: a tiny per-task search at meta-test (2 generations of 3 subnets, 1 fitness step).
+  if grep -q '"algorithm": "atnas"' "$work/$name.resolved.json"; then
+    test_extra+=(--set atnas.population=3 --set atnas.top_k=2 --set atnas.mutants=2 --set atnas.crossovers=1
+                 --set atnas.generations=1 --set atnas.fitness_steps=1)
+  fi
   start=$(date +%s)
   "$bin/meta-train" --config "$c" --quiet --out "$work/$name" --dataset synthetic --iterations 2 \
     --set meta.meta_batch_size=2 --set meta.warmup_iterations=1 --set data.image_size=16 --set task.steps=2 \
@@ -48,7 +53,7 @@ for c in "$src"/configs/*.json; do
     || fail "preset $name does not meta-train"
   test -f "$work/$name/checkpoint.mnck" || fail "preset $name wrote no checkpoint"
   [ "$(grep -c '"iteration"' "$work/$name/metrics.jsonl")" -ge 2 ] || fail "preset $name logged fewer than 2 iterations"
-  "$bin/meta-test" --run "$work/$name" --tasks 2 --threads 1 --set eval.weight_steps=1 "${test_extra[@]}" --report "$work/$name-test.json" >"$work/$name-test.txt" 2>&1 \
+  "$bin/meta-test" --run "$work/$name" --tasks 2 --threads 1 --set eval.weight_steps=1 ${test_extra[@]+"${test_extra[@]}"} --report "$work/$name-test.json" >"$work/$name-test.txt" 2>&1 \
     || fail "preset $name does not meta-test"
   grep -q '"accuracy"' "$work/$name-test.json" || fail "preset $name: no accuracy in the meta-test report"
   echo "$name: $(( $(date +%s) - start )) s"

@@ -24,8 +24,10 @@ namespace metanas::meta {
 //   weights only for fixed architectures.
 // AutoMaml: first-order MAML over the weights; one alpha shared by all tasks,
 //   updated only in the outer loop.
-enum class Algorithm { Reptile, Fomaml, AutoMaml };
-// "reptile" (also "metanas"), "fomaml" (also "tnas", "t-nas"), "auto_maml".
+// Atnas: AT-NAS, a meta-learned supernet with evolved subnets (meta/atnas.h).
+enum class Algorithm { Reptile, Fomaml, AutoMaml, Atnas };
+// "reptile" (also "metanas"), "fomaml" (also "tnas", "t-nas"), "auto_maml",
+// "atnas" (also "at-nas", "at_nas").
 const char* algorithm_name(Algorithm a);
 Algorithm parse_algorithm(const std::string& s);
 
@@ -219,6 +221,34 @@ struct MamlppSection {
   bool enabled() const { return lslr || msl || second_order; }
 };
 
+// AT-NAS (algorithm "atnas", docs/algorithms.md "AT-NAS"): the search
+// network is the supernet; each task trains one subnet (an Encoding) with the
+// inner loop (task.optimizer must be sgd: only the chosen ops get gradients,
+// so nothing else moves), then the shared weights get a REPTILE or FOMAML
+// meta-update. Evolution options as nas::EvolutionOptions.
+struct AtnasSection {
+  std::string meta_update = "reptile";  // "reptile" | "fomaml"
+  // Subnet per meta-training task: "population" (the next unscored candidate
+  // of the evolution carried across meta-batches; its fitness is the query
+  // score after adaptation) or "uniform" (SPOS: uniform random subnets).
+  std::string sampling = "population";
+  int population = 50;
+  int top_k = 10;
+  int mutants = 25;
+  int crossovers = 25;
+  int generations = 20;  // per meta-test task
+  float mutation_prob = 0.1f;
+  std::string fitness = "accuracy";  // "accuracy" | "loss" (fitness = -loss)
+  int fitness_steps = 5;  // adaptation steps before a meta-test fitness evaluation
+  // Support images per class held out to score meta-test candidates (the
+  // rest trains them); with shots <= holdout_shots the whole support set
+  // both trains and scores (1-shot tasks).
+  int holdout_shots = 1;
+  // Meta-test: evolve per task from the meta-trained population (true), or
+  // take the meta-training elite's best subnet for every task (false).
+  bool test_search = true;
+};
+
 struct MetaConfig {
   Algorithm algorithm = Algorithm::Reptile;
   uint64_t seed = 2;  // MetaNAS default seed
@@ -229,6 +259,7 @@ struct MetaConfig {
   EvalSection eval;
   MetaRlSection meta_rl;
   MamlppSection mamlpp;
+  AtnasSection atnas;
 
   // Throws metanas::Error naming the bad field (and its value).
   void validate() const;

@@ -1,5 +1,6 @@
 // Umbrella header of the meta-learning module (metanas::meta).
 #pragma once
+#include "metanas/meta/atnas.h"
 #include "metanas/meta/config.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/fomaml.h"
