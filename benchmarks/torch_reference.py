@@ -17,6 +17,9 @@ on the same machine, at the same thread count:
             each an architecture step then a weight step (2 forward+backward of batch 20), Adam
             (betas 0, 0.999) whose state is carried from task to task, a query forward, REPTILE
             meta update (weights 1.0, alphas 0.6).
+  convops   per-op forward / backward (data + weight) milliseconds of PyTorch's CPU convolutions
+            (oneDNN) on engine-bench's shapes (batch 20, --channels, 28/14/7): the oneDNN column
+            of the per-op table in docs/results.md.
   sgemm     the machine's GEMM peak: float32 1024^3 matmul through numpy's BLAS (OpenBLAS).
 
 Inputs are random (the pixels do not change the work). FLOPs are counted by hooks on every
@@ -282,16 +285,48 @@ def metanas_iteration(model, meta_w, meta_a, w_opt, a_opt, ways=20, batch=20, st
             m.add_(a / meta_batch - m, alpha=0.6)
 
 
+# ---------------------------------------------------------------- per-op (oneDNN)
+def convops(C, reps):
+    specs = [("conv 3x3", (3, 3), (1, 1), 1, False), ("conv 1x5 relu", (1, 5), (0, 2), 1, True),
+             ("conv 5x1", (5, 1), (2, 0), 1, False), ("dwconv 3x3 relu", (3, 3), (1, 1), C, True),
+             ("pwconv 1x1", (1, 1), (0, 0), 1, False)]
+    rows = []
+    for S in (28, 14, 7):
+        for name, k, pad, g, relu in specs:
+            x = torch.randn(20, C, S, S, requires_grad=True)
+            w = torch.randn(C, C // g, *k, requires_grad=True)
+            fw, bw = [], []
+            for r in range(reps + 2):
+                t0 = time.perf_counter()
+                y = F.conv2d(F.relu(x) if relu else x, w, padding=pad, groups=g)
+                t1 = time.perf_counter()
+                y.backward(torch.ones_like(y))
+                t2 = time.perf_counter()
+                if r >= 2:
+                    fw.append(t1 - t0)
+                    bw.append(t2 - t1)
+            flop = 2 * y.numel() * (C // g) * k[0] * k[1]
+            rows.append({"op": name, "shape": "20x%dx%dx%d" % (C, S, S), "fwd_ms": 1e3 * statistics.median(fw),
+                         "bwd_ms": 1e3 * statistics.median(bw), "fwd_gflops": flop / 1e9 / min(fw),
+                         "bwd_gflops": 2 * flop / 1e9 / min(bw)})
+    return rows
+
+
 # ---------------------------------------------------------------- driver
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("workload", choices=["reptile4", "fomaml4", "metanas", "sgemm"])
+    p.add_argument("workload", choices=["reptile4", "fomaml4", "metanas", "sgemm", "convops"])
+    p.add_argument("--channels", type=int, default=64, help="convops: channels")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iters", type=int, default=3, help="timed meta-iterations")
     p.add_argument("--warmup", type=int, default=1, help="untimed meta-iterations first")
     p.add_argument("--meta-batch", type=int, default=0, help="override the workload's meta-batch")
     a = p.parse_args()
     times, gflop = [], 0.0
+    if a.workload == "convops":
+        torch.set_num_threads(a.threads)
+        print(json.dumps(convops(a.channels, a.iters)))
+        return
     if a.workload == "sgemm":
         n = 1024
         x = np.random.rand(n, n).astype(np.float32)
