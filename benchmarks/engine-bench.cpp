@@ -140,9 +140,11 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
       {"dwconv 3x3 s2 relu", 3, 3, C, mk(2, 1, 1, 1, 1, 1, C)},
       {"dwconv 3x3 dil2 s2 relu", 3, 3, C, mk(2, 2, 2, 2, 2, 2, C)},
       {"pwconv 1x1", 1, 1, 1, mk(1, 0, 0, 0, 0, 1, 1)},
+      {"conv 3x3", 3, 3, 1, mk(1, 1, 1, 1, 1, 1, 1)},  // the 4-conv networks (--channels 64)
   };
   convs[1].opt.relu_input = false;  // second conv of a 1x5/5x1 pair reads the first's output
   convs[6].opt.relu_input = false;
+  convs[7].opt.relu_input = false;
   for (const auto& c : convs) {
     if (c.opt.stride_h > 1 && S < 14) continue;  // reductions happen at 28 and 14
     Tensor x = leaf({N, C, S, S});

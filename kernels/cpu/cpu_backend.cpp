@@ -43,7 +43,8 @@ class CpuBackend final : public Backend {
 Backend* cpu_backend_instance() {
   // Never destroyed: tensors in other static objects may outlive any
   // destruction order we could pick.
-  static CpuBackend* instance = new CpuBackend;
+  // Before the first GEMM: OpenBLAS may have picked its SSE3 fallback core.
+  static CpuBackend* instance = (k::ensure_blas_core(), new CpuBackend);
   return instance;
 }
 
