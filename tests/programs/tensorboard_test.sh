@@ -11,7 +11,9 @@ bin=$1 work=$2 src=$3
 rm -rf "$work"
 mkdir -p "$work"
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
-if ! python3 -c "import tensorboard" 2>/dev/null; then
+# (the package itself: ctest runs in a folder holding a "tensorboard" work dir,
+# which Python would import as an empty namespace package)
+if ! python3 -c "import tensorboard.backend.event_processing" 2>/dev/null; then
   timeout 180 python3 -m pip install --quiet --target "$work/py" tensorboard >"$work/pip.log" 2>&1 ||
     { echo "SKIP: tensorboard is not installed and pip could not install it"; tail -3 "$work/pip.log"; exit 77; }
   export PYTHONPATH=$work/py${PYTHONPATH:+:$PYTHONPATH}
