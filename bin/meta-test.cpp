@@ -322,6 +322,8 @@ int run(int argc, char** argv) {
                  "eval.mode 'retrain' evaluates sampled tasks; --runs needs eval.mode 'soft'");
   MN_USAGE_CHECK(!retrain || mc.algorithm != meta::Algorithm::Atnas,
                  "eval.mode 'retrain' is not supported for atnas checkpoints (AT-NAS searches a subnet per task)");
+  MN_USAGE_CHECK(!retrain || comm->size() == 1, "eval.mode 'retrain' runs in one process (got ", comm->size(),
+                 " ranks)");
   if (retrain) {
     report["mode"] = "retrain";
     headline = retrain_evaluation(cfg, mc, split, test_seed, device, ck, learner->meta_model(), learner->in_warmup(),

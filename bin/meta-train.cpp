@@ -612,7 +612,10 @@ int run(int argc, char** argv) {
     win.add(st);
     const int64_t it = learner->iteration();
     const bool last = it == total;
-    const bool stop_now = g_signal != 0 || (stop_after > 0 && it - start_it >= stop_after);
+    bool stop_now = g_signal != 0 || (stop_after > 0 && it - start_it >= stop_after);
+    // The ranks stop together (a signal may reach them at different iterations).
+    if (ranks > 1)
+      for (const std::string& f : comm->allgather_bytes(stop_now ? "1" : "0")) stop_now = stop_now || f == "1";
 
     // A stop between log points prints a line but keeps the window (saved in
     // the checkpoint), so that the resumed run logs what this one would have.

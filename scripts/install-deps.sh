@@ -4,7 +4,8 @@
 # installed here: when /usr/local/cuda/bin/nvcc exists the CUDA backend is built.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config catch2 nlohmann-json3-dev libstb-dev
-      libopenblas-dev libopenblas-openmp-dev zlib1g-dev unzip graphviz)
+      libopenblas-dev libopenblas-openmp-dev zlib1g-dev unzip graphviz
+      openmpi-bin libopenmpi-dev)  # MPI: distributed meta-training (docs/distributed.md)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -108,7 +108,8 @@ struct TaskSection {
 struct MetaSection {
   int64_t iterations = 30000;
   int meta_batch_size = 10;
-  // Task-parallel semantics (REPTILE/MetaNAS): every task of a meta-batch
+  // Task-parallel semantics (REPTILE/MetaNAS, FOMAML/T-NAS; required by
+  // distributed runs, docs/distributed.md): every task of a meta-batch
   // starts from the task-optimizer state the previous meta-step left and
   // draws from its own generator (split from the learner's in task order),
   // so the tasks are independent and may run concurrently; the meta-step
