@@ -380,7 +380,7 @@ void TaskLearner::load_state(const Checkpoint& ck, const std::string& prefix) {
 
 void TaskLearner::set_pre_optimizer(std::shared_ptr<TaskPreOptimizer> pre) {
   pre_ = std::move(pre);
-  if (pre_) pre_->attach(*model_, step_context(0, false, nullptr));
+  if (pre_) pre_->attach(*model_, step_context(0, false, nullptr), final_context());
 }
 
 void TaskLearner::reset_state() {

@@ -5,7 +5,7 @@
 # source and image size (16x16 gray; 3-channel presets get 1 input channel),
 # the meta-batch (2 tasks), inner and test steps (at most 2 each), warm-up
 # (1 iteration, so the second exercises the architecture path) and the
-# logging/checkpoint intervals. Everything else (model, optimizers, batch
+# logging/checkpoint intervals, and a meta-RL preset's episodes and agent width. Everything else (model, optimizers, batch
 # sizes, replacement, restoring the task optimizer, transduction, rotations,
 # inversion) runs as the preset sets it. Presets with eval.mode retrain
 # decode and retrain with 2 FOMAML iterations, and Auto-MAML's image split
@@ -25,6 +25,12 @@ for c in "$src"/configs/*.json; do
   extra=(--set "model.$kind.image_size=16")
   steps=$(sed -n '/"eval": {/,/}/p' "$work/$name.resolved.json" | grep -o '"arch_steps": [0-9]*' | grep -o '[0-9]*$')
   [ "$steps" -gt 0 ] && extra+=(--set eval.arch_steps=1) # keep the preset's choice of adapting alphas or not
+  # A meta-RL preset: a one-estimation episode per cell and a small agent (each
+  # estimation is a DARTS step on the whole support set).
+  if grep -A3 '"meta_rl": {' "$work/$name.resolved.json" | grep -q '"agent": "\(ppo\|random\)"'; then
+    extra+=(--set meta_rl.max_steps=4 --set meta_rl.estimations=1 --set meta_rl.episodes=1
+      --set meta_rl.steps_per_epoch=4 --set meta_rl.test_episodes=1 --set meta_rl.hidden=16)
+  fi
   if grep -A12 "\"$kind\": {" "$work/$name.resolved.json" | grep -q '"in_channels": 3'; then
     extra+=(--set "model.$kind.in_channels=1")
   fi

@@ -18,12 +18,14 @@ MetaRlPreOptimizer::MetaRlPreOptimizer(const MetaRlSection& cfg, const nas::Dart
 
 MetaRlPreOptimizer::~MetaRlPreOptimizer() = default;
 
-void MetaRlPreOptimizer::attach(nas::Model& task_model, const nas::ForwardContext& base_ctx) {
+void MetaRlPreOptimizer::attach(nas::Model& task_model, const nas::ForwardContext& base_ctx,
+                                const nas::ForwardContext& report_ctx) {
   net_ = dynamic_cast<nas::SearchNetwork*>(&task_model);
   MN_CHECK(net_ != nullptr, "meta_rl: the agent edits architecture weights, but the task model is a '",
            task_model.kind(), "' model (needs a search network)");
   ctx_ = base_ctx;
   ctx_.rng = &rng_;
+  report_ctx_ = report_ctx;
   darts_ = std::make_unique<nas::DartsTaskOptimizer>(*net_, darts_opt_);
   auto est = [this]() { return estimate(); };
   normal_ = std::make_unique<AlphaEnv>(*net_, nas::CellType::Normal, cfg_.env, est, rng_);
@@ -45,7 +47,7 @@ void MetaRlPreOptimizer::before_adapt(const data::Episode& ep, bool warmup) {
   if (warmup && !cfg_.during_warmup) return;
   batch_ = nas::Batch{ep.support_x, ep.support_y};
   MetaRlTaskLog log;
-  log.sparse_before = net_->sparse_param_count(ctx_);
+  log.sparse_before = net_->sparse_param_count(report_ctx_);
   double ret_sum = 0;
   float final_acc = 0.f;
   bool first = true;
@@ -63,7 +65,7 @@ void MetaRlPreOptimizer::before_adapt(const data::Episode& ep, bool warmup) {
   }
   log.final_acc = final_acc > 0.f ? final_acc : log.baseline_acc;
   log.mean_return = log.episodes ? ret_sum / log.episodes : 0.0;
-  log.sparse_after = net_->sparse_param_count(ctx_);
+  log.sparse_after = net_->sparse_param_count(report_ctx_);
   batch_ = nas::Batch{};
   logs_.push_back(log);
 }

@@ -21,8 +21,11 @@ class TaskPreOptimizer {
   virtual ~TaskPreOptimizer() = default;
   // Binds the hook to the task model it will edit (once, before any call).
   // base_ctx: the forward context of the task's first inner step (temperature,
-  // normalizer, prune threshold, drop-path), without a generator.
-  virtual void attach(nas::Model& task_model, const nas::ForwardContext& base_ctx) = 0;
+  // normalizer, prune threshold, drop-path), without a generator; report_ctx:
+  // the context after adaptation (final temperature, prune threshold), for
+  // sparse parameter counts.
+  virtual void attach(nas::Model& task_model, const nas::ForwardContext& base_ctx,
+                      const nas::ForwardContext& report_ctx) = 0;
   // Edits the attached task model for the episode. warmup: the meta learner
   // is in its warm-up phase.
   virtual void before_adapt(const data::Episode& ep, bool warmup) = 0;

@@ -33,7 +33,8 @@ struct MetaRlTaskLog {
   int estimations = 0;           // agent-triggered estimations (baselines not counted)
   int updates = 0;               // PPO optimizer steps
   int64_t sparse_before = 0;     // sparse parameter count of the task model before the agent ...
-  int64_t sparse_after = 0;      // ... and of the state loaded (context of the first inner step)
+  int64_t sparse_after = 0;      // ... and of the state loaded (both at the context after adaptation:
+                                 // final temperature and prune threshold)
 };
 
 // Means over task logs (JSON object), for logs and reports.
@@ -43,7 +44,8 @@ class MetaRlPreOptimizer : public TaskPreOptimizer {
  public:
   MetaRlPreOptimizer(const MetaRlSection& cfg, const nas::DartsOptions& darts, bool training);
   ~MetaRlPreOptimizer() override;
-  void attach(nas::Model& task_model, const nas::ForwardContext& base_ctx) override;
+  void attach(nas::Model& task_model, const nas::ForwardContext& base_ctx,
+              const nas::ForwardContext& report_ctx) override;
   void before_adapt(const data::Episode& ep, bool warmup) override;
   void save_state(Checkpoint& ck, const std::string& prefix) const override;
   void load_state(const Checkpoint& ck, const std::string& prefix) override;
@@ -60,7 +62,7 @@ class MetaRlPreOptimizer : public TaskPreOptimizer {
   bool training_;
   Rng rng_;
   nas::SearchNetwork* net_ = nullptr;
-  nas::ForwardContext ctx_;
+  nas::ForwardContext ctx_, report_ctx_;
   std::unique_ptr<nas::DartsTaskOptimizer> darts_;
   std::unique_ptr<AlphaEnv> normal_, reduce_;
   std::unique_ptr<Agent> agent_;
