@@ -29,5 +29,5 @@ for m in $METHODS; do
     --run.val_every 0 --run.log_every 1 --run.checkpoint_every 1000
   "$bin/meta-test" --run "$WORK/$m" --split test --tasks "${TASKS:-20}" --threads "${THREADS:-1}" --quiet \
     --report "$WORK/$m-test.json" >"$WORK/$m-test.txt" 2>&1
-  echo "$m: $(python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r.get('accuracy'), r.get('sparse_params',{}).get('mean'))" "$WORK/$m-test.json" 2>/dev/null || head -c 300 "$WORK/$m-test.json")"
+  python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print('%s: %.2f %% +- %.2f %% (%d tasks), sparse params %d' % (sys.argv[2], 100 * r['accuracy'], 100 * r['ci95'], r['tasks'], r['result']['sparse_params']['mean']))" "$WORK/$m-test.json" "$m"
 done
