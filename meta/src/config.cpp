@@ -163,6 +163,15 @@ void MetaConfig::validate() const {
   MN_CHECK(meta.meta_batch_size >= 1, w, ": meta.meta_batch_size must be >= 1, got ", meta.meta_batch_size);
   MN_CHECK(meta.warmup_iterations >= 0, w, ": meta.warmup_iterations must be >= 0");
   MN_CHECK(meta.w_lr >= 0.f && meta.a_lr >= 0.f, w, ": meta.w_lr / a_lr must be >= 0");
+  MN_CHECK(!meta.cosine_power || (!meta.w_anneal && !meta.a_anneal), w,
+           ": meta.cosine_power replaces meta.w_anneal / a_anneal; set only one");
+  MN_CHECK(meta.cosine_power_exponent >= 1.f && meta.cosine_power_min_lr >= 0.f, w,
+           ": meta.cosine_power_exponent must be >= 1 and cosine_power_min_lr >= 0");
+  if (task.reg.any() || task.reg.aux_beta_schedule != "linear")
+    MN_CHECK(model.kind == ModelKind::Search || (task.reg.stages == 1 && task.reg.skip_limit < 0 && task.reg.tse_steps == 0),
+             w, ": task.reg stages / skip_limit / tse_steps need model.kind 'search'");
+  MN_CHECK(task.reg.tse_steps == 0 || task.optimizer == InnerOptimizer::Adam, w,
+           ": task.reg.tse_steps needs the adam (DARTS) inner optimizer");
   MN_CHECK(meta.adam_beta1 >= 0.f && meta.adam_beta1 < 1.f && meta.adam_beta2 >= 0.f &&
                meta.adam_beta2 < 1.f && meta.adam_eps > 0.f,
            w, ": meta Adam betas must be in [0, 1) and eps > 0");
@@ -368,6 +377,7 @@ const auto kTaskFields = [](auto& v, auto& t) {
   v.named("normalizer", t.normalizer, nas::normalizer_name, nas::parse_normalizer);
   v.field("prune_threshold", t.prune_threshold);
   v.field("drop_path_prob", t.drop_path_prob);
+  v.nested("reg", t.reg);
 };
 
 const auto kMetaFields = [](auto& v, auto& m) {
@@ -380,6 +390,9 @@ const auto kMetaFields = [](auto& v, auto& m) {
   v.field("a_lr", m.a_lr);
   v.field("w_anneal", m.w_anneal);
   v.field("a_anneal", m.a_anneal);
+  v.field("cosine_power", m.cosine_power);
+  v.field("cosine_power_exponent", m.cosine_power_exponent);
+  v.field("cosine_power_min_lr", m.cosine_power_min_lr);
   v.field("adam_beta1", m.adam_beta1);
   v.field("adam_beta2", m.adam_beta2);
   v.field("adam_eps", m.adam_eps);

@@ -12,6 +12,7 @@
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 #include "metanas/meta/atnas.h"
+#include "metanas/meta/cosine_power.h"
 #include "metanas/meta/fomaml.h"
 #include "metanas/meta/reptile.h"
 #include "metanas/nas/search_network.h"
@@ -129,11 +130,17 @@ float MetaLearner::next_w_lr() const {
     const float lo = cfg_.mamlpp.min_w_lr;
     return lo + (m.w_lr - lo) * cosine(iteration_ / E, m.iterations / E);
   }
+  if (m.cosine_power)
+    return static_cast<float>(cosine_power_lr(iteration_, m.iterations, m.warmup_iterations, m.w_lr,
+                                              m.cosine_power_min_lr, m.cosine_power_exponent));
   return m.w_anneal ? m.w_lr * cosine(iteration_, m.iterations) : m.w_lr;
 }
 
 float MetaLearner::next_a_lr() const {
   const auto& m = cfg_.meta;
+  if (m.cosine_power)
+    return static_cast<float>(cosine_power_lr(iteration_, m.iterations, m.warmup_iterations, m.a_lr,
+                                              m.cosine_power_min_lr, m.cosine_power_exponent));
   if (!m.a_anneal) return m.a_lr;
   const int64_t t = std::max<int64_t>(0, iteration_ - m.warmup_iterations);
   return m.a_lr * cosine(t, m.iterations - m.warmup_iterations);

@@ -34,6 +34,7 @@ TaskLearnerOptions TaskLearnerOptions::for_training(const MetaConfig& cfg) {
   o.drop_path_prob = cfg.task.drop_path_prob;
   // MAML++ (and its network's outer-only BN): N + 1 rates per tensor.
   if (cfg.mamlpp.enabled() || cfg.model.kind == ModelKind::ConvNet4pp) o.lslr_values = cfg.task.steps + 1;
+  o.reg = cfg.task.reg;
   return o;
 }
 
@@ -46,6 +47,7 @@ TaskLearnerOptions TaskLearnerOptions::for_evaluation(const MetaConfig& cfg) {
   o.schedule = cfg.eval_schedule();
   o.prune_threshold = cfg.eval.prune_threshold;
   o.drop_path_prob = cfg.eval.drop_path ? cfg.task.drop_path_prob : 0.f;
+  o.reg.skip_dropout.clear();  // P-DARTS skip dropout: meta-training only
   return o;
 }
 
@@ -62,6 +64,7 @@ void TaskLearnerOptions::validate() const {
   MN_CHECK(lslr_values >= 0, w, ": lslr_values must be >= 0");
   MN_CHECK(lslr_values == 0 || (optimizer == InnerOptimizer::Sgd && sgd_w_grad_clip == 0.f), w,
            ": per-step rates (lslr_values > 0) need the Sgd inner optimizer without gradient clipping");
+  reg.validate();
   nas::TemperatureSchedule s = schedule;
   s.steps = std::max(1, s.steps);
   s.validate();
@@ -214,6 +217,8 @@ struct TaskLearner::Batches {
 TaskLearner::TaskLearner(const nas::Model& meta_model, const TaskLearnerOptions& opt)
     : meta_(&meta_model), opt_(opt), batches_(std::make_unique<Batches>()) {
   opt_.validate();
+  stage_len_ = opt_.arch_steps;
+  opt_.arch_steps *= opt_.reg.stages;  // P-DARTS: the architecture steps repeat once per stage
   opt_.schedule.steps = std::max(1, opt_.arch_steps);
   model_ = meta_model.clone();
   if (opt_.optimizer == InnerOptimizer::Adam) {
@@ -262,6 +267,7 @@ nas::ForwardContext TaskLearner::step_context(int step, bool warmup, Rng* rng) c
     opt_.schedule.apply(ctx, std::min(step, opt_.arch_steps - 1), false);
   else
     opt_.schedule.apply(ctx, 0, true);
+  apply_step_regularizers(ctx, step);
   return ctx;
 }
 
@@ -269,6 +275,8 @@ nas::ForwardContext TaskLearner::final_context() const {
   nas::ForwardContext ctx = step_context(opt_.arch_steps + opt_.weight_steps - 1, last_warmup_, nullptr);
   ctx.drop_path_prob = 0.f;
   ctx.training = false;
+  ctx.skip_dropout = 0.f;
+  ctx.aux_skip_beta = opt_.reg.aux_beta_at(opt_.arch_steps, opt_.arch_steps);  // after the search
   return ctx;
 }
 
@@ -276,6 +284,7 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
   check_episode(ep, *model_, "TaskLearner::adapt");
   reset_to_meta();
   if (pre_) pre_->before_adapt(ep, warmup);
+  dropped_ = nas::DroppedOps{};
   last_warmup_ = warmup;
   last_rng_ = &rng;
   const int steps = opt_.arch_steps + opt_.weight_steps;
@@ -296,7 +305,7 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
     if (darts_) {
       darts_->set_warmup(!arch[s]);
       const nas::Batch& ba = arch[s] ? batches_->for_alpha[s] : bw;
-      nas::DartsStepResult sr = darts_->step(ba, bw, ctx);
+      nas::DartsStepResult sr = arch[s] ? regularized_step(s, ba, bw, ctx) : darts_->step(ba, bw, ctx);
       r.last_support_loss = sr.w_loss;
       r.last_support_acc = sr.w_acc;
     } else {
@@ -319,13 +328,16 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
       }
       if (observer_) observer_->after_update(s);
     }
+    after_step(s, arch[s]);
   }
+  finish_adapt();
   return r;
 }
 
 QueryResult TaskLearner::evaluate_query(const data::Episode& ep, bool non_transductive) {
   check_episode(ep, *model_, "TaskLearner::evaluate_query");
   MN_CHECK(ep.query_x.dim(0) >= 1, "TaskLearner::evaluate_query: the episode has no query images");
+  prepare_query();
   nas::ForwardContext ctx = final_context();
   ctx.rng = last_rng_;  // gumbel-softmax draws noise in every forward
   QueryResult q;

@@ -275,6 +275,23 @@ OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_
     case Primitive::DilConv5x5:
       declare_dw_pw_bn(b, op, n, "", 0, affine, 5);
       break;
+    case Primitive::SharpAvgPool3x3:
+    case Primitive::SharpMaxPool3x3:
+      break;  // plain pools (SharpDARTS's ResizablePool at C_in == C_out)
+    case Primitive::SharpSepConv3x3:
+    case Primitive::FloodConv3x3:
+    case Primitive::SharpDilConv3x3:
+    case Primitive::DilFloodConv3x3: {
+      const bool flood = prim == Primitive::FloodConv3x3 || prim == Primitive::DilFloodConv3x3;
+      const int64_t mid = flood ? 4 * C : C;
+      op.convs.push_back(b.conv(n + ".dw1", C, 1, 3, 3));
+      op.convs.push_back(b.conv(n + ".pw1", mid, C, 1, 1));
+      op.bn[0] = b.bn(n + ".bn1", mid, affine);
+      op.convs.push_back(b.conv(n + ".dw2", mid, 1, 3, 3));
+      op.convs.push_back(b.conv(n + ".pw2", C, mid, 1, 1));
+      op.bn[1] = b.bn(n + ".bn2", C, affine);
+      break;
+    }
   }
   return op;
 }
@@ -287,6 +304,25 @@ Tensor relu_dw_pw_bn(const Tensor& x, const ParamSet& ps, int dw, int pw, const 
   o.relu_input = true;
   Tensor h = conv2d(x, ps[dw], o);
   return apply_bn(conv2d(h, ps[pw]), ps, bn);
+}
+// SharpDARTS's SharpSepConv: ReLU, depthwise 3x3 (stride, dilation), pointwise
+// C -> M, BN, ReLU, depthwise 3x3 on M (stride 1, dilation 1), pointwise M -> C, BN.
+Tensor sharp_sep_conv(const OpBlock& op, const ParamSet& ps, const Tensor& x, int dilation) {
+  Conv2dOptions o1 = Conv2dOptions::same(op.stride, dilation, dilation, op.C);
+  o1.relu_input = true;
+  Tensor h = apply_bn(conv2d(conv2d(x, ps[op.convs[0]], o1), ps[op.convs[1]]), ps, op.bn[0]);
+  const int64_t mid = ps[op.convs[1]].dim(0);
+  Conv2dOptions o2 = Conv2dOptions::same(1, 1, 1, mid);
+  o2.relu_input = true;
+  return apply_bn(conv2d(conv2d(h, ps[op.convs[2]], o2), ps[op.convs[3]]), ps, op.bn[1]);
+}
+
+// PyTorch's nn.AvgPool2d(3, s, 1) default (count_include_pad): the window sum
+// over 9, i.e. a depthwise conv with constant weights 1/9.
+Tensor avg_pool_include_pad(const Tensor& x, int stride) {
+  const int64_t C = x.dim(1);
+  Tensor w = Tensor::full(Shape{C, 1, 3, 3}, 1.f / 9.f, x.device());
+  return conv2d(x, w, Conv2dOptions::same(stride, 1, 1, C));
 }
 }  // namespace
 
@@ -329,6 +365,16 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
     }
     case Primitive::DilConv5x5:
       return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 2, 5);
+    case Primitive::SharpAvgPool3x3:
+      return avg_pool_include_pad(x, op.stride);
+    case Primitive::SharpMaxPool3x3:
+      return max_pool2d(x, 3, op.stride, 1);
+    case Primitive::SharpSepConv3x3:
+    case Primitive::FloodConv3x3:
+      return sharp_sep_conv(op, ps, x, 1);
+    case Primitive::SharpDilConv3x3:
+    case Primitive::DilFloodConv3x3:
+      return sharp_sep_conv(op, ps, x, 2);
   }
   MN_THROW("unknown primitive ", static_cast<int>(op.prim));
 }

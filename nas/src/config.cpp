@@ -27,7 +27,13 @@ struct ConfigFields {
       f("layers", c.layers);
       if constexpr (std::is_same_v<T, SearchConfig>) f("nodes", c.nodes);
       f("stem_multiplier", c.stem_multiplier);
-      if constexpr (std::is_same_v<T, SearchConfig>) f("space", c.space);
+      if constexpr (std::is_same_v<T, SearchConfig>) {
+        f("space", c.space);
+        f("mixed_op", c.mixed_op);
+        f("aux_skip", c.aux_skip);
+        f("partial_channels", c.partial_channels);
+        f("edge_normalization", c.edge_normalization);
+      }
       if constexpr (std::is_same_v<T, DiscreteConfig>) f("channel_scale", c.channel_scale);
       f("reduction_layers", c.reduction_layers);
     }
@@ -79,6 +85,11 @@ void SearchConfig::validate() const {
   } catch (const Error& e) {
     MN_THROW(w, ": space: ", e.what());
   }
+  MN_CHECK(mixed_op == "scalar" || mixed_op == "max_w", w, ": unknown mixed_op '", mixed_op,
+           "' (valid: scalar, max_w)");
+  MN_CHECK(partial_channels >= 1 && C % partial_channels == 0 && (C / partial_channels) % 2 == 0, w,
+           ": partial_channels must be >= 1 and divide C into an even channel count (C ", C, ", K ",
+           partial_channels, ")");
 }
 
 std::string SearchConfig::to_json() const { return detail::fields_to_json(*this, ConfigFields{}); }
@@ -90,7 +101,9 @@ SearchConfig SearchConfig::from_json(const std::string& text) {
 bool SearchConfig::operator==(const SearchConfig& o) const {
   return in_channels == o.in_channels && image_size == o.image_size && num_classes == o.num_classes &&
          C == o.C && layers == o.layers && nodes == o.nodes && stem_multiplier == o.stem_multiplier &&
-         space == o.space && resolved_reductions() == o.resolved_reductions();
+         space == o.space && mixed_op == o.mixed_op && aux_skip == o.aux_skip &&
+         partial_channels == o.partial_channels && edge_normalization == o.edge_normalization &&
+         resolved_reductions() == o.resolved_reductions();
 }
 
 // ---- DiscreteConfig ----

@@ -9,7 +9,9 @@ namespace metanas::nas {
 namespace {
 const char* const kNames[kNumAllPrimitives] = {"max_pool_3x3", "avg_pool_3x3", "skip_connect", "conv_1x5_5x1",
                                                "conv_3x3",     "sep_conv_3x3", "dil_conv_3x3", "none",
-                                               "sep_conv_5x5", "dil_conv_5x5"};
+                                               "sep_conv_5x5", "dil_conv_5x5", "sharp_avg_pool_3x3", "sharp_max_pool_3x3",
+                                               "sharp_sep_conv_3x3", "flood_conv_3x3", "sharp_dil_conv_3x3",
+                                               "dil_flood_conv_3x3"};
 }
 
 const std::vector<Primitive>& space_primitives(SearchSpace s) {
@@ -17,15 +19,23 @@ const std::vector<Primitive>& space_primitives(SearchSpace s) {
   static const std::vector<Primitive> darts = {Primitive::None,       Primitive::MaxPool3x3, Primitive::AvgPool3x3,
                                                Primitive::SkipConnect, Primitive::SepConv3x3, Primitive::SepConv5x5,
                                                Primitive::DilConv3x3, Primitive::DilConv5x5};
+  static const std::vector<Primitive> sharp = {Primitive::SharpAvgPool3x3, Primitive::SharpMaxPool3x3,
+                                               Primitive::SkipConnect,     Primitive::SharpSepConv3x3,
+                                               Primitive::FloodConv3x3,    Primitive::SharpDilConv3x3,
+                                               Primitive::DilFloodConv3x3};
+  if (s == SearchSpace::Sharp) return sharp;
   return s == SearchSpace::Darts ? darts : metanas;
 }
 
-const char* search_space_name(SearchSpace s) { return s == SearchSpace::Darts ? "darts" : "metanas"; }
+const char* search_space_name(SearchSpace s) {
+  return s == SearchSpace::Sharp ? "sharp" : s == SearchSpace::Darts ? "darts" : "metanas";
+}
 
 SearchSpace parse_search_space(const std::string& name) {
   if (name == "metanas") return SearchSpace::MetaNAS;
   if (name == "darts") return SearchSpace::Darts;
-  MN_THROW("unknown search space '", name, "' (valid: metanas, darts)");
+  if (name == "sharp") return SearchSpace::Sharp;
+  MN_THROW("unknown search space '", name, "' (valid: metanas, darts, sharp)");
 }
 
 const std::array<Primitive, kNumPrimitives>& all_primitives() {

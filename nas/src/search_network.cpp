@@ -3,6 +3,7 @@
 #include "metanas/nas/search_network.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "blocks.h"
 #include "metanas/engine/autograd.h"
@@ -19,6 +20,9 @@ struct SearchCell {
   Preprocess pre0, pre1;
   // edges[i][j][k]: op k on input j of node i.
   std::vector<std::vector<std::vector<OpBlock>>> edges;
+  // DARTS-: aux[i][j] the auxiliary skip of that edge (a factorized reduce on
+  // reducing edges; unused, conv_a = -1, on identity edges).
+  std::vector<std::vector<FactorizedReduce>> aux;
 };
 
 struct SearchNetworkImpl {
@@ -29,6 +33,7 @@ struct SearchNetworkImpl {
   std::vector<SearchCell> cells;
   Classifier classifier;
   std::vector<int> alpha_idx[2], pair_idx[2];  // [cell type][node]
+  std::vector<int> edge_idx[2];                 // PC-DARTS edge normalization (empty when off)
   std::vector<std::vector<std::pair<int, int>>> pairs;  // [node]
   ForwardStats stats;
   // Device-side soft pruning (ForwardContext::plan_epoch): the candidate
@@ -97,6 +102,175 @@ std::vector<std::pair<int, int>> candidate_terms(const float* logits, int n_in, 
   return terms;
 }
 
+
+// gather(v, sel)[r] = sum_c sel[r, c] v[c] for a constant 0/1 matrix sel
+// [rows, cols] (differentiable in v).
+Tensor gather_rows(const Tensor& v, const std::vector<float>& sel, int64_t rows, int64_t cols, Device dev) {
+  return linear(v.reshape(Shape{1, cols}), Tensor::from_vector(sel, Shape{rows, cols}, dev), Tensor()).reshape(Shape{rows});
+}
+
+// 1-D concatenation of vectors.
+Tensor concat_vectors(const std::vector<Tensor>& vs) {
+  std::vector<Tensor> r;
+  int64_t n = 0;
+  for (const Tensor& v : vs) {
+    r.push_back(v.reshape(Shape{1, v.numel(), 1, 1}));
+    n += v.numel();
+  }
+  return concat_channels(r).reshape(Shape{n});
+}
+
+// Elements [a, a + n) of a vector.
+Tensor slice_vector(const Tensor& v, int64_t a, int64_t n) {
+  return slice_channels(v.reshape(Shape{1, v.numel(), 1, 1}), a, n).reshape(Shape{n});
+}
+
+// P-DARTS skip dropout: elementwise dropout with rate p (kept values scaled
+// by 1/(1-p)); the mask is drawn on the host from rng.
+Tensor skip_dropout(const Tensor& y, float p, Rng& rng) {
+  std::vector<float> mask(static_cast<size_t>(y.numel()));
+  const float keep = 1.f / (1.f - p);
+  for (float& v : mask) v = rng.uniform() < p ? 0.f : keep;
+  return mul(y, Tensor::from_vector(mask, y.shape(), y.device()));
+}
+
+}  // namespace
+
+namespace detail {
+
+// PC-DARTS channel shuffle with `groups` groups: out[:, i * groups + g] =
+// in[:, g * (C / groups) + i] (view [N, g, C/g, H, W], swap dims 1 and 2).
+Tensor channel_shuffle(const Tensor& x, int groups) {
+  const int64_t C = x.dim(1), per = C / groups;
+  MN_CHECK(per * groups == C, "channel_shuffle: ", C, " channels do not split into ", groups, " groups");
+  std::vector<Tensor> chans;
+  for (int64_t i = 0; i < per; ++i)
+    for (int64_t g = 0; g < groups; ++g) chans.push_back(slice_channels(x, g * per + i, 1));
+  return concat_channels(chans);
+}
+
+// One node of a search cell (docs/nas.md "Regularized MetaNAS"):
+//   node = sum_{j used} c_j (u_j + beta aux_j),   c_j = E_j sum_{kept pairs c ∋ j} P[c]
+//   u_j  = sum_k f(W)[j, k] op_k(h_j)                            (K = 1)
+//        = shuffle(concat(sum_k f(W)[j, k] op_k(h_j[:C/K]), pool(h_j[C/K:])))   (PC-DARTS)
+//   f(W) = W (scalar) or W - max_k W[j, k] + 1 (max_w); E = 1 without edge normalization.
+// Only the planned (surviving) terms are computed.
+Tensor node_output(SearchNetworkImpl& m, const SearchCell& cell, int i, const NodePlan& plan, const float* hw,
+                   const Tensor& Wi, const Tensor& Pi, const Tensor& Ei, CellStates& states, int64_t N, int64_t OH,
+                   int64_t OW, int stride, bool drop, const ForwardContext& ctx, Device dev, PhiloxKey dkey,
+                   uint32_t node_ops) {
+  const SearchConfig& cfg = m.cfg;
+  const int P_ops = num_ops(cfg);
+  const int n_in = i + 2;
+  const auto& pairs = m.pairs[static_cast<size_t>(i)];
+  const int K = cfg.partial_channels;
+  const int64_t C = cfg.C, Cp = C / K;
+  // Inputs in a kept pair, in order.
+  std::vector<int> used;
+  for (int j = 0; j < n_in; ++j) {
+    bool u = false;
+    for (int c : plan.kept_pairs) u = u || pairs[static_cast<size_t>(c)].first == j || pairs[static_cast<size_t>(c)].second == j;
+    if (u) used.push_back(j);
+  }
+  const bool aux = cfg.aux_skip && ctx.aux_skip_beta != 0.f;
+  if (used.empty() || (plan.terms.empty() && K == 1 && !aux)) return Tensor::zeros(Shape{N, C, OH, OW}, DType::F32, dev);
+  const int64_t U = static_cast<int64_t>(used.size());
+  const int64_t M = static_cast<int64_t>(plan.terms.size());
+  const int64_t NW = static_cast<int64_t>(n_in) * P_ops;
+  const int64_t NP = static_cast<int64_t>(pairs.size());
+
+  // Input coefficients c [U].
+  std::vector<float> mc(static_cast<size_t>(U * NP), 0.f);
+  for (int64_t u = 0; u < U; ++u)
+    for (int c : plan.kept_pairs)
+      if (pairs[static_cast<size_t>(c)].first == used[u] || pairs[static_cast<size_t>(c)].second == used[u])
+        mc[static_cast<size_t>(u * NP + c)] = 1.f;
+  Tensor coef_in = gather_rows(Pi, mc, U, NP, dev);
+  if (Ei.defined()) {
+    std::vector<float> se(static_cast<size_t>(U * n_in), 0.f);
+    for (int64_t u = 0; u < U; ++u) se[static_cast<size_t>(u * n_in + used[u])] = 1.f;
+    coef_in = mul(coef_in, gather_rows(Ei, se, U, n_in, dev));
+  }
+
+  // Op weights f [M] of the terms.
+  Tensor f;
+  if (M > 0) {
+    if (M == NW) {
+      f = Wi.reshape(Shape{M});  // nothing pruned: terms are in row-major order
+    } else {
+      std::vector<float> sel(static_cast<size_t>(M * NW), 0.f);
+      for (int64_t s = 0; s < M; ++s)
+        sel[static_cast<size_t>(s * NW + plan.terms[s].first * P_ops + plan.terms[s].second)] = 1.f;
+      f = gather_rows(Wi.reshape(Shape{NW}), sel, M, NW, dev);
+    }
+    if (cfg.mixed_op == "max_w") {
+      // The row maximum, picked (as torch.max) from the host copy of W.
+      std::vector<float> sel(static_cast<size_t>(M * NW), 0.f);
+      for (int64_t s = 0; s < M; ++s) {
+        const int j = plan.terms[s].first;
+        int best = 0;
+        for (int k = 1; k < P_ops; ++k)
+          if (hw[j * P_ops + k] > hw[j * P_ops + best]) best = k;
+        sel[static_cast<size_t>(s * NW + j * P_ops + best)] = 1.f;
+      }
+      f = add_scalar(sub(f, gather_rows(Wi.reshape(Shape{NW}), sel, M, NW, dev)), 1.f);
+    }
+  }
+
+  // Op outputs of the surviving terms (on the first C/K channels under PC-DARTS).
+  std::vector<Tensor> outs;
+  for (const auto& [j, k] : plan.terms) {
+    const OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
+    const Tensor& h = states.get(j);
+    Tensor y = apply(op, m.weights, K == 1 ? h : slice_channels(h, 0, Cp));
+    if (drop && !op.identity()) y = keyed_drop_path(y, ctx, dkey, node_ops + static_cast<uint32_t>(j * P_ops + k));
+    if (op.identity() && ctx.training && ctx.skip_dropout > 0.f) y = skip_dropout(y, ctx.skip_dropout, *ctx.rng);
+    outs.push_back(y);
+  }
+
+  std::vector<Tensor> parts;  // summed with weights `wts`
+  std::vector<Tensor> wts;
+  if (K == 1) {
+    if (M > 0) {
+      std::vector<float> st(static_cast<size_t>(M * U), 0.f);
+      for (int64_t s = 0; s < M; ++s)
+        for (int64_t u = 0; u < U; ++u)
+          if (used[u] == plan.terms[s].first) st[static_cast<size_t>(s * U + u)] = 1.f;
+      parts = outs;
+      wts.push_back(mul(f, gather_rows(coef_in, st, M, U, dev)));
+    }
+  } else {
+    for (int64_t u = 0; u < U; ++u) {
+      const int j = used[u];
+      int64_t s0 = 0, n = 0;
+      for (int64_t s = 0; s < M; ++s)
+        if (plan.terms[s].first == j) {
+          if (n == 0) s0 = s;
+          ++n;
+        }
+      Tensor mixed = n == 0 ? Tensor::zeros(Shape{N, Cp, OH, OW}, DType::F32, dev)
+                            : weighted_sum(std::vector<Tensor>(outs.begin() + s0, outs.begin() + s0 + n),
+                                           slice_vector(f, s0, n));
+      const Tensor& h = states.get(j);
+      Tensor rest = slice_channels(h, Cp, C - Cp);
+      if (stride == 2 && j < 2) rest = h.dim(2) % 2 == 0 && h.dim(3) % 2 == 0 ? max_pool2d(rest, 2, 2, 0) : max_pool2d(rest, 3, 2, 1);
+      parts.push_back(channel_shuffle(concat_channels({mixed, rest}), K));
+    }
+    wts.push_back(coef_in);
+  }
+  if (aux) {
+    for (int64_t u = 0; u < U; ++u) {
+      const FactorizedReduce& fr = cell.aux[static_cast<size_t>(i)][static_cast<size_t>(used[u])];
+      parts.push_back(fr.conv_a >= 0 ? apply(fr, m.weights, states.get(used[u])) : states.get(used[u]));
+    }
+    wts.push_back(mul_scalar(coef_in, ctx.aux_skip_beta));
+  }
+  return weighted_sum(parts, wts.size() == 1 ? wts[0] : concat_vectors(wts));
+}
+
+}  // namespace detail
+
+namespace {
 }  // namespace
 
 std::vector<std::pair<int, int>> SearchNetwork::input_pairs(int num_inputs) {
@@ -130,9 +304,21 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
         const int stride = cell.reduction && j < 2 ? 2 : 1;
         std::vector<detail::OpBlock> ops;
         const std::string en = cn + ".node" + std::to_string(i) + ".in" + std::to_string(j);
-        for (Primitive p : space_primitives(parse_search_space(cfg.space))) ops.push_back(detail::make_op(b, en, p, C, stride, false));
+        const int64_t c_ops = C / cfg.partial_channels;  // PC-DARTS: the ops see C/K channels
+        for (Primitive p : space_primitives(parse_search_space(cfg.space))) ops.push_back(detail::make_op(b, en, p, c_ops, stride, false));
         cell.edges[static_cast<size_t>(i)].push_back(std::move(ops));
       }
+    }
+    if (cfg.aux_skip) {
+      cell.aux.resize(static_cast<size_t>(cfg.nodes));
+      for (int i = 0; i < cfg.nodes; ++i)
+        for (int j = 0; j < i + 2; ++j) {
+          detail::FactorizedReduce fr;
+          if (cell.reduction && j < 2)
+            fr = detail::make_factorized_reduce(b, cn + ".node" + std::to_string(i) + ".in" + std::to_string(j) + ".aux",
+                                                C, C, false);
+          cell.aux[static_cast<size_t>(i)].push_back(fr);
+        }
     }
     m.cells.push_back(std::move(cell));
     c_pp = c_p;
@@ -153,6 +339,11 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
       m.pair_idx[t].push_back(
           ab.normal(std::string("pair_") + type_name(t) + "." + std::to_string(i), Shape{np}, 1e-3f));
     }
+  if (cfg.edge_normalization)
+    for (int t = 0; t < 2; ++t)
+      for (int i = 0; i < cfg.nodes; ++i)
+        m.edge_idx[t].push_back(
+            ab.normal(std::string("edge_") + type_name(t) + "." + std::to_string(i), Shape{i + 2}, 1e-3f));
   ab.finish(rng);
   for (int i = 0; i < cfg.nodes; ++i) m.pairs.push_back(input_pairs(i + 2));
 }
@@ -171,6 +362,12 @@ int SearchNetwork::alpha_index(CellType type, int node) const {
   MN_CHECK(node >= 0 && node < impl_->cfg.nodes, "alpha_index: node ", node, " outside 0..",
            impl_->cfg.nodes - 1);
   return impl_->alpha_idx[type_index(type)][static_cast<size_t>(node)];
+}
+
+int SearchNetwork::edge_index(CellType type, int node) const {
+  MN_CHECK(impl_->cfg.edge_normalization, "edge_index: the network has no edge normalization");
+  MN_CHECK(node >= 0 && node < impl_->cfg.nodes, "edge_index: node ", node, " outside 0..", impl_->cfg.nodes - 1);
+  return impl_->edge_idx[type_index(type)][static_cast<size_t>(node)];
 }
 
 int SearchNetwork::pair_index(CellType type, int node) const {
@@ -192,28 +389,47 @@ std::unique_ptr<Model> SearchNetwork::clone() const {
   return c;
 }
 
-Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
+Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) { return run(x, ctx, -1, nullptr); }
+
+std::vector<Tensor> SearchNetwork::cell_states(const Tensor& x, const ForwardContext& ctx, int cell) {
+  MN_CHECK(cell >= 0 && cell < impl_->cfg.layers, "cell_states: cell ", cell, " outside 0..", impl_->cfg.layers - 1);
+  std::vector<Tensor> r;
+  run(x, ctx, cell, &r);
+  return r;
+}
+
+Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int capture_cell, std::vector<Tensor>* captured) {
   const int P_ops = num_ops(impl_->cfg);
   auto& m = *impl_;
   const SearchConfig& cfg = m.cfg;
   const bool drop = detail::check_cell_forward("SearchNetwork::forward", x, cfg.in_channels, device(), ctx);
+  MN_CHECK(ctx.skip_dropout >= 0.f && ctx.skip_dropout < 1.f, "SearchNetwork::forward: skip_dropout must be in [0, 1), got ",
+           ctx.skip_dropout);
+  MN_CHECK(!(ctx.training && ctx.skip_dropout > 0.f) || ctx.rng, "SearchNetwork::forward: skip dropout needs ForwardContext::rng");
+  MN_CHECK(std::isfinite(ctx.aux_skip_beta), "SearchNetwork::forward: aux_skip_beta is not finite");
 
   // Normalized architecture weights, once per cell type (shared by its cells).
   bool has_type[2] = {false, false};
   for (const auto& c : m.cells) has_type[c.reduction ? 1 : 0] = true;
-  std::vector<Tensor> W[2], P[2];
+  std::vector<Tensor> W[2], P[2], E[2];
   for (int t = 0; t < 2; ++t) {
     if (!has_type[t]) continue;
     for (int i = 0; i < cfg.nodes; ++i) {
       W[t].push_back(normalize(m.arch[m.alpha_idx[t][static_cast<size_t>(i)]], ctx));
       P[t].push_back(normalize(m.arch[m.pair_idx[t][static_cast<size_t>(i)]], ctx));
+      // PC-DARTS edge normalization: a plain softmax (no temperature).
+      if (cfg.edge_normalization) E[t].push_back(softmax(m.arch[m.edge_idx[t][static_cast<size_t>(i)]]));
     }
   }
   // Device-side plan: candidates from the logits once per epoch, the
   // threshold applied as masks on the device (no readback per forward).
   // A negative threshold keeps everything: nothing to read at all.
   const bool keep_all = ctx.prune_threshold < 0.f;
-  const bool device_plan = ctx.plan_epoch != 0 && !keep_all;
+  // The regularized-MetaNAS node forms (detail::node_output) plan on the host;
+  // max-w also needs the host weights when nothing is pruned.
+  const bool regularized = cfg.mixed_op == "max_w" || cfg.aux_skip || cfg.partial_channels > 1 ||
+                           cfg.edge_normalization || ctx.skip_dropout > 0.f;
+  const bool device_plan = ctx.plan_epoch != 0 && !keep_all && !regularized;
   if (device_plan && m.cand_epoch != ctx.plan_epoch) {
     const std::vector<float> logits = m.arch.values().to_vector();  // the one readback of the epoch
     for (int t = 0; t < 2; ++t) {
@@ -252,7 +468,7 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
   // Host plan: the normalized values on the host, in one copy, for the
   // pruning decisions.
   std::vector<float> host;
-  if (!device_plan && !keep_all) {
+  if (!device_plan && (!keep_all || cfg.mixed_op == "max_w")) {
     NoGradGuard ng;
     std::vector<Tensor> flat;
     for (int t = 0; t < 2; ++t)
@@ -309,29 +525,29 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
       stats.ops_computed += static_cast<int>(plan.terms.size());
       stats.pairs_total += static_cast<int>(pairs.size());
       stats.pairs_kept += static_cast<int>(plan.kept_pairs.size());
-      if (plan.terms.empty()) {
-        states.push(Tensor::zeros(Shape{N, cfg.C, OH, OW}, DType::F32, x.device()));
-        continue;
-      }
-      // Op outputs of the surviving terms.
-      std::vector<Tensor> outs;
-      outs.reserve(plan.terms.size());
-      for (const auto& [j, k] : plan.terms) {
-        const detail::OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
-        Tensor y = detail::apply(op, m.weights, states.get(j));
-        if (drop && !op.identity())
-          y = detail::keyed_drop_path(y, ctx, dkey, node_ops + static_cast<uint32_t>(j * P_ops + k));
-        outs.push_back(y);
-      }
-      // Term weights v[s] = W[j_s, k_s] * sum_{kept pairs c containing j_s} P[c],
-      // gathered with constant 0/1 matrices so that they stay differentiable.
-      const int64_t M = static_cast<int64_t>(plan.terms.size());
-      const int64_t NW = static_cast<int64_t>(n_in) * P_ops;
-      const int64_t NP = static_cast<int64_t>(pairs.size());
-      const Tensor& Wi = W[t][static_cast<size_t>(i)];
-      const Tensor& Pi = P[t][static_cast<size_t>(i)];
-      Tensor wsel;
       if (device_plan) {
+        if (plan.terms.empty()) {
+          states.push(Tensor::zeros(Shape{N, cfg.C, OH, OW}, DType::F32, x.device()));
+          continue;
+        }
+        // Op outputs of the surviving terms.
+        std::vector<Tensor> outs;
+        outs.reserve(plan.terms.size());
+        for (const auto& [j, k] : plan.terms) {
+          const detail::OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
+          Tensor y = detail::apply(op, m.weights, states.get(j));
+          if (drop && !op.identity())
+            y = detail::keyed_drop_path(y, ctx, dkey, node_ops + static_cast<uint32_t>(j * P_ops + k));
+          outs.push_back(y);
+        }
+        // Term weights v[s] = W[j_s, k_s] * sum_{kept pairs c containing j_s} P[c],
+        // gathered with constant 0/1 matrices so that they stay differentiable.
+        const int64_t M = static_cast<int64_t>(plan.terms.size());
+        const int64_t NW = static_cast<int64_t>(n_in) * P_ops;
+        const int64_t NP = static_cast<int64_t>(pairs.size());
+        const Tensor& Wi = W[t][static_cast<size_t>(i)];
+        const Tensor& Pi = P[t][static_cast<size_t>(i)];
+        Tensor wsel;
         // Candidates gathered with the epoch's matrices, then the threshold as
         // masks: pruned terms and pairs get weight 0 (and no gradient).
         wsel = M == NW ? Wi.reshape(Shape{M})
@@ -343,28 +559,16 @@ Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) {
         states.push(weighted_sum(outs, mul(mul(wsel, above(wsel, ctx.prune_threshold)), coef)));
         continue;
       }
-      if (M == NW) {
-        wsel = Wi.reshape(Shape{M});  // nothing pruned: terms are in row-major order
-      } else {
-        std::vector<float> sel(static_cast<size_t>(M * NW), 0.f);
-        for (int64_t s = 0; s < M; ++s)
-          sel[static_cast<size_t>(s * NW + plan.terms[static_cast<size_t>(s)].first * P_ops +
-                                  plan.terms[static_cast<size_t>(s)].second)] = 1.f;
-        wsel = linear(Wi.reshape(Shape{1, NW}), Tensor::from_vector(sel, Shape{M, NW}, x.device()),
-                      Tensor())
-                   .reshape(Shape{M});
-      }
-      std::vector<float> mc(static_cast<size_t>(M * NP), 0.f);
-      for (int64_t s = 0; s < M; ++s) {
-        const int j = plan.terms[static_cast<size_t>(s)].first;
-        for (int c : plan.kept_pairs)
-          if (pairs[static_cast<size_t>(c)].first == j || pairs[static_cast<size_t>(c)].second == j)
-            mc[static_cast<size_t>(s * NP + c)] = 1.f;
-      }
-      Tensor coef = linear(Pi.reshape(Shape{1, NP}), Tensor::from_vector(mc, Shape{M, NP}, x.device()),
-                           Tensor())
-                        .reshape(Shape{M});
-      states.push(weighted_sum(outs, mul(wsel, coef)));
+      states.push(detail::node_output(m, cell, i, plan, hw[t].empty() ? nullptr : hw[t][static_cast<size_t>(i)],
+                                      W[t][static_cast<size_t>(i)], P[t][static_cast<size_t>(i)],
+                                      E[t].empty() ? Tensor() : E[t][static_cast<size_t>(i)], states, N, OH, OW,
+                                      stride, drop, ctx, x.device(), dkey, node_ops));
+    }
+    if (captured && &cell == &m.cells[static_cast<size_t>(capture_cell)]) {
+      *captured = {states.get(0), states.get(1)};
+      for (const Tensor& n : states.nodes()) captured->push_back(n);
+      m.stats = stats;
+      return Tensor();
     }
     s0 = s1;
     s1 = concat_channels(states.nodes());
@@ -385,9 +589,20 @@ Genotype SearchNetwork::genotype() const {
       const float* alpha = a.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]);
       const float* pw = a.data() + m.arch.offset(m.pair_idx[t][static_cast<size_t>(i)]);
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
+      // With edge normalization a pair scores P[c] E_a E_b (E = softmax of the edge logits).
+      std::vector<float> score(pw, pw + pairs.size());
+      if (m.cfg.edge_normalization) {
+        const float* el = a.data() + m.arch.offset(m.edge_idx[t][static_cast<size_t>(i)]);
+        std::vector<float> e(el, el + i + 2);
+        const float mx = *std::max_element(e.begin(), e.end());
+        float z = 0.f;
+        for (float& v : e) z += (v = std::exp(v - mx));
+        for (size_t c = 0; c < pairs.size(); ++c)
+          score[c] *= e[static_cast<size_t>(pairs[c].first)] * e[static_cast<size_t>(pairs[c].second)] / (z * z);
+      }
       size_t best = 0;
       for (size_t c = 1; c < pairs.size(); ++c)
-        if (pw[c] > pw[best]) best = c;
+        if (score[c] > score[best]) best = c;
       GenotypeNode node;
       // The arg-max op per input, never `none` (as DARTS's genotype()).
       for (int j : {pairs[best].first, pairs[best].second}) {
@@ -433,6 +648,14 @@ int64_t SearchNetwork::sparse_param_count(const ForwardContext& ctx) const {
                 m.weights,
                 cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)].param_indices());
     }
+    // DARTS-: the auxiliary skips are not used once beta is 0.
+    if (m.cfg.aux_skip && ctx.aux_skip_beta == 0.f)
+      for (const auto& node : cell.aux)
+        for (const auto& fr : node)
+          if (fr.conv_a >= 0) {
+            std::vector<int> idx = {fr.conv_a, fr.conv_b};
+            inactive += detail::count_params(m.weights, idx);
+          }
   }
   return m.weights.numel() - inactive;
 }

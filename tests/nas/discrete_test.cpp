@@ -27,6 +27,7 @@ int64_t op_params(Primitive p, int64_t C, int stride) {
     case Primitive::Conv3x3:
     case Primitive::DilConv3x3: return dwpw + bn;
     case Primitive::SepConv3x3: return 2 * (dwpw + bn);
+    default: break;
   }
   return -1;
 }

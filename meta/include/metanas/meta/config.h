@@ -16,6 +16,7 @@
 #include "metanas/nas/mamlpp_convnet.h"
 #include "metanas/nas/model.h"
 #include "metanas/nas/normalizer.h"
+#include "metanas/nas/task_regularizers.h"
 
 namespace metanas::meta {
 
@@ -102,6 +103,8 @@ struct TaskSection {
   nas::Normalizer normalizer = nas::Normalizer::Softmax;
   float prune_threshold = 0.01f;  // soft pruning during the forward (MetaNAS alpha_prune_threshold)
   float drop_path_prob = 0.2f;    // drop-path on op outputs during task training
+  // Regularized MetaNAS task-level options (nas/task_regularizers.h).
+  nas::TaskRegularizers reg;
 };
 
 // The outer loop.
@@ -125,6 +128,11 @@ struct MetaSection {
   // iterations after warm-up (as MetaNAS's CosineAnnealingLR schedulers).
   bool w_anneal = false;
   bool a_anneal = false;
+  // SharpDARTS: cosine-power annealing of both meta learning rates after the
+  // warm-up (meta/cosine_power.h; excludes w_anneal / a_anneal).
+  bool cosine_power = false;
+  float cosine_power_exponent = 2.f;
+  float cosine_power_min_lr = 1e-8f;
   float adam_beta1 = 0.9f;  // meta Adam
   float adam_beta2 = 0.999f;
   float adam_eps = 1e-8f;

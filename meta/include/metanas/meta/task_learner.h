@@ -30,6 +30,8 @@
 #include "metanas/nas/darts.h"
 #include "metanas/nas/model.h"
 #include "metanas/nas/normalizer.h"
+#include "metanas/nas/pdarts.h"
+#include "metanas/nas/task_regularizers.h"
 
 namespace metanas::meta {
 
@@ -49,6 +51,9 @@ struct TaskLearnerOptions {
   // > 0: the Sgd inner loop uses per-step, per-tensor rates (InnerLrs, this
   // many per tensor; MAML++ options or outer-only weights), 0: one rate.
   int lslr_values = 0;
+  // Regularized MetaNAS task-level options (P-DARTS stages, skip dropout and
+  // limit, DARTS- beta, TSE); for_evaluation turns skip dropout off.
+  nas::TaskRegularizers reg;
 
   // The meta-training / meta-testing inner loops of a configuration.
   static TaskLearnerOptions for_training(const MetaConfig& cfg);
@@ -148,6 +153,16 @@ class TaskLearner {
   std::unique_ptr<Batches> batches_;
   std::unique_ptr<InnerLrs> lrs_;
   InnerStepObserver* observer_ = nullptr;
+  // Regularized MetaNAS (meta/src/task_regularizer_hooks.cpp).
+  int stage_len_ = 0;             // P-DARTS: architecture steps per stage
+  nas::DroppedOps dropped_;       // P-DARTS drops of the last adapt()
+  std::unique_ptr<ParamSet> tse_snapshot_;
+  void apply_step_regularizers(nas::ForwardContext& ctx, int step) const;
+  nas::DartsStepResult regularized_step(int step, const nas::Batch& ba, const nas::Batch& bw,
+                                        const nas::ForwardContext& ctx);
+  void after_step(int step, bool arch_step);
+  void finish_adapt();
+  void prepare_query();
   bool last_warmup_ = false;  // whether the last adapt() was a warm-up adaptation
   Rng* last_rng_ = nullptr;   // the last adapt()'s generator (gumbel noise at query evaluation)
   std::shared_ptr<TaskPreOptimizer> pre_;

@@ -19,6 +19,18 @@ struct SearchConfig {
   // Candidate ops per edge: "metanas" (its 7-op few-shot space) or "darts"
   // (DARTS's 8 ops with `none`; see primitives.h).
   std::string space = "metanas";
+  // Regularized MetaNAS (docs/nas.md "Regularized MetaNAS"):
+  // mixed-op weighting: "scalar" (sum_k w_k op_k) or "max_w" (SharpDARTS:
+  // sum_k (1 - max_w + w_k) op_k);
+  std::string mixed_op = "scalar";
+  // DARTS-: an auxiliary skip per edge (identity; a non-affine factorized
+  // reduce on reducing edges) added with weight ForwardContext::aux_skip_beta;
+  bool aux_skip = false;
+  // PC-DARTS: the ops see 1/K of an edge's channels (K = partial_channels;
+  // 1 = off), the rest passes through, then channel shuffle ...
+  int partial_channels = 1;
+  // ... and edge normalization: a softmaxed weight per input of each node.
+  bool edge_normalization = false;
   // Indices of reduction cells; empty: {floor(L/3), round(2L/3)}, i.e. cells
   // 1 and 3 of 4 (MetaNAS), 1 and 3 of 5, 2 and 5 of 8 (DARTS).
   std::vector<int> reduction_layers;

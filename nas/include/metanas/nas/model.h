@@ -56,6 +56,12 @@ struct ForwardContext {
   // Training mode: enables drop-path. BN always normalizes with batch
   // statistics (MetaNAS/REPTILE never switch models to eval mode).
   bool training = true;
+  // DARTS-: weight of the auxiliary skip branch of each edge (search networks
+  // built with SearchConfig::aux_skip; 0 = branch not computed).
+  float aux_skip_beta = 0.f;
+  // P-DARTS: dropout rate on the outputs of identity skip ops (only when
+  // training; needs rng).
+  float skip_dropout = 0.f;
   // Source of gumbel noise and drop-path masks; required when those are on.
   Rng* rng = nullptr;
   // Inner-loop step of this forward (0-based): models with per-step batch

@@ -17,6 +17,19 @@
 //   8 sep_conv_5x5   as sep_conv_3x3 with 5x5 depthwise convs (pad 2)
 //   9 dil_conv_5x5   as dil_conv_3x3 with a 5x5 kernel (dilation 2, pad 4)
 //
+// SharpDARTS's op set (SearchSpace::Sharp, reg-MetaNAS PRIMITIVES_SHARP, in
+// its column order: avg pool, max pool, skip, sep conv, flood conv, dil conv,
+// dil flood conv) adds six (docs/nas.md "SharpDARTS"); the "sharp sep conv"
+// block is ReLU, depthwise 3x3 (stride s, dilation d), pointwise C -> M, BN,
+// ReLU, depthwise 3x3 on M, pointwise M -> C, BN:
+//
+//  10 sharp_avg_pool_3x3   avg pool 3x3 (pad 1, stride s, padding counted), no BN
+//  11 sharp_max_pool_3x3   max pool 3x3 (pad 1, stride s), no BN
+//  12 sharp_sep_conv_3x3   sharp sep conv, d = 1, M = C
+//  13 flood_conv_3x3       sharp sep conv, d = 1, M = 4C
+//  14 sharp_dil_conv_3x3   sharp sep conv, d = 2 (pad 2), M = C
+//  15 dil_flood_conv_3x3   sharp sep conv, d = 2 (pad 2), M = 4C
+//
 // Convs have no bias. PrimitiveOp is a standalone instance (its own weights),
 // for tests, benchmarks and experiments; the networks build the same blocks
 // inside their own ParamSet.
@@ -48,29 +61,36 @@ enum class Primitive : int {
   None = 7,
   SepConv5x5 = 8,
   DilConv5x5 = 9,
+  SharpAvgPool3x3 = 10,
+  SharpMaxPool3x3 = 11,
+  SharpSepConv3x3 = 12,
+  FloodConv3x3 = 13,
+  SharpDilConv3x3 = 14,
+  DilFloodConv3x3 = 15,
 };
 
 // The MetaNAS few-shot space: 7 candidate ops per edge.
 constexpr int kNumPrimitives = 7;
-constexpr int kNumAllPrimitives = 10;  // every Primitive value
+constexpr int kNumAllPrimitives = 16;  // every Primitive value
 
 // The MetaNAS primitives in column order.
 const std::array<Primitive, kNumPrimitives>& all_primitives();
 
 // The candidate-op sets a search network can use; the list order defines the
 // alpha columns. MetaNAS: the 7 ops above (PRIMITIVES_FEWSHOT); Darts: the 8
-// ops of DARTS (genotypes.py PRIMITIVES), `none` first.
-enum class SearchSpace { MetaNAS, Darts };
+// ops of DARTS (genotypes.py PRIMITIVES), `none` first; Sharp: the 7 ops of
+// SharpDARTS as reg-MetaNAS uses them.
+enum class SearchSpace { MetaNAS, Darts, Sharp };
 const std::vector<Primitive>& space_primitives(SearchSpace s);
-const char* search_space_name(SearchSpace s);  // "metanas", "darts"
+const char* search_space_name(SearchSpace s);  // "metanas", "darts", "sharp"
 SearchSpace parse_search_space(const std::string& name);  // throws listing the names
 // "max_pool_3x3", ... (the MetaNAS names).
 const char* primitive_name(Primitive p);
 // Inverse of primitive_name; throws metanas::Error listing the valid names.
 Primitive parse_primitive(const std::string& name);
-// Enum value (0..9; the MetaNAS column index for 0..6).
+// Enum value (0..15; the MetaNAS column index for 0..6).
 inline int primitive_index(Primitive p) { return static_cast<int>(p); }
-// Throws for indices outside 0..9.
+// Throws for indices outside 0..15.
 Primitive primitive_at(int index);
 
 // One candidate op with its own weights (ParamSet), e.g. for shape tests.

@@ -23,7 +23,13 @@
 // Architecture parameters (ParamSet alphas(), in this order):
 //   alpha_normal.i [i+2, 7], alpha_reduce.i [i+2, 7],
 //   pair_normal.i [C(i+2, 2)], pair_reduce.i [C(i+2, 2)]
+//   edge_normal.i [i+2], edge_reduce.i [i+2]   (only with edge_normalization)
 // pairs enumerated (0,1), (0,2), ..., (1,2), ... (a < b, lexicographic).
+//
+// Regularized MetaNAS (SearchConfig::mixed_op, aux_skip, partial_channels,
+// edge_normalization; ForwardContext::aux_skip_beta, skip_dropout) changes
+// the mixed op and the node sum as docs/nas.md "Regularized MetaNAS" gives
+// (detail::node_output in search_network.cpp).
 #pragma once
 #include <memory>
 #include <string>
@@ -79,12 +85,19 @@ class SearchNetwork : public Model {
   // Index into alphas() of alpha_<type>.<node> / pair_<type>.<node>.
   int alpha_index(CellType type, int node) const;
   int pair_index(CellType type, int node) const;
+  // edge_<type>.<node> [node + 2] (PC-DARTS edge normalization only).
+  int edge_index(CellType type, int node) const;
   // Input pairs of a node with `num_inputs` inputs, in pair-weight order.
   static std::vector<std::pair<int, int>> input_pairs(int num_inputs);
 
   const ForwardStats& last_forward_stats() const;
 
+  // The states of cell `cell` in a forward of x: its two preprocessed inputs,
+  // then its nodes (for tests and analysis; the forward stops there).
+  std::vector<Tensor> cell_states(const Tensor& x, const ForwardContext& ctx, int cell);
+
  private:
+  Tensor run(const Tensor& x, const ForwardContext& ctx, int capture_cell, std::vector<Tensor>* captured);
   std::unique_ptr<detail::SearchNetworkImpl> impl_;
 };
 
