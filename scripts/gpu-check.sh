@@ -67,6 +67,10 @@ if [ "$MODE" = bundle ]; then
     awk '/=> \// {print $3}' | sort -u |
     grep -Ev '/(libc|libm|libdl|libpthread|librt|ld-linux[^/]*)\.so|/libcuda\.so|/libcublas|/libcudnn|/libcudart|/libnvrtc|/libnvJitLink' |
     while read -r lib; do cp -L "$lib" "$BUNDLE/lib/"; done
+  # Symbol tables are not needed to run: stripping keeps the bundle inside
+  # the carried tree's budget (the MPI and meta-learning libraries grew it).
+  chmod u+w "$BUNDLE"/lib/* "$BUNDLE"/bin/*
+  strip --strip-unneeded "$BUNDLE"/lib/* "$BUNDLE"/bin/* 2>/dev/null || true
   [ -f "$TORCH_REF" ] && cp "$TORCH_REF" "$BUNDLE/bench/"
   mb=$(du -sm "$BUNDLE" | cut -f1)
   echo "gpu-check: bundle $BUNDLE: ${mb} MiB ($(ls "$BUNDLE/lib" | wc -l) libraries)"
