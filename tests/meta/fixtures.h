@@ -5,11 +5,24 @@
 #include <vector>
 
 #include "metanas/datasets/episode.h"
+#include "metanas/datasets/synthetic.h"
 #include "metanas/engine/random.h"
 #include "metanas/engine/tensor.h"
 #include "metanas/nas/config.h"
 
 namespace metanas::testing {
+
+// A small synthetic training split (3 alphabets x 6 classes x 6 drawers,
+// 8x8 images): enough classes for 3-way episodes, fast to meta-train.
+inline data::Dataset tiny_synthetic() {
+  data::SyntheticOptions o;
+  o.num_alphabets = 3;
+  o.classes_per_alphabet = 6;
+  o.drawers = 6;
+  o.size = 8;
+  o.seed = 3;
+  return data::make_synthetic_split(o, "train");
+}
 
 // A search network for 3-way episodes of 8x8 images: C 4, stem x1, the given
 // depth (default reduction cells) and nodes per cell.

@@ -18,16 +18,6 @@ using namespace metanas::testing;
 
 namespace {
 
-data::Dataset tiny_synthetic() {
-  data::SyntheticOptions o;
-  o.num_alphabets = 3;
-  o.classes_per_alphabet = 6;
-  o.drawers = 6;
-  o.size = 8;
-  o.seed = 3;
-  return data::make_synthetic_split(o, "train");
-}
-
 meta::MetaConfig resume_config(meta::Algorithm alg) {
   meta::MetaConfig c;
   c.algorithm = alg;

@@ -19,16 +19,6 @@ using namespace metanas::testing;
 
 namespace {
 
-data::Dataset tiny_data() {
-  data::SyntheticOptions o;
-  o.num_alphabets = 3;
-  o.classes_per_alphabet = 6;
-  o.drawers = 6;
-  o.size = 8;
-  o.seed = 3;
-  return data::make_synthetic_split(o, "train");
-}
-
 meta::MetaConfig rl_config(meta::rl::AgentKind kind) {
   meta::MetaConfig c;
   c.seed = 5;
@@ -66,7 +56,7 @@ std::vector<float> agent_params(meta::TaskLearner& t) {
 }  // namespace
 
 TEST_CASE("meta-RL: the agent trains across tasks and its state resumes bit for bit", "[rl][meta]") {
-  const data::Dataset ds = tiny_data();
+  const data::Dataset ds = tiny_synthetic();
   const meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Ppo);
   auto sampler = [&](uint64_t seed) {
     return data::EpisodeSampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, seed);
@@ -104,7 +94,7 @@ TEST_CASE("meta-RL: the agent trains across tasks and its state resumes bit for 
 }
 
 TEST_CASE("meta-RL: the pre-optimised task model starts adaptation from the agent's best state", "[rl][meta]") {
-  const data::Dataset ds = tiny_data();
+  const data::Dataset ds = tiny_synthetic();
   meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Random);
   auto l = meta::make_meta_learner(cfg, Device::CPU);
   auto s = data::EpisodeSampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, 4);
@@ -121,7 +111,7 @@ TEST_CASE("meta-RL: the pre-optimised task model starts adaptation from the agen
 }
 
 TEST_CASE("meta-RL: meta-testing runs the agent's test episodes without updating it", "[rl][meta]") {
-  const data::Dataset ds = tiny_data();
+  const data::Dataset ds = tiny_synthetic();
   meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Ppo);
   auto l = meta::make_meta_learner(cfg, Device::CPU);
   Checkpoint ck;
