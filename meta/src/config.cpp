@@ -462,6 +462,7 @@ const auto kMetaRlFields = [](auto& v, auto& m) {
   v.field("random_start", m.env.random_start);
   v.field("alpha_action_masking", m.env.alpha_action_masking);
   v.field("max_reward", m.env.max_reward);
+  v.field("disable_pairwise_alphas", m.env.disable_pairwise_alphas);
 };
 
 const auto kMamlppFields = [](auto& v, auto& p) {

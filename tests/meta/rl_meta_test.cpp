@@ -136,7 +136,9 @@ TEST_CASE("meta-RL: meta-testing runs the agent's test episodes without updating
 
 TEST_CASE("meta-RL: the configuration section round-trips and bad values are named", "[rl][meta]") {
   meta::MetaConfig c = rl_config(meta::rl::AgentKind::Ppo);
+  c.meta_rl.env.disable_pairwise_alphas = true;
   CHECK(meta::MetaConfig::from_json(c.to_json()) == c);
+  CHECK(nlohmann::json::parse(c.to_json()).at("meta_rl").at("disable_pairwise_alphas") == true);
   CHECK_THROWS_WITH(meta::MetaConfig::from_json(R"({"meta_rl": {"agentt": "ppo"}})"),
                     Catch::Contains("meta_rl.agentt"));
   CHECK_THROWS_WITH(meta::MetaConfig::from_json(R"({"meta_rl": {"agent": "sac"}})"),
@@ -149,4 +151,68 @@ TEST_CASE("meta-RL: the configuration section round-trips and bad values are nam
   meta::MetaConfig par = c;
   par.meta.task_parallel = true;
   CHECK_THROWS_WITH(par.validate(), Catch::Contains("task_parallel"));
+}
+
+TEST_CASE("meta-RL: disable_pairwise_alphas keeps planted pair weights through the estimations", "[rl][meta]") {
+  const data::Dataset ds = tiny_synthetic();
+  // Planted architecture: op alphas 0 (uniform), pair weights 0.3 (k + 1) / (node + 1) - 0.5.
+  auto plant = [](nas::SearchNetwork& net) {
+    net.alphas()->values().zero_();
+    for (nas::CellType type : {nas::CellType::Normal, nas::CellType::Reduce})
+      for (int i = 0; i < net.config().nodes; ++i) {
+        Tensor& p = (*net.alphas())[net.pair_index(type, i)];
+        std::vector<float> v(static_cast<size_t>(p.numel()));
+        for (size_t k = 0; k < v.size(); ++k) v[k] = 0.3f * static_cast<float>(k + 1) / static_cast<float>(i + 1) - 0.5f;
+        p.copy_(Tensor::from_vector(v, p.shape()));
+      }
+  };
+  auto pairs_of = [](nas::SearchNetwork& net) {
+    std::vector<std::vector<float>> out;
+    for (nas::CellType type : {nas::CellType::Normal, nas::CellType::Reduce})
+      for (int i = 0; i < net.config().nodes; ++i) out.push_back((*net.alphas())[net.pair_index(type, i)].to_vector());
+    return out;
+  };
+  auto ops_of = [](nas::SearchNetwork& net) {
+    std::vector<std::vector<float>> out;
+    for (nas::CellType type : {nas::CellType::Normal, nas::CellType::Reduce})
+      for (int i = 0; i < net.config().nodes; ++i) out.push_back((*net.alphas())[net.alpha_index(type, i)].to_vector());
+    return out;
+  };
+  for (const bool disable : {false, true}) {
+    INFO("disable_pairwise_alphas " << disable);
+    meta::MetaConfig cfg = rl_config(meta::rl::AgentKind::Random);
+    cfg.meta_rl.env.disable_pairwise_alphas = disable;
+    auto l = meta::make_meta_learner(cfg, Device::CPU);
+    auto s = data::EpisodeSampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, 4);
+    const data::Episode ep = draw_tasks(s, 1)[0];
+    meta::TaskLearner& t = l->task_learner();
+    t.reset_to_meta();
+    auto& net = dynamic_cast<nas::SearchNetwork&>(t.model());
+    plant(net);
+    const auto pairs0 = pairs_of(net);
+    const auto ops0 = ops_of(net);
+    t.pre_optimizer()->before_adapt(ep, false);
+    REQUIRE(hook(t).logs().back().estimations > 0);
+    // The op alphas moved (the agent's edits and the DARTS steps) either way ...
+    CHECK(ops_of(net) != ops0);
+    // ... the pair weights only without the switch.
+    if (disable)
+      CHECK(pairs_of(net) == pairs0);
+    else
+      CHECK(pairs_of(net) != pairs0);
+  }
+  // The switch leaves the action space and masks alone (the reference's
+  // environment has no pair-weight actions).
+  Rng rng(3);
+  nas::SearchNetwork net(tiny_search_config(2, 3), rng);
+  plant(net);
+  meta::rl::AlphaEnvOptions on, off;
+  on.disable_pairwise_alphas = true;
+  on.random_start = off.random_start = false;
+  meta::rl::AlphaEnv a(net, nas::CellType::Normal, on, [] { return 0.5f; }, rng);
+  meta::rl::AlphaEnv b(net, nas::CellType::Normal, off, [] { return 0.5f; }, rng);
+  CHECK(a.action_count() == b.action_count());
+  const meta::rl::Observation oa = a.reset(), ob = b.reset();
+  CHECK(oa.obs == ob.obs);
+  CHECK(oa.mask == ob.mask);
 }

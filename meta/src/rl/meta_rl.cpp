@@ -35,7 +35,18 @@ void MetaRlPreOptimizer::attach(nas::Model& task_model, const nas::ForwardContex
 }
 
 float MetaRlPreOptimizer::estimate() {
+  // disable_pairwise_alphas: the pair weights keep their values through the
+  // step (their Adam moments still advance), so the accuracy below and every
+  // state the environments keep carry the pair weights they started from.
+  std::vector<std::pair<int, Tensor>> pairs;
+  if (cfg_.env.disable_pairwise_alphas)
+    for (nas::CellType t : {nas::CellType::Normal, nas::CellType::Reduce})
+      for (int i = 0; i < net_->config().nodes; ++i) {
+        const int k = net_->pair_index(t, i);
+        pairs.push_back({k, (*net_->alphas())[k].clone()});
+      }
   darts_->step(batch_, batch_, ctx_);
+  for (const auto& [k, v] : pairs) (*net_->alphas())[k].copy_(v);
   NoGradGuard ng;
   nas::ForwardContext c = ctx_;
   c.drop_path_prob = 0.f;

@@ -48,6 +48,12 @@ struct AlphaEnvOptions {
   bool random_start = true;
   bool alpha_action_masking = false;
   float max_reward = 1.f;
+  // The estimation's DARTS step leaves the cell's pair weights (input-pair
+  // alphas) as they were: only the task learner optimises them. The
+  // reference's --env_disable_pairwise_alphas states this intent but has no
+  // effect there (docs/reproduction.md); applied by the estimator
+  // (MetaRlPreOptimizer::estimate); the action space is the same either way.
+  bool disable_pairwise_alphas = false;
   void validate() const;
 };
 
