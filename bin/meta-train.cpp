@@ -599,6 +599,7 @@ int run(int argc, char** argv) {
                                                     ") is kept in ", checkpoint_path(out))
                                           : std::string("No checkpoint had been written yet"));
     };
+    inject_test_fault(comm->rank(), failing);
     meta::MetaStepStats st;
     try {
       st = split ? learner->meta_step_split(tasks, search_tasks) : learner->meta_step(tasks);
