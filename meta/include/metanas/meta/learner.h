@@ -139,8 +139,9 @@ class MetaLearner {
   // (once with the sums in all-reduce mode), the statistics are summed into
   // st and the tasks' mean end state becomes the task-optimizer state.
   struct TaskContribution {
-    Tensor w, a, r;
+    Tensor w, a;
     Tensor s_loss, s_acc, q_loss, q_acc;  // undefined when not measured
+    Tensor r;  // last: positional initialisers of the fields above stay valid
   };
   void task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
                           const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
