@@ -71,14 +71,14 @@ MetaStepStats Fomaml::mamlpp_step(const std::vector<data::Episode>& tasks) {
           if (r.defined()) R.grads().add_(r, inv);
         });
   } else {
-  StepSums sums;
-  for (const data::Episode& ep : tasks) {
-    MamlppGradient::TaskResult r = pp_->accumulate(ep, rng_, st.warmup, update_a, epoch, inv);
-    NoGradGuard ng;
-    sums.add_support(r.adapt);
-    sums.add_query(r.query_loss, r.query_acc);
-  }
-  sums.mean_into(st);
+    StepSums sums;
+    for (const data::Episode& ep : tasks) {
+      MamlppGradient::TaskResult r = pp_->accumulate(ep, rng_, st.warmup, update_a, epoch, inv);
+      NoGradGuard ng;
+      sums.add_support(r.adapt);
+      sums.add_query(r.query_loss, r.query_acc);
+    }
+    sums.mean_into(st);
   }
   clamp_grads(W, cfg_.mamlpp.meta_grad_clamp);
   if (update_a) clamp_grads(*A, cfg_.mamlpp.meta_grad_clamp);
