@@ -26,6 +26,7 @@
 #include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/ensemble.h"
 #include "metanas/meta/atnas.h"
+#include "metanas/meta/atnas_split.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
 #include "metanas/meta/retrain_evaluator.h"
@@ -396,11 +397,19 @@ int run(int argc, char** argv) {
       auto& at = dynamic_cast<meta::Atnas&>(*learner);
       std::vector<nas::Encoding> seeds;
       for (const auto& c : at.evolution().elite()) seeds.push_back(c.encoding);
-      meta::AtnasSearcher searcher(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds);
-      std::vector<data::Episode> eps;
-      for (int i = 0; i < n; ++i) eps.push_back(sampler.sample());
-      const meta::AtnasReport r = searcher.evaluate(
-          eps,
+      // Task-parallel: one seeded searcher per task, the tasks split across the ranks.
+      std::function<meta::AtnasReport(const std::function<void(int, const meta::AtnasTaskResult&)>&,
+                                      const std::function<void(int, const nas::Evolution&)>&)>
+          search = [&](const auto& d, const auto& p) {
+            if (mc.meta.task_parallel)
+              return meta::atnas_evaluate_split(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds, sampler, n,
+                                                *comm, d, p);
+            meta::AtnasSearcher searcher(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds);
+            std::vector<data::Episode> eps;
+            for (int i = 0; i < n; ++i) eps.push_back(sampler.sample());
+            return searcher.evaluate(eps, d, p);
+          };
+      const meta::AtnasReport r = search(
           [&](int done, const meta::AtnasTaskResult& t) {
             if (!quiet)
               std::printf("  task %d/%d: accuracy %s, subnet %s (%lld params), %d generations, %.1f s\n", done, n,

@@ -6,7 +6,9 @@
 #    same checkpoint (per-step rates included);
 #  - meta-test --runs (one-shot runs split across ranks) on 2 and 3 ranks;
 #  - meta-test eval.mode retrain (T-NAS decode and retrain, the tasks split)
-#    on 2 and 3 ranks: the same report.
+#    on 2 and 3 ranks: the same report;
+#  - AT-NAS meta-test (a seeded subnet search per task, the tasks split) on 2
+#    and 3 ranks: the same report; AT-NAS meta-training refuses the mode.
 # Skips (77) when the build has no MPI.
 # Usage: distributed_split_test.sh BIN_DIR WORK_DIR SOURCE_DIR MPIEXEC
 set -euo pipefail
@@ -25,7 +27,7 @@ same() {
   "$bin/checkpoint-diff" "$1" "$2" --ignore-meta /program/elapsed_s --ignore-meta /program/saved_at
 }
 report() {  # a report without timing and thread fields
-  grep -v -E '"(seconds|threads|search_seconds|mean_search_seconds)"' "$1"
+  grep -v -E '"(seconds|threads|search_seconds|mean_search_seconds|search_seconds_per_task)"' "$1"
 }
 
 # ---- MAML++ meta-training ----
@@ -102,4 +104,19 @@ for n in 2 3; do
   diff <(report "$work/rt-1.json") <(report "$work/rt-$n.json") || fail "the retrain report on $n ranks differs"
 done
 grep -q '"mode": "retrain"' "$work/rt-1.json" || fail "not a retrain report"
+# ---- AT-NAS meta-test: one seeded search per task, the tasks split ----
+at=(--config "$cfg" --quiet --threads 1 --iterations 2 --algorithm atnas --set task.optimizer=sgd
+  --set task.normalizer=softmax --set atnas.population=3 --set atnas.top_k=2 --set atnas.mutants=2
+  --set atnas.crossovers=1 --set atnas.generations=1 --set atnas.fitness_steps=1 --set run.val_every=0)
+"$bin/meta-train" "${at[@]}" --out "$work/at"
+rc=0
+"$bin/meta-train" "${at[@]}" --out "$work/at-tp" --set meta.task_parallel=true >"$work/at-tp.txt" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "for atnas meta-testing only" "$work/at-tp.txt" || { cat "$work/at-tp.txt"; fail "atnas meta-training accepted meta.task_parallel"; }
+ta=(--run "$work/at" --tasks 5 --quiet --set meta.task_parallel=true)
+"$bin/meta-test" "${ta[@]}" --report "$work/at-1.json" >/dev/null
+for n in 2 3; do
+  "${mpi[@]}" -np $n "$bin/meta-test" "${ta[@]}" --report "$work/at-$n.json" >/dev/null
+  diff <(report "$work/at-1.json") <(report "$work/at-$n.json") || fail "the AT-NAS report on $n ranks differs"
+done
+grep -q '"encoding"' "$work/at-1.json" || fail "not an AT-NAS report"
 echo "distributed split test passed"
