@@ -26,6 +26,7 @@
 #include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/ensemble.h"
 #include "metanas/meta/atnas.h"
+#include "metanas/meta/atnas_split.h"
 #include "metanas/meta/evaluator.h"
 #include "metanas/meta/learner.h"
 #include "metanas/meta/retrain_evaluator.h"
@@ -88,7 +89,8 @@ const char* kEpilog =
 // the headline.
 std::string retrain_evaluation(const ProgramConfig& cfg, const meta::MetaConfig& mc, const std::string& split,
                                uint64_t test_seed, Device device, const Checkpoint& ck, const nas::Model& meta_model,
-                               bool warmup, bool quiet, Stopwatch& clock, json& report) {
+                               bool warmup, bool quiet, Stopwatch& clock, json& report,
+                               meta::dist::Communicator& comm) {
   const data::Dataset ds = load_split(cfg.data, split);
   check_model_fits(mc, ds, "the " + split + " split");
   data::EpisodeSampler sampler(ds, mc.episodes.ways, mc.episodes.shots, mc.episodes.queries,
@@ -98,8 +100,9 @@ std::string retrain_evaluation(const ProgramConfig& cfg, const meta::MetaConfig&
   // trains each one from scratch with MAML).
   std::unique_ptr<data::EpisodeSampler> train_sampler;
   meta::TaskSource source;
+  data::Dataset train_ds;
   if (rt.meta_iterations > 0) {
-    const data::Dataset train_ds = load_split(cfg.data, "train");
+    train_ds = load_split(cfg.data, "train");
     check_model_fits(mc, train_ds, "the training split");
     train_sampler = std::make_unique<data::EpisodeSampler>(train_ds, mc.episodes.ways, mc.episodes.train_shots,
                                                            mc.episodes.queries, mix_seed(test_seed, kRetrainTasks),
@@ -124,18 +127,32 @@ std::string retrain_evaluation(const ProgramConfig& cfg, const meta::MetaConfig&
     });
   }
   const int every = std::max(1, n / 10);
+  const int mine = mc.meta.task_parallel ? meta::dist::TaskSlots(n, comm.size()).count(comm.rank()) : n;
   double sum = 0, sum_soft = 0;
-  const meta::RetrainReport r = ev.evaluate(sampler, n, [&](int done, const meta::RetrainTaskResult& t) {
+  auto progress = [&](int done, const meta::RetrainTaskResult& t) {
     sum += t.retrained.accuracy;
     sum_soft += t.soft.accuracy;
-    if (!quiet && (done % every == 0 || done == n)) {
+    if (!quiet && (done % every == 0 || done == mine)) {
       const double rate = done / std::max(1e-9, clock.seconds());
-      std::printf("  task %d/%d: running accuracy %s retrained, %s soft | %.2f tasks/s | ETA %s\n", done, n,
+      std::printf("  task %d/%d: running accuracy %s retrained, %s soft | %.2f tasks/s | ETA %s\n", done, mine,
                   format_percent(sum / done).c_str(), format_percent(sum_soft / done).c_str(), rate,
-                  format_duration((n - done) / rate).c_str());
+                  format_duration((mine - done) / rate).c_str());
       std::fflush(stdout);
     }
-  });
+  };
+  // Task-parallel: the tasks split across the ranks; each genotype's network
+  // meta-trains on its own stream of meta-train tasks (seeded by the
+  // genotype), so the scores do not depend on the split.
+  auto genotype_tasks = [&](const std::string& g) -> meta::TaskSource {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : g) h = (h ^ c) * 1099511628211ull;
+    auto s = std::make_shared<data::EpisodeSampler>(train_ds, mc.episodes.ways, mc.episodes.train_shots,
+                                                    mc.episodes.queries, mix_seed(mix_seed(test_seed, kRetrainTasks), h),
+                                                    device);
+    return [s] { return s->sample(); };
+  };
+  const meta::RetrainReport r = mc.meta.task_parallel ? ev.evaluate_split(sampler, n, comm, genotype_tasks, progress)
+                                                      : ev.evaluate(sampler, n, progress);
   if (!quiet) std::fputs(r.summary().c_str(), stdout);
   report["source"] = {{"dataset", cfg.data.dataset}, {"root", cfg.data.root}, {"split", split},
                       {"classes", ds.num_classes()}};
@@ -322,12 +339,10 @@ int run(int argc, char** argv) {
                  "eval.mode 'retrain' evaluates sampled tasks; --runs needs eval.mode 'soft'");
   MN_USAGE_CHECK(!retrain || mc.algorithm != meta::Algorithm::Atnas,
                  "eval.mode 'retrain' is not supported for atnas checkpoints (AT-NAS searches a subnet per task)");
-  MN_USAGE_CHECK(!retrain || comm->size() == 1, "eval.mode 'retrain' runs in one process (got ", comm->size(),
-                 " ranks)");
   if (retrain) {
     report["mode"] = "retrain";
     headline = retrain_evaluation(cfg, mc, split, test_seed, device, ck, learner->meta_model(), learner->in_warmup(),
-                                  quiet, clock, report);
+                                  quiet, clock, report, *comm);
   } else if (!runs_dir.empty()) {
     MN_USAGE_CHECK(mc.algorithm != meta::Algorithm::Atnas, "--runs is not supported for atnas checkpoints (its "
                    "per-task search needs tasks from --dataset/--config)");
@@ -351,7 +366,9 @@ int run(int argc, char** argv) {
     if (!quiet)
       std::printf("meta-test: %zu one-shot runs from %s (checkpoint %s, iteration %lld)\n", runs.size(),
                   runs_dir.c_str(), ck_path.c_str(), static_cast<long long>(iteration));
-    const meta::RunsReport r = ev.evaluate_runs(eps, names);
+    // Task-parallel runs split the one-shot runs across the ranks.
+    const meta::RunsReport r =
+        mc.meta.task_parallel ? ev.evaluate_runs_split(eps, names, *comm) : ev.evaluate_runs(eps, names);
     if (!quiet) std::fputs(r.summary().c_str(), stdout);
     headline = str_cat("accuracy ", format_percent(1.0 - r.overall_error), " (error ", format_percent(r.overall_error),
                        ", mean per-run error ", format_percent(r.mean_error), ") over ", r.runs.size(), " runs; chance ",
@@ -380,11 +397,19 @@ int run(int argc, char** argv) {
       auto& at = dynamic_cast<meta::Atnas&>(*learner);
       std::vector<nas::Encoding> seeds;
       for (const auto& c : at.evolution().elite()) seeds.push_back(c.encoding);
-      meta::AtnasSearcher searcher(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds);
-      std::vector<data::Episode> eps;
-      for (int i = 0; i < n; ++i) eps.push_back(sampler.sample());
-      const meta::AtnasReport r = searcher.evaluate(
-          eps,
+      // Task-parallel: one seeded searcher per task, the tasks split across the ranks.
+      std::function<meta::AtnasReport(const std::function<void(int, const meta::AtnasTaskResult&)>&,
+                                      const std::function<void(int, const nas::Evolution&)>&)>
+          search = [&](const auto& d, const auto& p) {
+            if (mc.meta.task_parallel)
+              return meta::atnas_evaluate_split(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds, sampler, n,
+                                                *comm, d, p);
+            meta::AtnasSearcher searcher(at.supernet(), mc, mix_seed(test_seed, kTestAdapt), seeds);
+            std::vector<data::Episode> eps;
+            for (int i = 0; i < n; ++i) eps.push_back(sampler.sample());
+            return searcher.evaluate(eps, d, p);
+          };
+      const meta::AtnasReport r = search(
           [&](int done, const meta::AtnasTaskResult& t) {
             if (!quiet)
               std::printf("  task %d/%d: accuracy %s, subnet %s (%lld params), %d generations, %.1f s\n", done, n,

@@ -307,6 +307,9 @@ int run(int argc, char** argv) {
   const auto comm = meta::dist::world(parse_device(cfg.run.device) == Device::CUDA);
   const int ranks = comm->size();
   const bool lead = comm->rank() == 0;  // only rank 0 touches the run folder
+  MN_USAGE_CHECK(mc.algorithm != meta::Algorithm::Atnas || !mc.meta.task_parallel,
+                 "atnas meta-trains its meta-batch's tasks in order (the population's candidates are scored one "
+                 "after another): meta.task_parallel (and so mpirun) is for atnas meta-testing only");
   if (ranks > 1) {
     MN_USAGE_CHECK(mc.meta.task_parallel, "a distributed run (", ranks,
                    " ranks) needs the task-parallel semantics: --set meta.task_parallel=true");
@@ -599,6 +602,7 @@ int run(int argc, char** argv) {
                                                     ") is kept in ", checkpoint_path(out))
                                           : std::string("No checkpoint had been written yet"));
     };
+    inject_test_fault(comm->rank(), failing);
     meta::MetaStepStats st;
     try {
       st = split ? learner->meta_step_split(tasks, search_tasks) : learner->meta_step(tasks);

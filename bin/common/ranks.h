@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -29,6 +30,21 @@ inline std::string binary_hash() {
   return out;
 }
 
+// Test-only fault injection (docs/distributed.md, "Checks and failures"):
+// METANAS_TEST_FAIL=R:I makes rank R throw an error as it starts
+// meta-iteration I, so the tests can see how the other ranks end and that
+// the last checkpoint stays intact. Unset (always, outside tests) it does
+// nothing.
+inline void inject_test_fault(int rank, int64_t iteration) {
+  const char* v = std::getenv("METANAS_TEST_FAIL");
+  if (!v || !*v) return;
+  int r = -1;
+  long long it = -1;
+  MN_CHECK(std::sscanf(v, "%d:%lld", &r, &it) == 2, "METANAS_TEST_FAIL='", v, "': expected RANK:ITERATION");
+  MN_CHECK(!(r == rank && it == iteration), "fault injected by METANAS_TEST_FAIL=", v, " (rank ", rank,
+           ", meta-iteration ", iteration, ")");
+}
+
 // run_main, and in an MPI job: an error on this rank prints one line naming
 // the rank, then ends every rank (MPI_Abort) so that none waits forever in a
 // collective; checkpoints are written atomically by rank 0, so the last one
@@ -39,6 +55,15 @@ inline int run_main_ranks(const char* program, const std::function<int()>& body)
   int status = 0;
   try {
     return body();
+  } catch (const meta::dist::MismatchError& e) {
+    // Every rank saw the same gather and throws this: rank 0 says why, all
+    // return (none waits in a collective), nothing has been written.
+    if (meta::dist::world()->rank() == 0) {
+      std::fprintf(stderr, "%s: error: %s\n%s: the ranks disagree; nothing was run or written\n", program, e.what(),
+                   program);
+      std::fflush(stderr);
+    }
+    return 2;
   } catch (const UsageError& e) {
     msg = std::string("error: ") + e.what(), status = 2;
   } catch (const Error& e) {
@@ -53,7 +78,9 @@ inline int run_main_ranks(const char* program, const std::function<int()>& body)
     rank = comm->rank(), size = comm->size();
   } catch (const std::exception&) {
   }
-  std::fprintf(stderr, "%s (rank %d of %d): %s\n%s: rank %d failed; stopping all ranks (the last checkpoint is kept)\n",
+  std::fprintf(stderr,
+               "%s (rank %d of %d): %s\n%s: rank %d stopped with this error; ending all ranks (the last checkpoint "
+               "is kept)\n",
                program, rank, size, msg.c_str(), program, rank);
   std::fflush(stderr);
   if (comm && size > 1) comm->abort(status);

@@ -49,6 +49,10 @@ nas::Encoding Atnas::next_encoding() {
 }
 
 MetaStepStats Atnas::meta_step(const std::vector<data::Episode>& tasks) {
+  MN_CHECK(!cfg_.meta.task_parallel,
+           "Atnas::meta_step: atnas meta-trains its meta-batch's tasks in order (the population's candidates are "
+           "scored one after another); meta.task_parallel (and so distributed meta-training) is not supported "
+           "(it is for atnas meta-testing only)");
   MetaStepStats st = begin_step(tasks, "Atnas::meta_step");
   nas::SearchNetwork& net = supernet();
   ParamSet& W = model_->weights();

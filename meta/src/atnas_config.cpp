@@ -37,9 +37,8 @@ void validate_atnas(const MetaConfig& c) {
            ": atnas.sampling must be 'population' or 'uniform', got '", a.sampling, "'");
   MN_CHECK(a.fitness == "accuracy" || a.fitness == "loss", w,
            ": atnas.fitness must be 'accuracy' or 'loss', got '", a.fitness, "'");
-  MN_CHECK(!c.meta.task_parallel, w,
-           ": atnas runs its meta-batch's tasks in order (the population's candidates are scored one after "
-           "another); meta.task_parallel (and so distributed runs) is not supported");
+  // meta.task_parallel: meta-test only (a seeded searcher per task, atnas_split.h); meta-training
+  // refuses it (Atnas::meta_step).
   MN_CHECK(a.fitness_steps >= 1, w, ": atnas.fitness_steps must be >= 1, got ", a.fitness_steps);
   MN_CHECK(a.holdout_shots >= 1, w, ": atnas.holdout_shots must be >= 1, got ", a.holdout_shots);
   try {

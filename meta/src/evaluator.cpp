@@ -267,29 +267,15 @@ EvalReport Evaluator::evaluate(const std::vector<data::Episode>& tasks,
   return summarize(std::move(out), cfg_.eval.top_genotypes);
 }
 
-EvalReport Evaluator::evaluate_split(data::EpisodeSampler& sampler, int n, dist::Communicator& comm,
-                                     const std::function<void(int, const TaskEvaluation&)>& progress) {
-  if (n <= 0) n = cfg_.eval.tasks;
-  const dist::TaskSlots slots(n, comm.size());
-  json mine = json::array();
-  for (int i = 0; i < n; ++i) {
-    Rng task_rng = rng_.split();
-    if (!slots.owns(comm.rank(), i)) {
-      std::vector<int> classes;
-      std::vector<data::ImageRef> support, query;
-      sampler.sample_refs(&classes, &support, &query);  // the same draws, no pixels
-      continue;
-    }
-    const data::Episode ep = sampler.sample();
-    const TaskEvaluation te = evaluate_task(ep, task_rng);
-    mine.push_back({te.accuracy, te.loss, te.correct, te.total, te.sparse_params, te.genotype});
-    if (progress) progress(static_cast<int>(mine.size()), te);
-  }
-  // The ranks' blocks are contiguous in task order.
+std::vector<TaskEvaluation> gather_task_evaluations(dist::Communicator& comm, const std::vector<TaskEvaluation>& mine,
+                                                    int n, const char* who) {
+  json part = json::array();
+  for (const TaskEvaluation& te : mine)
+    part.push_back(json::array({te.accuracy, te.loss, te.correct, te.total, te.sparse_params, te.genotype}));
   std::vector<TaskEvaluation> out;
   out.reserve(n);
-  for (const std::string& part : comm.allgather_bytes(mine.dump()))
-    for (const json& t : json::parse(part)) {
+  for (const std::string& p : comm.allgather_bytes(part.dump()))
+    for (const json& t : json::parse(p)) {
       TaskEvaluation te;
       te.accuracy = t[0].get<double>();
       te.loss = t[1].get<double>();
@@ -299,18 +285,57 @@ EvalReport Evaluator::evaluate_split(data::EpisodeSampler& sampler, int n, dist:
       te.genotype = t[5].get<std::string>();
       out.push_back(std::move(te));
     }
-  MN_CHECK(static_cast<int>(out.size()) == n, "Evaluator::evaluate_split: gathered ", out.size(), " of ", n, " tasks");
-  return summarize(std::move(out), cfg_.eval.top_genotypes);
+  MN_CHECK(static_cast<int>(out.size()) == n, who, ": gathered ", out.size(), " of ", n, " tasks");
+  return out;
+}
+
+EvalReport Evaluator::evaluate_split(data::EpisodeSampler& sampler, int n, dist::Communicator& comm,
+                                     const std::function<void(int, const TaskEvaluation&)>& progress) {
+  if (n <= 0) n = cfg_.eval.tasks;
+  const dist::TaskSlots slots(n, comm.size());
+  std::vector<TaskEvaluation> mine;
+  for (int i = 0; i < n; ++i) {
+    Rng task_rng = rng_.split();
+    if (!slots.owns(comm.rank(), i)) {
+      std::vector<int> classes;
+      std::vector<data::ImageRef> support, query;
+      sampler.sample_refs(&classes, &support, &query);  // the same draws, no pixels
+      continue;
+    }
+    const data::Episode ep = sampler.sample();
+    mine.push_back(evaluate_task(ep, task_rng));
+    if (progress) progress(static_cast<int>(mine.size()), mine.back());
+  }
+  return summarize(gather_task_evaluations(comm, mine, n, "Evaluator::evaluate_split"), cfg_.eval.top_genotypes);
+}
+
+RunsReport Evaluator::evaluate_runs_split(const std::vector<data::Episode>& runs, const std::vector<std::string>& names,
+                                          dist::Communicator& comm) {
+  MN_CHECK(names.empty() || names.size() == runs.size(), "Evaluator::evaluate_runs_split: ", names.size(),
+           " names for ", runs.size(), " runs");
+  const int n = static_cast<int>(runs.size());
+  const dist::TaskSlots slots(n, comm.size());
+  std::vector<TaskEvaluation> mine;
+  for (int i = 0; i < n; ++i) {
+    Rng task_rng = rng_.split();  // every rank splits every run's generator
+    if (slots.owns(comm.rank(), i)) mine.push_back(evaluate_task(runs[i], task_rng));
+  }
+  return runs_report(gather_task_evaluations(comm, mine, n, "Evaluator::evaluate_runs_split"), names);
 }
 
 RunsReport Evaluator::evaluate_runs(const std::vector<data::Episode>& runs, const std::vector<std::string>& names) {
   MN_CHECK(names.empty() || names.size() == runs.size(), "Evaluator::evaluate_runs: ", names.size(),
            " names for ", runs.size(), " runs");
-  RunsReport rep;
   std::vector<TaskEvaluation> all;
+  for (const data::Episode& ep : runs) all.push_back(evaluate_task(ep));
+  return runs_report(std::move(all), names);
+}
+
+RunsReport Evaluator::runs_report(std::vector<TaskEvaluation> all, const std::vector<std::string>& names) const {
+  RunsReport rep;
   int64_t correct = 0, total = 0;
-  for (size_t i = 0; i < runs.size(); ++i) {
-    TaskEvaluation te = evaluate_task(runs[i]);
+  for (size_t i = 0; i < all.size(); ++i) {
+    const TaskEvaluation& te = all[i];
     RunResult r;
     if (names.empty()) {
       std::ostringstream os;
@@ -325,7 +350,6 @@ RunsReport Evaluator::evaluate_runs(const std::vector<data::Episode>& runs, cons
     correct += te.correct;
     total += te.total;
     rep.runs.push_back(r);
-    all.push_back(std::move(te));
   }
   if (!rep.runs.empty()) {
     double s = 0;

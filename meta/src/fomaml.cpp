@@ -37,14 +37,49 @@ MetaStepStats Fomaml::mamlpp_step(const std::vector<data::Episode>& tasks) {
   if (A) A->zero_grad();
   pp_->zero_rate_grads();
   const int64_t epoch = iteration_ / cfg_.mamlpp.epoch_iterations;
-  StepSums sums;
-  for (const data::Episode& ep : tasks) {
-    MamlppGradient::TaskResult r = pp_->accumulate(ep, rng_, st.warmup, update_a, epoch, inv);
-    NoGradGuard ng;
-    sums.add_support(r.adapt);
-    sums.add_query(r.query_loss, r.query_acc);
+  if (cfg_.meta.task_parallel) {
+    // Task-parallel MAML++ (on one or many ranks): each task's meta-gradient
+    // (weights, alphas, per-step rates) is its own contribution, summed in
+    // task order after the gather. The meta gradients serve as each task's
+    // scratch, so they are zeroed again before the sum.
+    ParamSet& R = task_->inner_lrs()->params();
+    bool first = true;
+    task_parallel_step(
+        tasks, st, update_a,
+        [&](const data::Episode& ep, Rng& rng) {
+          W.zero_grad();
+          if (A) A->zero_grad();
+          R.zero_grad();
+          MamlppGradient::TaskResult r = pp_->accumulate(ep, rng, st.warmup, update_a, epoch, 1.f);
+          TaskContribution c;
+          c.w = W.grads().clone();
+          if (update_a) c.a = A->grads().clone();
+          if (R.numel() > 0) c.r = R.grads().clone();
+          c.s_loss = r.adapt.last_support_loss, c.s_acc = r.adapt.last_support_acc;
+          c.q_loss = r.query_loss, c.q_acc = r.query_acc;
+          return c;
+        },
+        [&](const Tensor& w, const Tensor& a, const Tensor& r) {
+          if (first) {
+            W.zero_grad();
+            if (A) A->zero_grad();
+            R.zero_grad();
+            first = false;
+          }
+          W.grads().add_(w, inv);
+          if (update_a) A->grads().add_(a, inv);
+          if (r.defined()) R.grads().add_(r, inv);
+        });
+  } else {
+    StepSums sums;
+    for (const data::Episode& ep : tasks) {
+      MamlppGradient::TaskResult r = pp_->accumulate(ep, rng_, st.warmup, update_a, epoch, inv);
+      NoGradGuard ng;
+      sums.add_support(r.adapt);
+      sums.add_query(r.query_loss, r.query_acc);
+    }
+    sums.mean_into(st);
   }
-  sums.mean_into(st);
   clamp_grads(W, cfg_.mamlpp.meta_grad_clamp);
   if (update_a) clamp_grads(*A, cfg_.mamlpp.meta_grad_clamp);
   pp_->step_rates(st.w_lr);
@@ -91,7 +126,7 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
           c.q_loss = q.loss.detach(), c.q_acc = q.acc;
           return c;
         },
-        [&](const Tensor& w, const Tensor& a) {
+        [&](const Tensor& w, const Tensor& a, const Tensor&) {
           W.grads().add_(w, inv);
           if (update_a) A->grads().add_(a, inv);
         });

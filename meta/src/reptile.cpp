@@ -40,7 +40,7 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
           }
           return c;
         },
-        [&](const Tensor& w, const Tensor& a) {
+        [&](const Tensor& w, const Tensor& a, const Tensor&) {
           w_sum_.values().add_(w, 1.f);
           if (update_a) a_sum_.values().add_(a, 1.f);
         });

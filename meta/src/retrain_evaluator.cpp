@@ -178,4 +178,7 @@ std::string RetrainReport::summary() const {
   return os.str();
 }
 
+// For evaluate_split (retrain_split.cpp): Entry is private to this file.
+Evaluator& RetrainEvaluator::network_evaluator(const nas::Genotype& g) { return *network_for(g).eval; }
+
 }  // namespace metanas::meta

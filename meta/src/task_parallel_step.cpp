@@ -1,6 +1,6 @@
 // MetaLearner::task_parallel_step (learner.h): the task-parallel meta-step on
 // one or many ranks. Each task's contribution is one slot of a flat buffer:
-//   [w contribution | a contribution | task-optimizer moments | 4 statistics]
+//   [w contribution | a contribution | r contribution | task-optimizer moments | 4 statistics]
 // A rank fills the slots of its tasks (dist::TaskSlots), one allgather brings
 // every slot to every rank, and every rank sums them in task order with the
 // same kernels; the single process runs exactly this path with a copy for
@@ -18,15 +18,17 @@ namespace metanas::meta {
 
 namespace {
 
+// MAML++'s per-step rates ("lslr.") are meta-parameters that the tasks leave
+// unchanged, not task state to average.
 bool is_moment(const std::string& name, const Tensor& t) {
-  return t.dtype() == DType::F32 && name.find(".hparams") == std::string::npos;
+  return t.dtype() == DType::F32 && name.find(".hparams") == std::string::npos && name.rfind("lslr.", 0) != 0;
 }
 
 // Where the parts of one task's slot lie.
 struct SlotLayout {
-  int64_t nw = 0, na = 0, ns = 0;
+  int64_t nw = 0, na = 0, nr = 0, ns = 0;
   std::vector<std::pair<std::string, Tensor>> moments;  // name, the task's end tensor (for its shape)
-  int64_t stride() const { return nw + na + ns + 4; }
+  int64_t stride() const { return nw + na + nr + ns + 4; }
 };
 
 }  // namespace
@@ -42,7 +44,7 @@ void MetaLearner::set_communicator(std::shared_ptr<dist::Communicator> comm, boo
 
 void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
                                      const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
-                                     const std::function<void(const Tensor&, const Tensor&)>& add_task) {
+                                     const std::function<void(const Tensor&, const Tensor&, const Tensor&)>& add_task) {
   const int B = static_cast<int>(tasks.size());
   const int N = comm_->size(), rank = comm_->rank();
   const dist::TaskSlots slots(B, N);
@@ -73,6 +75,7 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     if (!send.defined()) {  // the layout, from this rank's first task
       L.nw = c.w.numel();
       L.na = update_a ? c.a.numel() : 0;
+      L.nr = c.r.defined() ? c.r.numel() : 0;
       for (const std::string& n : end.names())
         if (is_moment(n, end.get(n))) L.moments.emplace_back(n, end.get(n)), L.ns += end.get(n).numel();
       first_end = end;
@@ -93,7 +96,9 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     MN_CHECK(c.w.numel() == L.nw, "task-parallel meta-step: contributions change size between tasks");
     put(0, c.w);
     if (L.na) put(L.nw, c.a);
-    int64_t off = L.nw + L.na;
+    MN_CHECK((c.r.defined() ? c.r.numel() : 0) == L.nr, "task-parallel meta-step: rate contributions change size");
+    if (L.nr) put(L.nw + L.na, c.r);
+    int64_t off = L.nw + L.na + L.nr;
     for (const auto& m : L.moments) {
       put(off, end.get(m.first));
       off += m.second.numel();
@@ -124,11 +129,12 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   const int slots_to_add = ordered ? B : 1;
   for (int i = 0; i < slots_to_add; ++i) {
     const int64_t at = ordered ? static_cast<int64_t>(slots.gathered_slot(i)) * L.stride() : 0;
-    add_task(all.view(at, Shape{L.nw}), L.na ? all.view(at + L.nw, Shape{L.na}) : Tensor());
+    add_task(all.view(at, Shape{L.nw}), L.na ? all.view(at + L.nw, Shape{L.na}) : Tensor(),
+             L.nr ? all.view(at + L.nw + L.na, Shape{L.nr}) : Tensor());
     Checkpoint s;
     for (const std::string& n : first_end.names())
       if (!is_moment(n, first_end.get(n))) s.put(n, first_end.get(n));
-    int64_t off = at + L.nw + L.na;
+    int64_t off = at + L.nw + L.na + L.nr;
     for (const auto& m : L.moments) {
       Tensor v = all.view(off, m.second.shape());
       if (!ordered) v = mul_scalar(v, 1.f / static_cast<float>(B));  // the sum of the moments -> their mean

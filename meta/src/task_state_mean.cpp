@@ -14,7 +14,9 @@ Checkpoint TaskStateMean::mean() const {
   const float inv = 1.f / static_cast<float>(states_.size());
   for (const std::string& name : first.names()) {
     const Tensor& t0 = first.get(name);
-    const bool moment = t0.dtype() == DType::F32 && name.find(".hparams") == std::string::npos;
+    // (MAML++'s per-step rates, "lslr.", are meta-parameters: kept, not averaged)
+    const bool moment = t0.dtype() == DType::F32 && name.find(".hparams") == std::string::npos &&
+                        name.rfind("lslr.", 0) != 0;
     if (!moment) {
       auto same = [&](const Tensor& t) {
         return t.dtype() == t0.dtype() && (t0.dtype() == DType::F32 ? t.to_vector() == t0.to_vector()

@@ -41,8 +41,10 @@ void check_same_on_all_ranks(Communicator& comm, const std::string& value, const
   int n = 0;
   for (size_t r = 1; r < all.size(); ++r)
     if (all[r] != all[0]) bad << (n++ ? ", " : "") << r;
-  MN_CHECK(n == 0, "the ", what, " of rank", n > 1 ? "s " : " ", bad.str(), " differs from rank 0's (",
-           all.size(), " ranks): every rank must run the same binary with the same configuration; refusing to start");
+  if (n > 0)
+    throw MismatchError(str_cat("the ", what, " of rank", n > 1 ? "s " : " ", bad.str(), " differs from rank 0's (",
+                                all.size(), " ranks): every rank must run the same binary with the same "
+                                "configuration; refusing to start"));
 }
 
 }  // namespace metanas::meta::dist

@@ -55,6 +55,14 @@ struct EvalReport {
 // The statistics of a list of task evaluations.
 EvalReport summarize(std::vector<TaskEvaluation> tasks, int top_genotypes = 5);
 
+// Split evaluation (docs/distributed.md): every rank's `mine` (its
+// dist::TaskSlots block, in task order) gathered into all n evaluations in
+// task order, on every rank (one small gather of host bytes; doubles
+// round-trip exactly). `who` names the caller in the error when the count
+// is not n.
+std::vector<TaskEvaluation> gather_task_evaluations(dist::Communicator& comm, const std::vector<TaskEvaluation>& mine,
+                                                    int n, const char* who);
+
 // One-shot runs: each run is one episode (e.g. 20 classes, 1 support and 1
 // query image each); error = 1 - accuracy.
 struct RunResult {
@@ -98,6 +106,8 @@ class Evaluator {
 
   // Adapts to one episode and scores its query set.
   TaskEvaluation evaluate_task(const data::Episode& ep);
+  // The same with the task's own generator (task-parallel evaluation).
+  TaskEvaluation evaluate_task(const data::Episode& ep, Rng& rng);
   // Adapts to one episode as evaluate_task and returns the class
   // probabilities of its query images [Q, K] (softmax of the logits; the
   // query set as one batch: not with eval.non_transductive_bn). For ensembles.
@@ -121,13 +131,18 @@ class Evaluator {
                            const std::vector<std::string>& names = {});
   // Runs loaded by data::load_oneshot_runs (named by their folders).
   RunsReport evaluate_runs(const std::vector<data::OneShotRun>& runs);
+  // The runs split across the ranks of `comm` as evaluate_split splits
+  // tasks (run i adapts with its own generator, split in run order): every
+  // rank gets the whole report, the same for any number of ranks.
+  RunsReport evaluate_runs_split(const std::vector<data::Episode>& runs, const std::vector<std::string>& names,
+                                 dist::Communicator& comm);
 
   TaskLearner& task_learner() { return *task_; }
   Rng& rng() { return rng_; }
   const MetaConfig& config() const { return cfg_; }
 
  private:
-  TaskEvaluation evaluate_task(const data::Episode& ep, Rng& rng);
+  RunsReport runs_report(std::vector<TaskEvaluation> all, const std::vector<std::string>& names) const;
 
   void begin_task();  // the task-optimizer state every task starts from
   MetaConfig cfg_;

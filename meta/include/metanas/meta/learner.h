@@ -132,18 +132,20 @@ class MetaLearner {
   // The task-parallel meta-step (meta.task_parallel; task_parallel_step.cpp):
   // every task of this rank starts from the task-optimizer state the last
   // meta-step left, with its own generator split from rng_ in task order;
-  // run_task adapts it and names its two contributions (weight- and
-  // alpha-sized, the alpha one undefined unless update_a) and statistics;
-  // after the gather add_task(w, a) is called for every task in task order
+  // run_task adapts it and names its contributions (weight- and
+  // alpha-sized, the alpha one undefined unless update_a; r: a third, e.g.
+  // MAML++'s rate gradients, undefined when none) and statistics;
+  // after the gather add_task(w, a, r) is called for every task in task order
   // (once with the sums in all-reduce mode), the statistics are summed into
   // st and the tasks' mean end state becomes the task-optimizer state.
   struct TaskContribution {
     Tensor w, a;
     Tensor s_loss, s_acc, q_loss, q_acc;  // undefined when not measured
+    Tensor r;  // last: positional initialisers of the fields above stay valid
   };
   void task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
                           const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
-                          const std::function<void(const Tensor& w, const Tensor& a)>& add_task);
+                          const std::function<void(const Tensor& w, const Tensor& a, const Tensor& r)>& add_task);
 
   MetaConfig cfg_;
   std::unique_ptr<nas::Model> model_;

@@ -63,6 +63,18 @@ class RetrainEvaluator {
                          const std::function<void(int, const RetrainTaskResult&)>& progress = {});
   RetrainReport evaluate(const std::vector<data::Episode>& tasks,
                          const std::function<void(int, const RetrainTaskResult&)>& progress = {});
+  // Task-parallel decode and retrain (meta.task_parallel, docs/distributed.md;
+  // retrain_split.cpp): the n tasks split across the ranks of `comm` as
+  // Evaluator::evaluate_split splits them. Task i adapts and is scored with
+  // its own generator (split in task order), and a genotype's network
+  // meta-trains on the tasks of sources(genotype text), a stream that depends
+  // on the genotype alone, so every score is independent of which rank, and
+  // after which other tasks, it runs: every rank gets the same report for any
+  // number of ranks. `networks` counts the distinct decoded genotypes.
+  // progress sees this rank's tasks.
+  RetrainReport evaluate_split(data::EpisodeSampler& sampler, int n, dist::Communicator& comm,
+                               const std::function<TaskSource(const std::string& genotype)>& sources,
+                               const std::function<void(int, const RetrainTaskResult&)>& progress = {});
   // Called before a genotype's network is meta-trained (for progress lines).
   void on_new_network(std::function<void(const std::string& genotype, int64_t iterations)> f) {
     on_new_ = std::move(f);
@@ -84,6 +96,7 @@ class RetrainEvaluator {
  private:
   struct Entry;
   Entry& network_for(const nas::Genotype& g);
+  Evaluator& network_evaluator(const nas::Genotype& g);  // network_for(g)'s evaluator
 
   MetaConfig cfg_;
   Evaluator soft_;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "metanas/engine/error.h"
 #include "metanas/engine/tensor.h"
 
 namespace metanas::meta::dist {
@@ -49,8 +50,16 @@ std::shared_ptr<Communicator> world(bool use_nccl = false);
 // Whether an MPI launcher started this process (whatever the build).
 bool launched_by_mpi();
 
-// Throws metanas::Error naming the ranks whose `value` differs from rank
-// 0's (what = what is compared, e.g. "configuration and binary hash").
+// The ranks disagree at start (check_same_on_all_ranks): every rank throws
+// it after the same gather, so none is left waiting and no rank "failed".
+class MismatchError : public Error {
+ public:
+  explicit MismatchError(const std::string& what) : Error(what) {}
+};
+
+// Throws MismatchError (on every rank) naming the ranks whose `value`
+// differs from rank 0's (what = what is compared, e.g. "configuration and
+// binary hash").
 void check_same_on_all_ranks(Communicator& comm, const std::string& value, const std::string& what);
 
 }  // namespace metanas::meta::dist
