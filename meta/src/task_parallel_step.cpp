@@ -41,7 +41,7 @@ void MetaLearner::set_communicator(std::shared_ptr<dist::Communicator> comm, boo
 }
 
 void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
-                                     const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
+                                     const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
                                      const std::function<void(const Tensor&, const Tensor&)>& add_task) {
   const int B = static_cast<int>(tasks.size());
   const int N = comm_->size(), rank = comm_->rank();
@@ -64,12 +64,24 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   Tensor send;
   const bool ordered = ordered_reduce_ || N == 1;
   const int local = slots.count(rank);
-  for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
-    task_->load_state(start, "");
-    task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
-    const TaskContribution c = run_task(tasks[i], rngs[i]);
+  // Task streams: task k of this rank's block on learner k and stream k,
+  // each forked from the default stream (the meta model and `start` are
+  // ready) and all joined before their slots are filled. Nothing is shared
+  // between the tasks but read-only inputs, so per-stream allocator pools
+  // are safe.
+  const bool streams = exec_.task_streams;
+  if (streams) {
+    while (static_cast<int>(stream_tasks_.size()) < local) {
+      stream_tasks_.push_back(std::make_unique<TaskLearner>(*model_, task_options_));
+      stream_tasks_.back()->set_graphs(exec_.cuda_graphs);
+      streams_.emplace_back(dev);
+    }
+    for (int k = 0; k < local; ++k) streams_[static_cast<size_t>(k)].fork();
+  }
+  // A task's slot: its contributions, end state (moments) and statistics.
+  auto finish = [&](int i, TaskLearner& tl, const TaskContribution& c) {
     Checkpoint end;
-    task_->save_state(end, "");
+    tl.save_state(end, "");
     if (!send.defined()) {  // the layout, from this rank's first task
       L.nw = c.w.numel();
       L.na = update_a ? c.a.numel() : 0;
@@ -101,8 +113,33 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     const Tensor* stats[4] = {&c.s_loss, &c.s_acc, &c.q_loss, &c.q_acc};
     for (int k = 0; k < 4; ++k)
       if (stats[k]->defined()) put(off + k, *stats[k]);
+  };
+  if (!streams) {
+    for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+      task_->load_state(start, "");
+      task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
+      finish(i, *task_, run_task(*task_, tasks[i], rngs[i]));
+    }
+  } else {
+    // Issue every task on its stream first (a task's only wait is its plan
+    // readback, on its own stream), then join and fill the slots on the
+    // default stream in task order: saving an end state reads it back, which
+    // would otherwise hold the host until that task is done.
+    std::vector<TaskContribution> cs(static_cast<size_t>(local));
+    for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+      const size_t k = static_cast<size_t>(i - slots.begin(rank));
+      TaskLearner& tl = *stream_tasks_[k];
+      StreamGuard on_stream(&streams_[k]);
+      tl.load_state(start, "");
+      tl.set_task_index(static_cast<uint32_t>(i));
+      cs[k] = run_task(tl, tasks[i], rngs[i]);
+    }
+    for (int k = 0; k < local; ++k) streams_[static_cast<size_t>(k)].join();
+    for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+      const size_t k = static_cast<size_t>(i - slots.begin(rank));
+      finish(i, *stream_tasks_[k], cs[k]);
+    }
   }
-  (void)local;
 
   // One collective per meta-step.
   const auto t0 = std::chrono::steady_clock::now();
