@@ -161,10 +161,18 @@ else
     note "torch reference: cuda" SKIP "not bundled (no ../shared/bench/metanas_torch.py when the bundle was made)"
   fi
   # Task streams (task-parallel semantics, one stream per task) and CUDA
-  # graphs of the inner steps, alone and together (issue 16 items 2 and 3).
-  step "meta-step-bench: streams" 45 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --task-streams --json "$OUTDIR/meta-step-streams.json"
-  step "meta-step-bench: graphs" 45 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --graphs --json "$OUTDIR/meta-step-graphs.json"
-  step "meta-step-bench: streams+graphs" 45 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --task-streams --graphs --json "$OUTDIR/meta-step-streams-graphs.json"
+  # graphs of the inner steps (issue 16 items 2 and 3), each beside its
+  # baseline. The preset's drop-path keys hold each task's seed, so no step
+  # key repeats: the graph rows run without drop-path (and task-parallel,
+  # where every task starts from the same state), their JSON counts replays.
+  echo '{"meta": {"task_parallel": true}}' >"$OUTDIR/tp.json"
+  echo '{"meta": {"task_parallel": true}, "task": {"drop_path_prob": 0}}' >"$OUTDIR/tp-nodrop.json"
+  msb() { local name=$1 json=$2; shift 2; step "meta-step-bench: $name" 40 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/$json" "$@"; }
+  msb "task-parallel" meta-step-tp.json --config "$OUTDIR/tp.json"
+  msb "streams" meta-step-streams.json --config "$OUTDIR/tp.json" --task-streams
+  msb "tp, no drop-path" meta-step-tp-nodrop.json --config "$OUTDIR/tp-nodrop.json"
+  msb "graphs" meta-step-graphs.json --config "$OUTDIR/tp-nodrop.json" --graphs
+  msb "streams+graphs" meta-step-streams-graphs.json --config "$OUTDIR/tp-nodrop.json" --task-streams --graphs
 fi
 
 {

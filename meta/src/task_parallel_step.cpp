@@ -12,7 +12,6 @@
 #include "metanas/engine/ops.h"
 #include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/learner.h"
-#include "task_state_mean.h"
 
 namespace metanas::meta {
 
@@ -154,31 +153,40 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   }
   comm_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  // The combination, in task order (all-reduce mode: one summed slot).
+  // The combination, in task order (all-reduce mode: one summed slot). The
+  // task-optimizer moments: their sum in task order, then scaled by 1/B, on
+  // the device and read back in one copy (the host sum this replaced gave
+  // the same bits with one readback per entry and task).
   NoGradGuard ng;
   StepSums sums;
-  TaskStateMean states;
+  Tensor msum = L.ns ? Tensor::zeros(Shape{L.ns}, DType::F32, dev) : Tensor();
   const int slots_to_add = ordered ? B : 1;
   for (int i = 0; i < slots_to_add; ++i) {
     const int64_t at = ordered ? static_cast<int64_t>(slots.gathered_slot(i)) * L.stride() : 0;
     add_task(all.view(at, Shape{L.nw}), L.na ? all.view(at + L.nw, Shape{L.na}) : Tensor());
-    Checkpoint s;
-    for (const std::string& n : first_end.names())
-      if (!is_moment(n, first_end.get(n))) s.put(n, first_end.get(n));
-    int64_t off = at + L.nw + L.na;
-    for (const auto& m : L.moments) {
-      Tensor v = all.view(off, m.second.shape());
-      if (!ordered) v = mul_scalar(v, 1.f / static_cast<float>(B));  // the sum of the moments -> their mean
-      s.put(m.first, v);
-      off += m.second.numel();
-    }
-    states.add(s);
+    if (L.ns) msum.add_(all.view(at + L.nw + L.na, Shape{L.ns}), 1.f);
+    const int64_t off = at + L.nw + L.na + L.ns;
     auto stat = [&](int k) { return all.view(off + k, Shape{}); };
     if (has_s) sums.add_support(AdaptResult{stat(0), stat(1), 0});
     if (has_q) sums.add_query(stat(2), stat(3));
   }
   sums.mean_into(st);
-  task_->load_state(states.mean(), "");
+  // The mean state: the entries every task shares (hyper-parameters, step
+  // counts: equal, since every task started from `start` and took the same
+  // steps) from the first task, the mean moments.
+  Checkpoint mean;
+  for (const std::string& n : first_end.names())
+    if (!is_moment(n, first_end.get(n))) mean.put(n, first_end.get(n));
+  if (L.ns) {
+    msum.mul_(1.f / static_cast<float>(B));
+    const Tensor host = msum.to(Device::CPU);
+    int64_t off = 0;
+    for (const auto& m : L.moments) {
+      mean.put(m.first, host.view(off, m.second.shape()));
+      off += m.second.numel();
+    }
+  }
+  task_->load_state(mean, "");
 }
 
 }  // namespace metanas::meta
