@@ -136,7 +136,12 @@ if [ "$MODE" = dry ]; then
     note "bundle: bench flags" FAIL "meta-step-bench lacks --task-streams / --graphs"
   TINY=$ROOT/tests/programs/tiny.json
   if [ -f "$TINY" ]; then
-    step "cpu: streams+graphs (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$TINY" --iters 1 --warmup 0 --phase search --task-streams --graphs --json "$OUTDIR/dry-streams-graphs.json"
+    # tiny.json task-parallel without drop-path, 3 tasks: step keys repeat in
+    # the one task learner, so the graph decisions capture (task 2) and
+    # replay (task 3); the CPU runs them eagerly.
+    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["task"]["drop_path_prob"] = 0; c["meta"]["meta_batch_size"] = 3; c["meta"]["task_parallel"] = True; json.dump(c, open(sys.argv[2], "w"))' "$TINY" "$OUTDIR/tiny-nodrop.json"
+    step "cpu: streams (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$TINY" --iters 2 --warmup 0 --phase search --task-streams --json "$OUTDIR/dry-streams.json"
+    step "cpu: graphs (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$OUTDIR/tiny-nodrop.json" --iters 2 --warmup 0 --phase search --graphs --json "$OUTDIR/dry-graphs.json"
   fi
   note "device steps" DRY "nvidia-smi; parity (memcheck, plain); kernel-bench --json; meta-step-bench cuda (plain, streams, graphs, both); torch cuda"
 else
