@@ -98,9 +98,9 @@ class CudaBackend final : public Backend {
     MN_CHECK(!capturing_[sid], "CUDA backend: stream ", sid, " is already capturing a graph");
     auto g = std::make_unique<Graph>();
     g->stream_id = sid;
+    MN_CUDA_CHECK(cudaStreamBeginCapture(cur().stream, cudaStreamCaptureModeThreadLocal));
     // The graph's pool key: its own object (never a stream's address).
     CachingAllocator::set_thread_pool(g.get());
-    MN_CUDA_CHECK(cudaStreamBeginCapture(cur().stream, cudaStreamCaptureModeThreadLocal));
     capturing_[sid] = std::move(g);
   }
   int end_capture() override {
@@ -108,8 +108,17 @@ class CudaBackend final : public Backend {
     MN_CHECK(capturing_[sid], "CUDA backend: end_capture without begin_capture on stream ", sid);
     std::unique_ptr<Graph> g = std::move(capturing_[sid]);
     CachingAllocator::set_thread_pool(pool_of(sid));
-    MN_CUDA_CHECK(cudaStreamEndCapture(cur().stream, &g->graph));
-    MN_CUDA_CHECK(cudaGraphInstantiate(&g->exec, g->graph, 0));
+    const cudaError_t e = cudaStreamEndCapture(cur().stream, &g->graph);
+    if (e != cudaSuccess) {
+      alloc_.retire_pool(g.get());
+      throw_cuda(e, "cudaStreamEndCapture", __FILE__, __LINE__);
+    }
+    const cudaError_t ie = cudaGraphInstantiate(&g->exec, g->graph, 0);
+    if (ie != cudaSuccess) {
+      (void)cudaGraphDestroy(g->graph);
+      alloc_.retire_pool(g.get());
+      throw_cuda(ie, "cudaGraphInstantiate", __FILE__, __LINE__);
+    }
     std::lock_guard<std::mutex> lock(graphs_mu_);
     const int id = next_graph_++;
     graphs_[id] = std::move(g);
@@ -142,8 +151,12 @@ class CudaBackend final : public Backend {
       g = std::move(it->second);
       graphs_.erase(it);
     }
-    count_sync();  // its replays must finish before its pool is shared
-    MN_CUDA_CHECK(cudaStreamSynchronize(ctxs_[g->stream_id]->stream));
+    // Its replays must finish before its pool is shared (a destroyed stream
+    // was synchronised when it went).
+    if (Context* c = ctxs_[g->stream_id]) {
+      count_sync();
+      MN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
     MN_CUDA_CHECK(cudaGraphExecDestroy(g->exec));
     MN_CUDA_CHECK(cudaGraphDestroy(g->graph));
     alloc_.retire_pool(g.get());

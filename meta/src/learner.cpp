@@ -46,7 +46,8 @@ MetaLearner::MetaLearner(const MetaConfig& cfg, std::unique_ptr<nas::Model> mode
   task_ = std::make_unique<TaskLearner>(*model_, task_options);
 }
 
-MetaLearner::~MetaLearner() = default;
+// The per-task learners (their tensors and graphs) go before their streams.
+MetaLearner::~MetaLearner() { stream_tasks_.clear(); }
 
 GraphCache::Stats MetaLearner::graph_stats() const {
   GraphCache::Stats sum;
