@@ -66,6 +66,8 @@ int run(int argc, char** argv) {
                   {"--threads", "N", "CPU threads (default: OMP_NUM_THREADS or all cores)"},
                   {"--phase", "NAME", "search | warmup | both (default both)"},
                   {"--config", "FILE", "another configuration (default: the built-in MetaNAS Omniglot\n20-way 1-shot setting, which configs/omniglot-20w1s.json also holds)"},
+                  {"--task-streams", "", "per-task streams (run.task_streams; turns meta.task_parallel on)"},
+                  {"--graphs", "", "CUDA graphs of the inner steps (run.cuda_graphs)"},
                   {"--json", "FILE", "write the results as JSON"},
                   {"--help", "", "this text"}});
   args.parse(argc, argv);
@@ -85,6 +87,8 @@ int run(int argc, char** argv) {
 
   meta::MetaConfig base;  // defaults = MetaNAS Omniglot 20-way 1-shot
   if (args.has("--config")) base = ProgramConfig::from_file(args.get("--config")).meta;
+  const meta::ExecutionOptions exec{args.has("--task-streams"), args.has("--graphs")};
+  if (exec.task_streams) base.meta.task_parallel = true;  // streams need the task-parallel semantics
   const auto [in_ch, size] = std::pair<int, int>(base.model.search.in_channels, base.model.search.image_size);
 
   // Synthetic episodes of the preset's shape (the pixels do not matter for timing).
@@ -109,7 +113,10 @@ int run(int argc, char** argv) {
               {"inner_steps", base.task.steps},
               {"query_eval", base.meta.query_eval},
               {"iters", iters},
-              {"warmup_iters", warm}};
+              {"warmup_iters", warm},
+              {"task_parallel", base.meta.task_parallel},
+              {"task_streams", exec.task_streams},
+              {"cuda_graphs", exec.cuda_graphs}};
 
   for (const std::string ph : {"search", "warmup"}) {
     if (phase != "both" && phase != ph) continue;
@@ -118,6 +125,7 @@ int run(int argc, char** argv) {
     cfg.meta.iterations = std::max<int64_t>(cfg.meta.iterations, cfg.meta.warmup_iterations);
     cfg.meta.prune_every = 0;  // pruning would change the work done from one iteration to the next
     auto learner = meta::make_meta_learner(cfg, device);
+    learner->set_execution(exec);
     data::EpisodeSampler sampler(ds, cfg.episodes.ways, cfg.episodes.train_shots, cfg.episodes.queries, 7, device);
     std::vector<double> times, syncs;
     for (int it = 0; it < warm + iters; ++it) {
@@ -146,6 +154,16 @@ int run(int argc, char** argv) {
                 static_cast<int>(times.size()));
     std::printf("%s phase: %.2f host syncs per inner step (median)\n", ph.c_str(), median(syncs));
     res[ph] = {{"median_s", med}, {"times_s", times}, {"host_syncs_per_inner_step", median(syncs)}};
+    if (exec.cuda_graphs) {
+      const GraphCache::Stats gs = learner->graph_stats();
+      const GraphCache::Stats* g = &gs;
+      std::printf("%s phase: graphs: %llu eager, %llu captures, %llu replays, %llu not capturable%s\n", ph.c_str(),
+                  static_cast<unsigned long long>(g->eager), static_cast<unsigned long long>(g->captures),
+                  static_cast<unsigned long long>(g->replays), static_cast<unsigned long long>(g->uncapturable),
+                  backend(device).supports_graphs() ? "" : " (this backend runs them eagerly)");
+      res[ph]["graphs"] = {{"eager", g->eager}, {"captures", g->captures}, {"replays", g->replays},
+                           {"uncapturable", g->uncapturable}, {"device_graphs", backend(device).supports_graphs()}};
+    }
   }
   if (args.has("--json")) {
     std::ofstream f(args.get("--json"), std::ios::trunc);

@@ -73,6 +73,8 @@ std::vector<FlagSpec> flags() {
       {"--seed", "S", "seed of initialisation, task sampling and every random draw (seed)", "common settings (each sets configuration keys)"},
       {"--iterations", "N", "meta-iterations (meta.iterations)", "common settings (each sets configuration keys)"},
       {"--threads", "N", "CPU threads (run.threads; 0 = OMP_NUM_THREADS or all cores)", "common settings (each sets configuration keys)"},
+      {"--task-streams", "", "per-task backend streams in the task-parallel meta-step\n(run.task_streams; needs meta.task_parallel)", "common settings (each sets configuration keys)"},
+      {"--graphs", "", "capture and replay the inner steps as CUDA graphs (run.cuda_graphs)", "common settings (each sets configuration keys)"},
       {"--set", "KEY=VALUE", "set any configuration key by its dotted path, e.g.\n--set task.darts.w_lr=0.01 (repeatable)", "any configuration key"},
       {"--KEY", "VALUE", "the same as --set KEY=VALUE, e.g. --meta.meta_batch_size 5", "any configuration key"},
   };
@@ -288,6 +290,8 @@ int run(int argc, char** argv) {
   for (const char* f : {"--ways", "--shots", "--query", "--dataset", "--data", "--algorithm", "--device", "--seed",
                         "--iterations", "--threads"})
     if (args.has(f)) apply_named_flag(ov, f, args.get(f));
+  if (args.has("--task-streams")) ov.set("run.task_streams", "true", "--task-streams");
+  if (args.has("--graphs")) ov.set("run.cuda_graphs", "true", "--graphs");
   for (const auto& [k, v] : args.overrides()) ov.set(k, v);
   if (resume)
     for (const auto& k : ov.keys())
@@ -446,6 +450,11 @@ int run(int argc, char** argv) {
   // (this collective also keeps rank 0 from changing the folder before the
   // others have read the checkpoint).
   learner->set_communicator(comm, cfg.run.dist_reduce == "ordered");
+  try {
+    learner->set_execution(meta::ExecutionOptions{cfg.run.task_streams, cfg.run.cuda_graphs});
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
   if (ranks > 1) {
     meta::dist::check_same_on_all_ranks(
         *comm, str_cat(binary_hash(), " ", cfg.to_json().dump(), " ", out, " ", learner->iteration()),

@@ -15,9 +15,9 @@
 #   scripts/gpu-check.sh            [--bundle-dir DIR] [--out DIR]
 #       on the device: nvidia-smi, the parity binary under compute-sanitizer
 #       memcheck once and then plain, kernel-bench --json, meta-step-bench
-#       --device cuda (plain, and with task streams / CUDA graphs where this
-#       build has those switches), the PyTorch CUDA reference; all output to
-#       $OUT (or --out), one summary table at the end.
+#       --device cuda (plain, then with task streams, CUDA graphs and both),
+#       the PyTorch CUDA reference; all output to $OUT (or --out), one
+#       summary table at the end.
 #
 # Each step has its own time limit inside the overall budget (BUDGET_S,
 # default 470 s), so one hung step cannot take the others' time.
@@ -130,7 +130,20 @@ if [ "$MODE" = dry ]; then
   step "parity (no GPU: expect 77)" 300 "$BUNDLE/bin/cuda_parity_tests"
   # The reference lives in ../shared, which a user's clone lacks: a bundle without it still checks the rest.
   if [ -f "$BUNDLE/bench/metanas_torch.py" ]; then note "bundle: torch reference" PASS "bench/metanas_torch.py"; else note "bundle: torch reference" SKIP "not bundled (no ../shared/bench/metanas_torch.py)"; fi
-  note "device steps" DRY "nvidia-smi; parity (memcheck, plain); kernel-bench --json; meta-step-bench cuda; torch cuda"
+  # The benchmark rows of the device run, on the CPU at the tiny size: the
+  # flags exist and the code paths run (streams in issue order, graphs eager).
+  has_flag --task-streams && has_flag --graphs && note "bundle: bench flags" PASS "--task-streams, --graphs" ||
+    note "bundle: bench flags" FAIL "meta-step-bench lacks --task-streams / --graphs"
+  TINY=$ROOT/tests/programs/tiny.json
+  if [ -f "$TINY" ]; then
+    # tiny.json task-parallel without drop-path, 3 tasks: step keys repeat in
+    # the one task learner, so the graph decisions capture (task 2) and
+    # replay (task 3); the CPU runs them eagerly.
+    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["task"]["drop_path_prob"] = 0; c["meta"]["meta_batch_size"] = 3; c["meta"]["task_parallel"] = True; json.dump(c, open(sys.argv[2], "w"))' "$TINY" "$OUTDIR/tiny-nodrop.json"
+    step "cpu: streams (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$TINY" --iters 2 --warmup 0 --phase search --task-streams --json "$OUTDIR/dry-streams.json"
+    step "cpu: graphs (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$OUTDIR/tiny-nodrop.json" --iters 2 --warmup 0 --phase search --graphs --json "$OUTDIR/dry-graphs.json"
+  fi
+  note "device steps" DRY "nvidia-smi; parity (memcheck, plain); kernel-bench --json; meta-step-bench cuda (plain, streams, graphs, both); torch cuda"
 else
   step nvidia-smi 30 nvidia-smi
   if command -v compute-sanitizer >/dev/null || [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
@@ -143,25 +156,28 @@ else
   fi
   step "parity: plain" 90 "$BUNDLE/bin/cuda_parity_tests"
   step "kernel-bench" 60 "$BUNDLE/bin/kernel-bench" --json "$OUTDIR/kernel-bench.json"
-  step "meta-step-bench: plain" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/meta-step-plain.json"
+  step "meta-step-bench: plain" 45 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/meta-step-plain.json"
   # --device cuda falls back to the CPU with a notice: that is a failure here.
   grep -q '^meta-step-bench: cuda' "$(logname "meta-step-bench: plain")" ||
     note "meta-step-bench: on cuda" FAIL "the benchmark ran on the CPU (see its log)"
-  if has_flag --task-streams; then
-    step "meta-step-bench: streams" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --task-streams --json "$OUTDIR/meta-step-streams.json"
-  else
-    note "meta-step-bench: streams" SKIP "this build has no --task-streams (issue 16 item 2)"
-  fi
-  if has_flag --graphs; then
-    step "meta-step-bench: graphs" 60 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --graphs --json "$OUTDIR/meta-step-graphs.json"
-  else
-    note "meta-step-bench: graphs" SKIP "this build has no --graphs (issue 16 item 3)"
-  fi
   if [ -f "$BUNDLE/bench/metanas_torch.py" ]; then
     step "torch reference: cuda" 90 python3 "$BUNDLE/bench/metanas_torch.py" --device cuda --iters 3 --json "$OUTDIR/torch-cuda.json"
   else
     note "torch reference: cuda" SKIP "not bundled (no ../shared/bench/metanas_torch.py when the bundle was made)"
   fi
+  # Task streams (task-parallel semantics, one stream per task) and CUDA
+  # graphs of the inner steps (issue 16 items 2 and 3), each beside its
+  # baseline. The preset's drop-path keys hold each task's seed, so no step
+  # key repeats: the graph rows run without drop-path (and task-parallel,
+  # where every task starts from the same state), their JSON counts replays.
+  echo '{"meta": {"task_parallel": true}}' >"$OUTDIR/tp.json"
+  echo '{"meta": {"task_parallel": true}, "task": {"drop_path_prob": 0}}' >"$OUTDIR/tp-nodrop.json"
+  msb() { local name=$1 json=$2; shift 2; step "meta-step-bench: $name" 40 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/$json" "$@"; }
+  msb "task-parallel" meta-step-tp.json --config "$OUTDIR/tp.json"
+  msb "streams" meta-step-streams.json --config "$OUTDIR/tp.json" --task-streams
+  msb "tp, no drop-path" meta-step-tp-nodrop.json --config "$OUTDIR/tp-nodrop.json"
+  msb "graphs" meta-step-graphs.json --config "$OUTDIR/tp-nodrop.json" --graphs
+  msb "streams+graphs" meta-step-streams-graphs.json --config "$OUTDIR/tp-nodrop.json" --task-streams --graphs
 fi
 
 {

@@ -64,6 +64,11 @@ struct RunSection {
   // any number of ranks); "allreduce" sums per rank, then all-reduces (faster,
   // not bitwise).
   std::string dist_reduce = "ordered";
+  // Execution only (meta::ExecutionOptions; the results do not change):
+  // per-task backend streams in the task-parallel meta-step, and CUDA-graph
+  // capture of the inner steps (off until verified on hardware).
+  bool task_streams = false;
+  bool cuda_graphs = false;
 };
 
 namespace detail {
@@ -154,7 +159,8 @@ inline json data_to_json(const DataSection& d) {
 inline json run_to_json(const RunSection& r) {
   return {{"device", r.device},           {"threads", r.threads},     {"log_every", r.log_every},
           {"val_every", r.val_every},     {"val_tasks", r.val_tasks}, {"val_split", r.val_split},
-          {"checkpoint_every", r.checkpoint_every}, {"dist_reduce", r.dist_reduce}};
+          {"checkpoint_every", r.checkpoint_every}, {"dist_reduce", r.dist_reduce},
+          {"task_streams", r.task_streams},         {"cuda_graphs", r.cuda_graphs}};
 }
 
 inline void apply_data(DataSection& d, const json& j) {
@@ -195,7 +201,7 @@ inline void apply_data(DataSection& d, const json& j) {
 inline void apply_run(RunSection& r, const json& j) {
   detail::StrictObject s(j, "run",
                          {"device", "threads", "log_every", "val_every", "val_tasks", "val_split",
-                          "checkpoint_every", "dist_reduce"});
+                          "checkpoint_every", "dist_reduce", "task_streams", "cuda_graphs"});
   s.read("device", r.device);
   s.read("threads", r.threads);
   s.read("log_every", r.log_every);
@@ -204,6 +210,8 @@ inline void apply_run(RunSection& r, const json& j) {
   s.read("val_split", r.val_split);
   s.read("checkpoint_every", r.checkpoint_every);
   s.read("dist_reduce", r.dist_reduce);
+  s.read("task_streams", r.task_streams);
+  s.read("cuda_graphs", r.cuda_graphs);
   MN_CHECK(r.dist_reduce == "ordered" || r.dist_reduce == "allreduce",
            "configuration: run.dist_reduce must be ordered or allreduce, got '", r.dist_reduce, "'");
   parse_device(r.device);  // throws for an unknown device name

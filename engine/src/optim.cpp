@@ -226,8 +226,16 @@ void Adam::load_state(const Checkpoint& ck, const std::string& prefix) {
   eps = h[3];
   weight_decay = h[4];
   max_grad_norm = h[5];
-  m_ = m;
-  v_ = v;
+  // Into the live buffers when they fit: their addresses stay (CUDA graphs
+  // of the inner steps bake them in).
+  if (m_.defined() && v_.defined() && m_.numel() == m.numel() && v_.numel() == v.numel() &&
+      m_.device() == m.device() && v_.device() == v.device()) {
+    m_.copy_(m);
+    v_.copy_(v);
+  } else {
+    m_ = m;
+    v_ = v;
+  }
   t_ = static_cast<int64_t>(t);
 }
 

@@ -20,6 +20,7 @@ class CpuBackend final : public Backend {
   void deallocate(void* p, size_t bytes) override { alloc_.deallocate(p, bytes); }
   // Counted as the CUDA backend would synchronise (backend.h).
   void copy_from_host(void* dst, const void* src, size_t bytes) override {
+    count_upload();
     if (bytes > kUploadStagingBytes) count_sync();
     std::memcpy(dst, src, bytes);
   }

@@ -22,14 +22,39 @@ void launch_check(const char* file, int line) {
 
 CachingAllocator::~CachingAllocator() = default;
 
-void* CachingAllocator::allocate(size_t bytes) {
+namespace {
+thread_local const void* t_pool = nullptr;
+}
+
+void CachingAllocator::set_thread_pool(const void* pool) { t_pool = pool; }
+const void* CachingAllocator::thread_pool() { return t_pool; }
+
+void* CachingAllocator::allocate(size_t bytes) { return allocate_in(bytes, t_pool); }
+
+void CachingAllocator::retire_pool(const void* pool) {
+  if (!pool) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto it = free_.begin(); it != free_.end();) {
+    if (it->first.first == pool) {
+      auto& dst = free_[{nullptr, it->first.second}];
+      dst.insert(dst.end(), it->second.begin(), it->second.end());
+      it = free_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& kv : live_)
+    if (kv.second.pool == pool) kv.second.pool = nullptr;
+}
+
+void* CachingAllocator::allocate_in(size_t bytes, const void* pool) {
   const size_t b = bucket_size(bytes);
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = free_.find(b);
+  auto it = free_.find({pool, b});
   if (it != free_.end() && !it->second.empty()) {
     void* p = it->second.back();
     it->second.pop_back();
-    live_[p] = b;
+    live_[p] = Live{b, pool};
     stats_.cached -= b;
     stats_.in_use += b;
     if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
@@ -58,7 +83,7 @@ void* CachingAllocator::allocate(size_t bytes) {
   // reported as what it is, not as memory exhaustion.
   if (e != cudaSuccess) throw_cuda(e, "cudaMalloc", __FILE__, __LINE__);
   ++stats_.mallocs;
-  live_[p] = b;
+  live_[p] = Live{b, pool};
   stats_.in_use += b;
   if (stats_.in_use > stats_.peak_in_use) stats_.peak_in_use = stats_.in_use;
   return p;
@@ -70,9 +95,10 @@ void CachingAllocator::deallocate(void* p) {
   auto it = live_.find(p);
   MN_KCHECK(it != live_.end(), "CUDA allocator: freeing pointer ", p,
            " that is not a live allocation (double free or foreign pointer)");
-  const size_t b = it->second;
+  const size_t b = it->second.bucket;
+  const void* pool = it->second.pool;
   live_.erase(it);
-  free_[b].push_back(p);
+  free_[{pool, b}].push_back(p);
   stats_.in_use -= b;
   stats_.cached += b;
 }

@@ -1,8 +1,13 @@
 // CachingAllocator: device memory for the CUDA backend. Freed blocks are kept
 // in size buckets (4 buckets per power of two, at least 512 bytes) and handed
-// out again without cudaMalloc/cudaFree, which synchronise the device. All
-// work runs on the backend's one stream, so a block freed after a kernel was
-// enqueued may be reused by the next kernel (stream order keeps it safe).
+// out again without cudaMalloc/cudaFree, which synchronise the device. The
+// free lists are per pool: a pool is a stream (its cudaStream_t as the key;
+// null for the default stream) or a captured graph. A block goes back to the
+// pool it was allocated from and is handed out only to that pool's later
+// allocations, so a block freed after a kernel was enqueued is reused only by
+// work ordered after it on the same stream (per-stream pools; a graph's pool
+// is its own while the graph lives). The thread's current pool is set by the
+// backend (set_thread_pool) whenever the thread's stream or capture changes.
 // On out-of-memory (cudaErrorMemoryAllocation only) the cache is released
 // (cudaFree) and the allocation retried once; any other cudaMalloc error is
 // reported as itself. ScratchBuffer is the RAII handle kernels use for temporary
@@ -33,9 +38,18 @@ class CachingAllocator {
   CachingAllocator(const CachingAllocator&) = delete;
   CachingAllocator& operator=(const CachingAllocator&) = delete;
 
-  // Returns device memory of at least `bytes` (256-byte aligned); throws
-  // metanas::Error when even a retry after releasing the cache fails.
+  // Returns device memory of at least `bytes` (256-byte aligned) from the
+  // calling thread's current pool; throws metanas::Error when even a retry
+  // after releasing the cache fails.
   void* allocate(size_t bytes);
+  void* allocate_in(size_t bytes, const void* pool);
+  // The calling thread's pool for allocate() (null: the default stream's).
+  static void set_thread_pool(const void* pool);
+  static const void* thread_pool();
+  // Moves a retired pool's (a destroyed stream's or graph's; the caller has
+  // synchronised its work) free blocks to the default pool, and its live
+  // blocks too, so they return there when freed.
+  void retire_pool(const void* pool);
   // Returns a block to its bucket; throws on a pointer this allocator did not
   // hand out (double free).
   void deallocate(void* p);
@@ -57,8 +71,12 @@ class CachingAllocator {
  private:
   int free_cache_locked();  // returns a cudaError_t (kept out of this header)
   mutable std::mutex mu_;
-  std::map<size_t, std::vector<void*>> free_;   // bucket size -> cached blocks
-  std::unordered_map<void*, size_t> live_;      // block -> bucket size
+  struct Live {
+    size_t bucket;
+    const void* pool;
+  };
+  std::map<std::pair<const void*, size_t>, std::vector<void*>> free_;  // (pool, bucket size) -> cached blocks
+  std::unordered_map<void*, Live> live_;                               // block -> bucket, pool
   AllocatorStats stats_;
 };
 

@@ -4,15 +4,23 @@
 // cuBLAS/cuDNN handles and the caching allocator, and provides
 // cuda_backend_create(), which the engine calls once on first use of
 // Device::CUDA (returning nullptr and a reason when no driver or GPU is usable).
-// All kernels run in order on one non-blocking stream; uploads go through a
-// pinned staging ring (staging_ring.h) and return at once, so only
-// copy_to_host, synchronize() and an upload that finds the ring busy (or is
-// larger than it) wait for the device; each such wait is counted
-// (Backend::host_syncs).
+// Kernels run in order on the calling thread's current stream: the default
+// non-blocking stream, or a stream of create_stream() with its own cuBLAS and
+// cuDNN handles, cuBLAS workspace and allocator pool (per-task streams).
+// Uploads go through a pinned staging ring (staging_ring.h) and return at
+// once, so only copy_to_host, synchronize() and an upload that finds the ring
+// busy (or is larger than it) wait for the device (only for the current
+// stream); each such wait is counted (Backend::host_syncs). begin_capture /
+// end_capture record the current stream's work as a CUDA graph (thread-local
+// capture mode, temporaries from the graph's private allocator pool);
+// replay() launches it. Compiled, not yet run on a GPU (docs/results.md).
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
+#include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/staging_ring.h"
@@ -42,7 +50,7 @@ class CudaBackend final : public Backend {
   // it: at exit the CUDA runtime may already be torn down.
   ~CudaBackend() override { release(); }
 
-  Context& context() { return ctx_; }
+  Context& context() { return cur(); }
   Device device() const override { return Device::CUDA; }
 
   // ---- memory ----
@@ -50,36 +58,194 @@ class CudaBackend final : public Backend {
   void deallocate(void* p, size_t) override { alloc_.deallocate(p); }
   void copy_from_host(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
+    count_upload();
+    no_capture("an upload (copy_from_host)");
     // The ring copies src before returning, so the caller may reuse it.
-    if (staging_.upload(dst, src, bytes, ctx_.stream)) count_sync();
+    if (staging_.upload(dst, src, bytes, cur().stream)) count_sync();
   }
   void copy_to_host(void* dst, const void* src, size_t bytes) override {
     if (!bytes) return;
+    no_capture("a readback (copy_to_host)");
     count_sync();
-    MN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx_.stream));
-    MN_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    MN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cur().stream));
+    MN_CUDA_CHECK(cudaStreamSynchronize(cur().stream));
   }
   void copy(void* dst, const void* src, size_t bytes) override {
     if (!bytes || dst == src) return;
-    MN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_.stream));
+    MN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cur().stream));
   }
   void memset_zero(void* p, size_t bytes) override {
     if (!bytes) return;
-    MN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, ctx_.stream));
+    MN_CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cur().stream));
   }
   void synchronize() override {
+    no_capture("synchronize()");
     count_sync();
-    MN_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    MN_CUDA_CHECK(cudaStreamSynchronize(cur().stream));
   }
 
   // ---- compute kernels: generated from the op table ----
 #define MN_UNPAREN(...) __VA_ARGS__
 #define MN_KERNEL(name, params, args) \
-  void name params override { cuda::name(ctx_, MN_UNPAREN args); }
+  void name params override { cuda::name(cur(), MN_UNPAREN args); }
 #include "metanas/kernels/op_table.def"
 #undef MN_UNPAREN
 
+  // ---- graphs ----
+  bool supports_graphs() const override { return true; }
+  void begin_capture() override {
+    const int sid = current_stream();
+    MN_CHECK(!capturing_[sid], "CUDA backend: stream ", sid, " is already capturing a graph");
+    auto g = std::make_unique<Graph>();
+    g->stream_id = sid;
+    MN_CUDA_CHECK(cudaStreamBeginCapture(cur().stream, cudaStreamCaptureModeThreadLocal));
+    // The graph's pool key: its own object (never a stream's address).
+    CachingAllocator::set_thread_pool(g.get());
+    capturing_[sid] = std::move(g);
+  }
+  int end_capture() override {
+    const int sid = current_stream();
+    MN_CHECK(capturing_[sid], "CUDA backend: end_capture without begin_capture on stream ", sid);
+    std::unique_ptr<Graph> g = std::move(capturing_[sid]);
+    CachingAllocator::set_thread_pool(pool_of(sid));
+    const cudaError_t e = cudaStreamEndCapture(cur().stream, &g->graph);
+    if (e != cudaSuccess) {
+      alloc_.retire_pool(g.get());
+      throw_cuda(e, "cudaStreamEndCapture", __FILE__, __LINE__);
+    }
+    const cudaError_t ie = cudaGraphInstantiate(&g->exec, g->graph, 0);
+    if (ie != cudaSuccess) {
+      (void)cudaGraphDestroy(g->graph);
+      alloc_.retire_pool(g.get());
+      throw_cuda(ie, "cudaGraphInstantiate", __FILE__, __LINE__);
+    }
+    std::lock_guard<std::mutex> lock(graphs_mu_);
+    const int id = next_graph_++;
+    graphs_[id] = std::move(g);
+    return id;
+  }
+  void abort_capture() override {
+    const int sid = current_stream();
+    if (!capturing_[sid]) return;
+    std::unique_ptr<Graph> g = std::move(capturing_[sid]);
+    CachingAllocator::set_thread_pool(pool_of(sid));
+    cudaGraph_t partial = nullptr;
+    (void)cudaStreamEndCapture(cur().stream, &partial);
+    (void)cudaGetLastError();
+    if (partial) (void)cudaGraphDestroy(partial);
+    alloc_.retire_pool(g.get());  // nothing of it ran
+  }
+  void replay(int id) override {
+    Graph* g = find_graph(id);
+    MN_CHECK(g->stream_id == current_stream(), "CUDA backend: graph ", id, " was captured on stream ",
+             g->stream_id, " and is replayed on stream ", current_stream(),
+             " (its private pool is ordered by its stream)");
+    MN_CUDA_CHECK(cudaGraphLaunch(g->exec, cur().stream));
+  }
+  void destroy_graph(int id) override {
+    std::unique_ptr<Graph> g;
+    {
+      std::lock_guard<std::mutex> lock(graphs_mu_);
+      auto it = graphs_.find(id);
+      MN_CHECK(it != graphs_.end(), "CUDA backend: no graph ", id);
+      g = std::move(it->second);
+      graphs_.erase(it);
+    }
+    // Its replays must finish before its pool is shared (a destroyed stream
+    // was synchronised when it went).
+    if (Context* c = ctxs_[g->stream_id]) {
+      count_sync();
+      MN_CUDA_CHECK(cudaStreamSynchronize(c->stream));
+    }
+    MN_CUDA_CHECK(cudaGraphExecDestroy(g->exec));
+    MN_CUDA_CHECK(cudaGraphDestroy(g->graph));
+    alloc_.retire_pool(g.get());
+  }
+
+ protected:
+  // ---- streams: one Context (stream, handles, workspace) per id ----
+  void on_stream_created(int id) override {
+    auto s = std::make_unique<StreamCtx>();
+    Context& c = s->ctx;
+    c = ctx_;  // device, SM count, allocator, conv cache (shared, locked)
+    c.stream = nullptr;
+    c.cublas = nullptr;
+    c.cudnn = nullptr;
+    try {
+      MN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
+      MN_CUDA_CHECK(cudaEventCreateWithFlags(&s->event, cudaEventDisableTiming));
+      MN_CUBLAS_CHECK(cublasCreate(&c.cublas));
+      MN_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
+      MN_CUBLAS_CHECK(cublasSetPointerMode(c.cublas, CUBLAS_POINTER_MODE_HOST));
+      MN_CUBLAS_CHECK(cublasSetMathMode(c.cublas, CUBLAS_DEFAULT_MATH));
+      s->cublas_ws = alloc_.allocate_in(kCublasWorkspace, nullptr);
+      MN_CUBLAS_CHECK(cublasSetWorkspace(c.cublas, s->cublas_ws, kCublasWorkspace));
+      MN_CUDNN_CHECK(cudnnCreate(&c.cudnn));
+      MN_CUDNN_CHECK(cudnnSetStream(c.cudnn, c.stream));
+    } catch (...) {
+      destroy_ctx(*s);
+      throw;
+    }
+    streams_[id] = std::move(s);
+    ctxs_[id] = &streams_[id]->ctx;
+  }
+  void on_stream_destroyed(int id) override {
+    std::unique_ptr<StreamCtx> s = std::move(streams_[id]);
+    ctxs_[id] = nullptr;
+    if (!s) return;
+    count_sync();
+    (void)cudaStreamSynchronize(s->ctx.stream);
+    alloc_.retire_pool(s->ctx.stream);
+    destroy_ctx(*s);
+  }
+  void on_stream_set(int id) override {
+    if (!capturing_[id]) CachingAllocator::set_thread_pool(pool_of(id));
+  }
+  void on_stream_wait(int waiter, int producer) override {
+    cudaEvent_t ev = producer == 0 ? default_event_ : streams_[producer]->event;
+    MN_CUDA_CHECK(cudaEventRecord(ev, ctxs_[producer]->stream));
+    MN_CUDA_CHECK(cudaStreamWaitEvent(ctxs_[waiter]->stream, ev, 0));
+  }
+
  private:
+  struct StreamCtx {
+    Context ctx;
+    cudaEvent_t event = nullptr;
+    void* cublas_ws = nullptr;
+  };
+  struct Graph {
+    int stream_id = 0;
+    cudaGraph_t graph = nullptr;
+    cudaGraphExec_t exec = nullptr;
+  };
+
+  Context& cur() { return *ctxs_[current_stream()]; }
+  // The default stream's pool is null (threads start there).
+  const void* pool_of(int id) const { return id == 0 ? nullptr : static_cast<const void*>(ctxs_[id]->stream); }
+  void no_capture(const char* what) {
+    MN_CHECK(!capturing_[current_stream()], "CUDA backend: ", what,
+             " inside a graph capture (a captured step must not synchronise or upload)");
+  }
+  Graph* find_graph(int id) {
+    std::lock_guard<std::mutex> lock(graphs_mu_);
+    auto it = graphs_.find(id);
+    MN_CHECK(it != graphs_.end(), "CUDA backend: no graph ", id);
+    return it->second.get();
+  }
+  void destroy_ctx(StreamCtx& s) {
+    if (s.ctx.cudnn) cudnnDestroy(s.ctx.cudnn);
+    if (s.ctx.cublas) cublasDestroy(s.ctx.cublas);
+    if (s.cublas_ws) {
+      try {
+        alloc_.deallocate(s.cublas_ws);
+      } catch (...) {
+      }
+    }
+    if (s.event) cudaEventDestroy(s.event);
+    if (s.ctx.stream) cudaStreamDestroy(s.ctx.stream);
+    s = StreamCtx{};
+  }
+
   void init(int dev) {
     ctx_.device = dev;
     MN_CUDA_CHECK(cudaSetDevice(dev));
@@ -88,7 +254,10 @@ class CudaBackend final : public Backend {
     MN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
     MN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
     MN_CUDA_CHECK(cudaStreamCreateWithFlags(&ctx_.stream, cudaStreamNonBlocking));
+    MN_CUDA_CHECK(cudaEventCreateWithFlags(&default_event_, cudaEventDisableTiming));
     ctx_.alloc = &alloc_;
+    ctxs_.fill(nullptr);
+    ctxs_[0] = &ctx_;
 
     // A kernel of this build must run on this GPU (catches a missing sm_XX).
     int* probe = static_cast<int*>(alloc_.allocate(sizeof(int)));
@@ -124,6 +293,8 @@ class CudaBackend final : public Backend {
       } catch (...) {
       }
     }
+    if (default_event_) cudaEventDestroy(default_event_);
+    default_event_ = nullptr;
     if (ctx_.stream) cudaStreamDestroy(ctx_.stream);
     ctx_ = Context{};
     cublas_ws_ = nullptr;
@@ -131,8 +302,17 @@ class CudaBackend final : public Backend {
 
   CachingAllocator alloc_;
   StagingRing staging_;
-  Context ctx_;
+  Context ctx_;  // the default stream's
   void* cublas_ws_ = nullptr;
+  cudaEvent_t default_event_ = nullptr;
+  // Index = stream id; [0] = &ctx_. Written only while the base class holds
+  // its stream lock, before the id becomes live.
+  std::array<Context*, kMaxStreams> ctxs_{};
+  std::array<std::unique_ptr<StreamCtx>, kMaxStreams> streams_;
+  std::array<std::unique_ptr<Graph>, kMaxStreams> capturing_;  // per stream id
+  std::mutex graphs_mu_;
+  std::unordered_map<int, std::unique_ptr<Graph>> graphs_;
+  int next_graph_ = 1;
 };
 
 }  // namespace

@@ -46,7 +46,11 @@ MetaStepStats Fomaml::mamlpp_step(const std::vector<data::Episode>& tasks) {
     bool first = true;
     task_parallel_step(
         tasks, st, update_a,
-        [&](const data::Episode& ep, Rng& rng) {
+        [&](TaskLearner& tl, const data::Episode& ep, Rng& rng) {
+          // MAML++'s gradient object is bound to task_, so it cannot run on a
+          // stream's own learner.
+          MN_CHECK(&tl == task_.get(), "MAML++ (mamlpp.*) does not support run.task_streams: its gradient "
+                   "is bound to the learner's own task learner; drop --task-streams");
           W.zero_grad();
           if (A) A->zero_grad();
           R.zero_grad();
@@ -103,12 +107,13 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
   nas::Model& tm = task_->model();
   // The first-order meta-gradient of one task: the query-loss gradient at
   // the adapted parameters, taken as the gradient at the meta parameters.
-  auto query_gradient = [&](const data::Episode& ep) {
-    tm.weights().zero_grad();
-    ParamSet* TA = tm.alphas();
+  auto query_gradient = [&](TaskLearner& tl, const data::Episode& ep) {
+    nas::Model& m = tl.model();
+    m.weights().zero_grad();
+    ParamSet* TA = m.alphas();
     if (TA) TA->zero_grad();
     nas::FreezeParams fa(update_a ? nullptr : TA);
-    QueryResult q = task_->evaluate_query(ep, false);
+    QueryResult q = tl.evaluate_query(ep, false);
     q.loss.backward();
     return q;
   };
@@ -116,12 +121,12 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
     // Task-parallel mode (meta.task_parallel; on one or many ranks).
     task_parallel_step(
         tasks, st, update_a,
-        [&](const data::Episode& ep, Rng& rng) {
+        [&](TaskLearner& tl, const data::Episode& ep, Rng& rng) {
           TaskContribution c;
-          AdaptResult r = task_->adapt(ep, rng, st.warmup);
-          QueryResult q = query_gradient(ep);
-          c.w = tm.weights().grads();
-          if (update_a) c.a = tm.alphas()->grads();
+          AdaptResult r = tl.adapt(ep, rng, st.warmup);
+          QueryResult q = query_gradient(tl, ep);
+          c.w = tl.model().weights().grads();
+          if (update_a) c.a = tl.model().alphas()->grads();
           c.s_loss = r.last_support_loss, c.s_acc = r.last_support_acc;
           c.q_loss = q.loss.detach(), c.q_acc = q.acc;
           return c;
@@ -137,7 +142,7 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
   StepSums sums;
   for (const data::Episode& ep : tasks) {
     AdaptResult r = task_->adapt(ep, rng_, st.warmup);
-    QueryResult q = query_gradient(ep);
+    QueryResult q = query_gradient(*task_, ep);
     W.grads().add_(tm.weights().grads(), inv);
     if (update_a) A->grads().add_(tm.alphas()->grads(), inv);
     NoGradGuard ng;

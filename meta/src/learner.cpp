@@ -37,7 +37,7 @@ float MetaStepStats::support_acc_value() const { return value_or_nan(support_acc
 
 MetaLearner::MetaLearner(const MetaConfig& cfg, std::unique_ptr<nas::Model> model,
                          const TaskLearnerOptions& task_options)
-    : cfg_(cfg), model_(std::move(model)), rng_(cfg.seed ^ kLearnerSeedSalt) {
+    : cfg_(cfg), model_(std::move(model)), rng_(cfg.seed ^ kLearnerSeedSalt), task_options_(task_options) {
   cfg_.validate();
   MN_CHECK(model_, "MetaLearner: no meta model given");
   MN_CHECK(model_->num_classes() == cfg_.episodes.ways, "MetaLearner: the model has ",
@@ -46,7 +46,36 @@ MetaLearner::MetaLearner(const MetaConfig& cfg, std::unique_ptr<nas::Model> mode
   task_ = std::make_unique<TaskLearner>(*model_, task_options);
 }
 
-MetaLearner::~MetaLearner() = default;
+// The per-task learners (their tensors and graphs) go before their streams.
+MetaLearner::~MetaLearner() { stream_tasks_.clear(); }
+
+GraphCache::Stats MetaLearner::graph_stats() const {
+  GraphCache::Stats sum;
+  auto add = [&](const TaskLearner& t) {
+    if (const GraphCache::Stats* g = t.graph_stats()) {
+      sum.eager += g->eager, sum.captures += g->captures, sum.replays += g->replays;
+      sum.uncapturable += g->uncapturable, sum.invalidated += g->invalidated, sum.evicted += g->evicted;
+    }
+  };
+  add(*task_);
+  for (const auto& t : stream_tasks_) add(*t);
+  return sum;
+}
+
+void MetaLearner::set_execution(const ExecutionOptions& e) {
+  MN_CHECK(!e.task_streams || cfg_.meta.task_parallel,
+           "task streams (run.task_streams) need the task-parallel semantics (meta.task_parallel=true): the "
+           "carried task-optimizer state of the sequential semantics serialises the tasks");
+  MN_CHECK(!e.task_streams || !task_->pre_optimizer(),
+           "task streams (run.task_streams) do not support a task pre-optimizer (meta_rl)");
+  exec_ = e;
+  task_->set_graphs(e.cuda_graphs);
+  for (auto& t : stream_tasks_) t->set_graphs(e.cuda_graphs);
+  if (!e.task_streams) {
+    stream_tasks_.clear();
+    streams_.clear();
+  }
+}
 
 void MetaLearner::make_meta_optimizers() {
   const auto& m = cfg_.meta;

@@ -114,15 +114,26 @@ struct TaskLearner::Batches {
   Tensor nt_x, nt_y;
 
   void prepare(const data::Episode& ep, const TaskLearnerOptions& opt, const std::vector<bool>& arch,
-               Rng& rng) {
+               Rng& rng, bool fixed_addresses) {
     const int steps = static_cast<int>(arch.size());
     const int64_t n = ep.support_x.dim(0);
     for_alpha.assign(steps, nas::Batch{});
     for_weights.assign(steps, nas::Batch{});
     // MetaNAS: no sampler when the batch is the whole support set.
     if (opt.batch_size == 0 || opt.batch_size == n) {
+      nas::Batch whole{ep.support_x, ep.support_y};
+      if (fixed_addresses) {
+        // CUDA graphs bake in addresses: the same buffer for every task.
+        if (!dev_x.defined() || dev_x.shape() != ep.support_x.shape() || dev_x.device() != ep.support_x.device()) {
+          dev_x = Tensor::empty(ep.support_x.shape(), DType::F32, ep.support_x.device());
+          dev_y = Tensor::empty(ep.support_y.shape(), DType::I32, ep.support_y.device());
+        }
+        dev_x.copy_(ep.support_x);
+        dev_y.copy_(ep.support_y);
+        whole = nas::Batch{dev_x, dev_y};
+      }
       for (int s = 0; s < steps; ++s) {
-        for_weights[s] = nas::Batch{ep.support_x, ep.support_y};
+        for_weights[s] = whole;
         if (arch[s]) for_alpha[s] = for_weights[s];
       }
       return;
@@ -238,7 +249,7 @@ TaskLearner::TaskLearner(const nas::Model& meta_model, const TaskLearnerOptions&
     lrs_ = std::make_unique<InnerLrs>(*model_, opt_.lslr_values, opt_.sgd_w_lr, opt_.sgd_a_lr);
 }
 
-TaskLearner::~TaskLearner() = default;
+TaskLearner::~TaskLearner() { set_graphs(false); }
 
 void TaskLearner::reset_to_meta() {
   model_->weights().copy_from(meta_->weights());
@@ -291,7 +302,7 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
   ParamSet* A = model_->alphas();
   std::vector<bool> arch(steps);
   for (int s = 0; s < steps; ++s) arch[s] = A && opt_.adapt_alphas && !warmup && s < opt_.arch_steps;
-  batches_->prepare(ep, opt_, arch, rng);
+  batches_->prepare(ep, opt_, arch, rng, graphs_ != nullptr);
   // Within this task no meta-pruned logit is revived (only Adam steps touch
   // the alphas), so the plan's candidates are read once per task.
   plan_epoch_ = nas::next_plan_epoch();
@@ -305,7 +316,9 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
     if (darts_) {
       darts_->set_warmup(!arch[s]);
       const nas::Batch& ba = arch[s] ? batches_->for_alpha[s] : bw;
-      nas::DartsStepResult sr = arch[s] ? regularized_step(s, ba, bw, ctx) : darts_->step(ba, bw, ctx);
+      nas::DartsStepResult sr = graphs_ ? graphed_step(s, arch[s], ba, bw, ctx)
+                                : arch[s] ? regularized_step(s, ba, bw, ctx)
+                                          : darts_->step(ba, bw, ctx);
       r.last_support_loss = sr.w_loss;
       r.last_support_acc = sr.w_acc;
     } else {

@@ -12,7 +12,6 @@
 #include "metanas/engine/ops.h"
 #include "metanas/meta/dist/task_slots.h"
 #include "metanas/meta/learner.h"
-#include "task_state_mean.h"
 
 namespace metanas::meta {
 
@@ -43,7 +42,7 @@ void MetaLearner::set_communicator(std::shared_ptr<dist::Communicator> comm, boo
 }
 
 void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
-                                     const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
+                                     const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
                                      const std::function<void(const Tensor&, const Tensor&, const Tensor&)>& add_task) {
   const int B = static_cast<int>(tasks.size());
   const int N = comm_->size(), rank = comm_->rank();
@@ -66,12 +65,24 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   Tensor send;
   const bool ordered = ordered_reduce_ || N == 1;
   const int local = slots.count(rank);
-  for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
-    task_->load_state(start, "");
-    task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
-    const TaskContribution c = run_task(tasks[i], rngs[i]);
+  // Task streams: task k of this rank's block on learner k and stream k,
+  // each forked from the default stream (the meta model and `start` are
+  // ready) and all joined before their slots are filled. Nothing is shared
+  // between the tasks but read-only inputs, so per-stream allocator pools
+  // are safe.
+  const bool streams = exec_.task_streams;
+  if (streams) {
+    while (static_cast<int>(stream_tasks_.size()) < local) {
+      stream_tasks_.push_back(std::make_unique<TaskLearner>(*model_, task_options_));
+      stream_tasks_.back()->set_graphs(exec_.cuda_graphs);
+      streams_.emplace_back(dev);
+    }
+    for (int k = 0; k < local; ++k) streams_[static_cast<size_t>(k)].fork();
+  }
+  // A task's slot: its contributions, end state (moments) and statistics.
+  auto finish = [&](int i, TaskLearner& tl, const TaskContribution& c) {
     Checkpoint end;
-    task_->save_state(end, "");
+    tl.save_state(end, "");
     if (!send.defined()) {  // the layout, from this rank's first task
       L.nw = c.w.numel();
       L.na = update_a ? c.a.numel() : 0;
@@ -106,8 +117,33 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     const Tensor* stats[4] = {&c.s_loss, &c.s_acc, &c.q_loss, &c.q_acc};
     for (int k = 0; k < 4; ++k)
       if (stats[k]->defined()) put(off + k, *stats[k]);
+  };
+  if (!streams) {
+    for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+      task_->load_state(start, "");
+      task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
+      finish(i, *task_, run_task(*task_, tasks[i], rngs[i]));
+    }
+  } else {
+    // Issue every task on its stream first (a task's only wait is its plan
+    // readback, on its own stream), then join and fill the slots on the
+    // default stream in task order: saving an end state reads it back, which
+    // would otherwise hold the host until that task is done.
+    std::vector<TaskContribution> cs(static_cast<size_t>(local));
+    for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+      const size_t k = static_cast<size_t>(i - slots.begin(rank));
+      TaskLearner& tl = *stream_tasks_[k];
+      StreamGuard on_stream(&streams_[k]);
+      tl.load_state(start, "");
+      tl.set_task_index(static_cast<uint32_t>(i));
+      cs[k] = run_task(tl, tasks[i], rngs[i]);
+    }
+    for (int k = 0; k < local; ++k) streams_[static_cast<size_t>(k)].join();
+    for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+      const size_t k = static_cast<size_t>(i - slots.begin(rank));
+      finish(i, *stream_tasks_[k], cs[k]);
+    }
   }
-  (void)local;
 
   // One collective per meta-step.
   const auto t0 = std::chrono::steady_clock::now();
@@ -122,32 +158,41 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   }
   comm_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  // The combination, in task order (all-reduce mode: one summed slot).
+  // The combination, in task order (all-reduce mode: one summed slot). The
+  // task-optimizer moments: their sum in task order, then scaled by 1/B, on
+  // the device and read back in one copy (the host sum this replaced gave
+  // the same bits with one readback per entry and task).
   NoGradGuard ng;
   StepSums sums;
-  TaskStateMean states;
+  Tensor msum = L.ns ? Tensor::zeros(Shape{L.ns}, DType::F32, dev) : Tensor();
   const int slots_to_add = ordered ? B : 1;
   for (int i = 0; i < slots_to_add; ++i) {
     const int64_t at = ordered ? static_cast<int64_t>(slots.gathered_slot(i)) * L.stride() : 0;
     add_task(all.view(at, Shape{L.nw}), L.na ? all.view(at + L.nw, Shape{L.na}) : Tensor(),
              L.nr ? all.view(at + L.nw + L.na, Shape{L.nr}) : Tensor());
-    Checkpoint s;
-    for (const std::string& n : first_end.names())
-      if (!is_moment(n, first_end.get(n))) s.put(n, first_end.get(n));
-    int64_t off = at + L.nw + L.na + L.nr;
-    for (const auto& m : L.moments) {
-      Tensor v = all.view(off, m.second.shape());
-      if (!ordered) v = mul_scalar(v, 1.f / static_cast<float>(B));  // the sum of the moments -> their mean
-      s.put(m.first, v);
-      off += m.second.numel();
-    }
-    states.add(s);
+    if (L.ns) msum.add_(all.view(at + L.nw + L.na + L.nr, Shape{L.ns}), 1.f);
+    const int64_t off = at + L.nw + L.na + L.nr + L.ns;
     auto stat = [&](int k) { return all.view(off + k, Shape{}); };
     if (has_s) sums.add_support(AdaptResult{stat(0), stat(1), 0});
     if (has_q) sums.add_query(stat(2), stat(3));
   }
   sums.mean_into(st);
-  task_->load_state(states.mean(), "");
+  // The mean state: the entries every task shares (hyper-parameters, step
+  // counts: equal, since every task started from `start` and took the same
+  // steps) from the first task, the mean moments.
+  Checkpoint mean;
+  for (const std::string& n : first_end.names())
+    if (!is_moment(n, first_end.get(n))) mean.put(n, first_end.get(n));
+  if (L.ns) {
+    msum.mul_(1.f / static_cast<float>(B));
+    const Tensor host = msum.to(Device::CPU);
+    int64_t off = 0;
+    for (const auto& m : L.moments) {
+      mean.put(m.first, host.view(off, m.second.shape()));
+      off += m.second.numel();
+    }
+  }
+  task_->load_state(mean, "");
 }
 
 }  // namespace metanas::meta

@@ -40,6 +40,7 @@ struct SearchNetworkImpl {
   // terms (input j, op k) per [cell type][node], found from the logits once
   // per epoch, and their 0/1 gather matrices on the device.
   uint64_t cand_epoch = 0;
+  uint64_t cand_version = 0;  // bumped when the gather matrices are rebuilt
   std::vector<std::vector<std::pair<int, int>>> cand[2];
   std::vector<Tensor> cand_sel[2], cand_pairs[2];
 
@@ -432,7 +433,16 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
   const bool device_plan = ctx.plan_epoch != 0 && !keep_all && !regularized;
   if (device_plan && m.cand_epoch != ctx.plan_epoch) {
     const std::vector<float> logits = m.arch.values().to_vector();  // the one readback of the epoch
-    for (int t = 0; t < 2; ++t) {
+    // Same candidates as the last epoch: keep its device tensors (no upload;
+    // CUDA graphs captured with them stay valid).
+    bool same = m.cand_version != 0;
+    for (int t = 0; t < 2 && same; ++t)
+      for (int i = 0; i < cfg.nodes && same; ++i)
+        same = static_cast<int>(m.cand[t].size()) == cfg.nodes &&
+               candidate_terms(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), i + 2,
+                               P_ops) == m.cand[t][static_cast<size_t>(i)];
+    if (!same) ++m.cand_version;
+    for (int t = 0; t < 2 && !same; ++t) {
       m.cand[t].assign(static_cast<size_t>(cfg.nodes), {});
       m.cand_sel[t].assign(static_cast<size_t>(cfg.nodes), Tensor());
       m.cand_pairs[t].assign(static_cast<size_t>(cfg.nodes), Tensor());
@@ -621,6 +631,8 @@ Genotype SearchNetwork::genotype() const {
   }
   return g;
 }
+
+uint64_t SearchNetwork::plan_version() const { return impl_->cand_version; }
 
 int64_t SearchNetwork::sparse_param_count(const ForwardContext& ctx) const {
   const int P_ops = num_ops(impl_->cfg);

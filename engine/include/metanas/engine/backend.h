@@ -38,6 +38,42 @@ class Backend {
 
   // Host synchronisations so far (see above); monotonic, thread-safe.
   uint64_t host_syncs() const { return syncs_.load(std::memory_order_relaxed); }
+  // copy_from_host calls so far (a step with none may be captured as a graph).
+  uint64_t uploads() const { return uploads_.load(std::memory_order_relaxed); }
+
+  // ---- execution streams (docs/architecture.md, "Task streams and CUDA graphs") ----
+  // A stream is an id in 1..kMaxStreams-1; 0 is the default stream. The work a
+  // thread issues goes to its current stream (set_stream, per thread and
+  // backend). stream_wait(waiter, producer): work issued later on `waiter`
+  // waits for the work issued on `producer` so far. On CUDA each stream has
+  // its own cudaStream_t, cuBLAS and cuDNN handles, cuBLAS workspace and
+  // allocator pool; the CPU backend runs everything in issue order, so its
+  // streams are ids only (checked like CUDA's, waits counted). Memory rule:
+  // a block is reused only by its allocating stream, so a tensor made on one
+  // stream and read on another must live until a wait orders the two.
+  static constexpr int kMaxStreams = 64;
+  int create_stream();
+  void destroy_stream(int id);  // synchronises that stream (counted)
+  void set_stream(int id);
+  int current_stream() const;
+  void stream_wait(int waiter, int producer);
+  int live_streams() const;
+  uint64_t stream_waits() const { return waits_.load(std::memory_order_relaxed); }
+
+  // ---- graph capture (CUDA graphs; off unless a caller asks) ----
+  // Whether this backend records and replays graphs (CPU: no; a caller runs
+  // the step eagerly instead). begin_capture records the current stream's
+  // work (nothing runs; temporaries come from a pool private to the graph,
+  // kept while it lives; a host synchronisation or upload throws) until
+  // end_capture, which returns the graph's id; abort_capture drops a failed
+  // one. replay(id) launches it on the current stream; destroy_graph frees
+  // it (synchronising its stream) and its pool.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture();
+  virtual int end_capture();
+  virtual void abort_capture();
+  virtual void replay(int graph);
+  virtual void destroy_graph(int graph);
 
   // ---- memory ----
   virtual void* allocate(size_t bytes) = 0;
@@ -54,9 +90,17 @@ class Backend {
 
  protected:
   void count_sync() { syncs_.fetch_add(1, std::memory_order_relaxed); }
+  void count_upload() { uploads_.fetch_add(1, std::memory_order_relaxed); }
+  // Stream hooks of a backend with real streams (the id bookkeeping is here).
+  virtual void on_stream_created(int /*id*/) {}
+  virtual void on_stream_destroyed(int /*id*/) {}
+  virtual void on_stream_set(int /*id*/) {}
+  virtual void on_stream_wait(int /*waiter*/, int /*producer*/) {}
 
  private:
-  std::atomic<uint64_t> syncs_{0};
+  void check_stream(int id, const char* who) const;
+  std::atomic<uint64_t> syncs_{0}, uploads_{0}, waits_{0};
+  std::atomic<bool> live_[kMaxStreams] = {};
 };
 
 // The backend of a device. Throws metanas::Error if that device is not

@@ -60,6 +60,9 @@ class Adam : public Optimizer {
   void save_state(Checkpoint& ck, const std::string& prefix) const override;
   void load_state(const Checkpoint& ck, const std::string& prefix) override;
   int64_t steps() const { return t_; }
+  // A replayed CUDA graph ran this optimizer's update on the device: count
+  // the step on the host too (bias corrections, saved state).
+  void count_replayed_step() { ++t_; }
   const Tensor& exp_avg() const { return m_; }
   const Tensor& exp_avg_sq() const { return v_; }
   float beta1, beta2, eps, weight_decay;

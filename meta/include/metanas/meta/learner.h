@@ -19,6 +19,7 @@
 #include "metanas/engine/checkpoint.h"
 #include "metanas/engine/optim.h"
 #include "metanas/engine/random.h"
+#include "metanas/engine/stream.h"
 #include "metanas/meta/config.h"
 #include "metanas/meta/dist/communicator.h"
 #include "metanas/meta/task_learner.h"
@@ -44,6 +45,18 @@ struct MetaStepStats {
   float query_acc_value() const;
   float support_loss_value() const;
   float support_acc_value() const;
+};
+
+// How a learner executes, not what it computes (run.task_streams,
+// run.cuda_graphs; docs/architecture.md "Task streams and CUDA graphs").
+// task_streams: the task-parallel meta-step (meta.task_parallel) adapts each
+// task of this rank with its own TaskLearner on its own backend stream (CUDA:
+// the tasks run concurrently; CPU: in order, the same bits as without).
+// cuda_graphs: the task learners capture an inner step as a CUDA graph once
+// its key repeats and replay it after (TaskLearner::set_graphs).
+struct ExecutionOptions {
+  bool task_streams = false;
+  bool cuda_graphs = false;
 };
 
 class MetaLearner {
@@ -87,6 +100,15 @@ class MetaLearner {
   dist::Communicator& communicator() const { return *comm_; }
   // Seconds spent in the last meta-step's collective (0 on one process).
   double last_comm_seconds() const { return comm_seconds_; }
+  // Execution options (default: one stream, no graphs). task_streams needs
+  // meta.task_parallel and no task pre-optimizer (throws otherwise).
+  void set_execution(const ExecutionOptions& e);
+  const ExecutionOptions& execution() const { return exec_; }
+  // The per-task learners of the task-streams mode (created on first use, one
+  // per task of this rank's block); empty otherwise.
+  int stream_task_learners() const { return static_cast<int>(stream_tasks_.size()); }
+  // The CUDA-graph decisions of all its task learners so far (zeros when off).
+  GraphCache::Stats graph_stats() const;
 
   // Saves: meta weights "meta.w.<name>", alphas "meta.a.<name>", the meta
   // optimizer states "meta_opt.w." / "meta_opt.a.", the task-optimizer state
@@ -143,8 +165,10 @@ class MetaLearner {
     Tensor s_loss, s_acc, q_loss, q_acc;  // undefined when not measured
     Tensor r;  // last: positional initialisers of the fields above stay valid
   };
+  // run_task gets the learner to adapt with: task_, or the task's own
+  // learner (and stream) in the task-streams mode.
   void task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
-                          const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
+                          const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
                           const std::function<void(const Tensor& w, const Tensor& a, const Tensor& r)>& add_task);
 
   MetaConfig cfg_;
@@ -156,6 +180,10 @@ class MetaLearner {
   std::shared_ptr<dist::Communicator> comm_ = dist::single_process();
   bool ordered_reduce_ = true;
   double comm_seconds_ = 0;
+  TaskLearnerOptions task_options_;
+  ExecutionOptions exec_;
+  std::vector<std::unique_ptr<TaskLearner>> stream_tasks_;  // task-streams mode
+  std::vector<Stream> streams_;
 };
 
 // Builds the learner cfg.algorithm names around `meta_model` (which must match

@@ -16,12 +16,14 @@
 // are drawn up front and uploaded in one copy, so the inner loop never waits
 // on the host.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "metanas/datasets/episode.h"
 #include "metanas/engine/checkpoint.h"
+#include "metanas/engine/graph_cache.h"
 #include "metanas/engine/optim.h"
 #include "metanas/engine/random.h"
 #include "metanas/meta/config.h"
@@ -137,6 +139,17 @@ class TaskLearner {
   void load_state(const Checkpoint& ck, const std::string& prefix);
   void reset_state();
 
+  // CUDA graphs of the inner steps (run.cuda_graphs; DARTS inner optimizer):
+  // each step's GraphKey (step_graph_key) goes through a GraphCache; a step
+  // that repeats with the same key and ran without a host synchronisation or
+  // upload is captured once and replayed after. On a backend without graphs
+  // (the CPU) the decisions are made and counted but every step runs eagerly,
+  // so results do not change. Off: no key is built.
+  void set_graphs(bool on);
+  bool graphs() const { return graphs_ != nullptr; }
+  // The decisions so far (nullptr when graphs are off).
+  const GraphCache::Stats* graph_stats() const { return graphs_ ? &graphs_->stats() : nullptr; }
+
   // A hook that edits the task model after reset_to_meta() and before the
   // adaptation steps of every adapt() (the meta-RL agent); null: none.
   void set_pre_optimizer(std::shared_ptr<TaskPreOptimizer> pre);
@@ -171,6 +184,15 @@ class TaskLearner {
   uint64_t plan_epoch_ = 0;
   uint64_t drop_seed_ = 0;
   uint32_t task_index_ = 0;
+  // CUDA graphs (meta/src/task_step_graphs.cpp).
+  std::unique_ptr<GraphCache> graphs_;
+  std::map<int, nas::DartsStepResult> graph_outputs_;  // graph id -> its output tensors
+  bool graphable(const nas::ForwardContext& ctx) const;
+  GraphKey step_graph_key(int step, bool arch, const nas::Batch& ba, const nas::Batch& bw,
+                          const nas::ForwardContext& ctx);
+  nas::DartsStepResult graphed_step(int step, bool arch, const nas::Batch& ba, const nas::Batch& bw,
+                                    const nas::ForwardContext& ctx);
+  void destroy_retired_graphs();
 };
 
 }  // namespace metanas::meta

@@ -140,6 +140,10 @@ class Model {
   // threshold (plus stem, preprocessing and classifier); for fixed
   // architectures all weights.
   virtual int64_t sparse_param_count(const ForwardContext& ctx) const { return weights().numel(); }
+  // Version of the device tensors the forward's plan uses (the soft-pruning
+  // plan's gather matrices): it changes when they are rebuilt, which drops
+  // the CUDA graphs captured with the old ones (GraphCache). 0: none.
+  virtual uint64_t plan_version() const { return 0; }
 
   // The architecture the model stands for: the arg-max genotype of a search
   // network, the fixed one of a discrete network; none for ConvNet4.

@@ -70,6 +70,7 @@ class SearchNetwork : public Model {
   ParamSet* alphas() override;
   const ParamSet* alphas() const override;
   int64_t sparse_param_count(const ForwardContext& ctx) const override;
+  uint64_t plan_version() const override;
   std::optional<Genotype> architecture() const override { return genotype(); }
   int prune_architecture(float threshold, float t_min, Normalizer normalizer) override;
   std::string kind() const override { return "search"; }
