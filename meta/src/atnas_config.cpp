@@ -40,6 +40,8 @@ void validate_atnas(const MetaConfig& c) {
   MN_CHECK(!c.meta.task_parallel, w,
            ": atnas runs its meta-batch's tasks in order (the population's candidates are scored one after "
            "another); meta.task_parallel (and so distributed runs) is not supported");
+  MN_CHECK(a.fitness_stem == "shared" || a.fitness_stem == "adapted", w,
+           ": atnas.fitness_stem must be 'shared' or 'adapted', got '", a.fitness_stem, "'");
   MN_CHECK(a.fitness_steps >= 1, w, ": atnas.fitness_steps must be >= 1, got ", a.fitness_steps);
   MN_CHECK(a.holdout_shots >= 1, w, ": atnas.holdout_shots must be >= 1, got ", a.holdout_shots);
   try {
