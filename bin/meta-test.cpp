@@ -412,9 +412,10 @@ int run(int argc, char** argv) {
       const meta::AtnasReport r = search(
           [&](int done, const meta::AtnasTaskResult& t) {
             if (!quiet)
-              std::printf("  task %d/%d: accuracy %s, subnet %s (%lld params), %d generations, %.1f s\n", done, n,
-                          format_percent(t.eval.accuracy).c_str(), t.best.to_text().c_str(),
-                          static_cast<long long>(t.eval.sparse_params), t.generations, t.search_seconds);
+              std::printf("  task %d/%d: accuracy %s, subnet %s (%lld params), %d generations, %.1f s (%.1f s CPU)\n",
+                          done, n, format_percent(t.eval.accuracy).c_str(), t.best.to_text().c_str(),
+                          static_cast<long long>(t.eval.sparse_params), t.generations, t.search_seconds,
+                          t.search_cpu_seconds);
             std::fflush(stdout);
           },
           [&](int g, const nas::Evolution& e) {
@@ -436,6 +437,7 @@ int run(int argc, char** argv) {
       report["ci95"] = r.summary.ci95;
       report["std"] = r.summary.std_accuracy;
       report["search_seconds_per_task"] = r.mean_search_seconds;
+      report["search_cpu_seconds_per_task"] = r.mean_search_cpu_seconds;
       report["result"] = json::parse(r.to_json());
     } else {
     const int every = std::max(1, n / 10);

@@ -39,6 +39,8 @@ void validate_atnas(const MetaConfig& c) {
            ": atnas.fitness must be 'accuracy' or 'loss', got '", a.fitness, "'");
   // meta.task_parallel: meta-test only (a seeded searcher per task, atnas_split.h); meta-training
   // refuses it (Atnas::meta_step).
+  MN_CHECK(a.fitness_stem == "shared" || a.fitness_stem == "adapted", w,
+           ": atnas.fitness_stem must be 'shared' or 'adapted', got '", a.fitness_stem, "'");
   MN_CHECK(a.fitness_steps >= 1, w, ": atnas.fitness_steps must be >= 1, got ", a.fitness_steps);
   MN_CHECK(a.holdout_shots >= 1, w, ": atnas.holdout_shots must be >= 1, got ", a.holdout_shots);
   try {

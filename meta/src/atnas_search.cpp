@@ -2,6 +2,7 @@
 // meta-trained supernet, scored on held-out support images (see atnas.h).
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -60,10 +61,16 @@ struct AtnasSearcher::Impl {
   const nas::SearchNetwork* supernet;
   MetaConfig cfg;
   Rng rng;
+  // The batches' generator of the fitness adaptations of the current task:
+  // each candidate starts from a copy, so all see the same support batches
+  // (common random numbers, and the stem cache hits).
+  Rng fit_rng;
   std::vector<nas::Encoding> seeds;
   std::unique_ptr<nas::Model> scratch;  // supernet weights + the subnet being scored
   std::unique_ptr<TaskLearner> fit, test;
+  bool shared_stem = false;
   nas::SearchNetwork& net() { return static_cast<nas::SearchNetwork&>(*scratch); }
+  nas::SearchNetwork& fit_net() { return static_cast<nas::SearchNetwork&>(fit->model()); }
 };
 
 AtnasSearcher::AtnasSearcher(const nas::SearchNetwork& supernet, const MetaConfig& cfg, uint64_t seed,
@@ -83,14 +90,29 @@ AtnasSearcher::AtnasSearcher(const nas::SearchNetwork& supernet, const MetaConfi
   fo.weight_steps = 0;
   m.fit = std::make_unique<TaskLearner>(*m.scratch, fo);
   m.test = std::make_unique<TaskLearner>(*m.scratch, TaskLearnerOptions::for_evaluation(cfg));
+  m.shared_stem = cfg.atnas.fitness_stem == "shared";
+  if (m.shared_stem) {
+    // The frozen stem gets no gradient, so plain SGD leaves it at the
+    // supernet's weights, and its outputs can be cached.
+    for (int i : m.fit_net().stem_param_indices()) m.fit_net().weights()[i].set_requires_grad(false);
+    m.fit_net().set_stem_cache(true);
+  }
 }
+
+void AtnasSearcher::set_stem_cache(bool on) {
+  MN_CHECK(!on || impl_->shared_stem, "AtnasSearcher::set_stem_cache: the stem cache needs atnas.fitness_stem 'shared'");
+  impl_->fit_net().set_stem_cache(on);
+}
+
+int64_t AtnasSearcher::stem_cache_hits() const { return impl_->fit_net().stem_cache_hits(); }
 
 AtnasSearcher::~AtnasSearcher() = default;
 
 double AtnasSearcher::fitness(const nas::Encoding& e, const data::Episode& split) {
   Impl& m = *impl_;
   nas::apply_encoding(m.net(), e);
-  m.fit->adapt(split, m.rng, true);
+  Rng r = m.fit_rng;
+  m.fit->adapt(split, r, true);
   NoGradGuard ng;
   QueryResult q = m.fit->evaluate_query(split, false);
   return m.cfg.atnas.fitness == "loss" ? -static_cast<double>(q.loss.item()) : static_cast<double>(q.acc.item());
@@ -100,7 +122,10 @@ AtnasTaskResult AtnasSearcher::evaluate_task(const data::Episode& ep,
                                              const std::function<void(int, const nas::Evolution&)>& progress) {
   Impl& m = *impl_;
   const auto t0 = std::chrono::steady_clock::now();
+  const std::clock_t c0 = std::clock();
   m.scratch->weights().copy_from(m.supernet->weights());
+  m.fit_rng = m.rng.split();
+  const int64_t hits0 = stem_cache_hits();
   const nas::EncodingSpace sp = nas::encoding_space(m.net());
   AtnasTaskResult r;
   nas::Encoding best;
@@ -134,6 +159,8 @@ AtnasTaskResult AtnasSearcher::evaluate_task(const data::Episode& ep,
   r.eval.sparse_params = m.test->model().sparse_param_count(m.test->final_context());
   r.eval.genotype = sp.decode(best).to_text();
   r.search_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.search_cpu_seconds = static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+  r.stem_cache_hits = stem_cache_hits() - hits0;
   return r;
 }
 
@@ -146,9 +173,13 @@ AtnasReport AtnasSearcher::evaluate(const std::vector<data::Episode>& tasks,
     rep.tasks.push_back(evaluate_task(tasks[i], progress));
     evals.push_back(rep.tasks.back().eval);
     rep.mean_search_seconds += rep.tasks.back().search_seconds;
+    rep.mean_search_cpu_seconds += rep.tasks.back().search_cpu_seconds;
     if (done) done(static_cast<int>(i) + 1, rep.tasks.back());
   }
-  if (!tasks.empty()) rep.mean_search_seconds /= static_cast<double>(tasks.size());
+  if (!tasks.empty()) {
+    rep.mean_search_seconds /= static_cast<double>(tasks.size());
+    rep.mean_search_cpu_seconds /= static_cast<double>(tasks.size());
+  }
   double dist = 0;
   int64_t pairs = 0;
   for (size_t a = 0; a < rep.tasks.size(); ++a)
@@ -170,10 +201,13 @@ std::string AtnasReport::to_json() const {
                  {"params", r.eval.sparse_params},
                  {"best_fitness", r.best_fitness},
                  {"search_seconds", r.search_seconds},
+                 {"search_cpu_seconds", r.search_cpu_seconds},
+                 {"stem_cache_hits", r.stem_cache_hits},
                  {"generations", r.generations},
                  {"evaluations", r.evaluations}});
   j["atnas"] = {{"tasks", t},
                 {"mean_search_seconds", mean_search_seconds},
+                {"mean_search_cpu_seconds", mean_search_cpu_seconds},
                 {"mean_gene_distance", mean_gene_distance},
                 {"distinct_genotypes", summary.distinct_genotypes}};
   return j.dump(2);
@@ -182,7 +216,8 @@ std::string AtnasReport::to_json() const {
 std::string AtnasReport::summary_text() const {
   std::ostringstream os;
   os << summary.summary() << "\n";
-  os << "atnas: mean search time per task " << mean_search_seconds << " s, " << summary.distinct_genotypes
+  os << "atnas: mean search time per task " << mean_search_seconds << " s (" << mean_search_cpu_seconds
+     << " s CPU), " << summary.distinct_genotypes
      << " distinct genotypes over " << tasks.size() << " tasks, mean pairwise gene distance "
      << mean_gene_distance << "\n";
   return os.str();

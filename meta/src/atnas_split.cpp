@@ -32,7 +32,8 @@ AtnasReport atnas_evaluate_split(const nas::SearchNetwork& supernet, const MetaC
     AtnasSearcher searcher(supernet, cfg, task_seed, seeds);
     const AtnasTaskResult r = searcher.evaluate_task(ep, progress);
     mine.push_back(r.eval);
-    extra.push_back({r.best.to_text(), r.best_fitness, r.generations, r.evaluations, r.search_seconds});
+    extra.push_back({r.best.to_text(), r.best_fitness, r.generations, r.evaluations, r.search_seconds,
+                     r.search_cpu_seconds, r.stem_cache_hits});
     if (done) done(static_cast<int>(mine.size()), r);
   }
   std::vector<TaskEvaluation> evals = gather_task_evaluations(comm, mine, n, "atnas_evaluate_split");
@@ -46,13 +47,17 @@ AtnasReport atnas_evaluate_split(const nas::SearchNetwork& supernet, const MetaC
       r.generations = x[2].get<int>();
       r.evaluations = x[3].get<int64_t>();
       r.search_seconds = x[4].get<double>();
+      r.search_cpu_seconds = x[5].get<double>();
+      r.stem_cache_hits = x[6].get<int64_t>();
       rep.mean_search_seconds += r.search_seconds;
+      rep.mean_search_cpu_seconds += r.search_cpu_seconds;
       rep.tasks.push_back(std::move(r));
     }
   MN_CHECK(static_cast<int>(rep.tasks.size()) == n, "atnas_evaluate_split: gathered ", rep.tasks.size(), " of ", n,
            " searches");
   // The aggregates as AtnasSearcher::evaluate computes them.
   if (n > 0) rep.mean_search_seconds /= static_cast<double>(n);
+  if (n > 0) rep.mean_search_cpu_seconds /= static_cast<double>(n);
   double dist = 0;
   int64_t pairs = 0;
   for (size_t a = 0; a < rep.tasks.size(); ++a)

@@ -489,6 +489,7 @@ const auto kAtnasFields = [](auto& v, auto& a) {
   v.field("mutation_prob", a.mutation_prob);
   v.field("fitness", a.fitness);
   v.field("fitness_steps", a.fitness_steps);
+  v.field("fitness_stem", a.fitness_stem);
   v.field("holdout_shots", a.holdout_shots);
   v.field("test_search", a.test_search);
 };

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "blocks.h"
+#include "stem_cache.h"
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
@@ -43,6 +44,8 @@ struct SearchNetworkImpl {
   uint64_t cand_version = 0;  // bumped when the gather matrices are rebuilt
   std::vector<std::vector<std::pair<int, int>>> cand[2];
   std::vector<Tensor> cand_sel[2], cand_pairs[2];
+  bool stem_cache_on = false;  // SearchNetwork::set_stem_cache
+  StemCache stem_cache;
 
   SearchNetworkImpl(const SearchConfig& c, Device device) : cfg(c), weights(device), arch(device) {}
 };
@@ -392,12 +395,40 @@ std::unique_ptr<Model> SearchNetwork::clone() const {
 
 Tensor SearchNetwork::forward(const Tensor& x, const ForwardContext& ctx) { return run(x, ctx, -1, nullptr); }
 
+void SearchNetwork::set_stem_cache(bool on) {
+  impl_->stem_cache_on = on;
+  impl_->stem_cache.clear();
+}
+
+bool SearchNetwork::stem_cache() const { return impl_->stem_cache_on; }
+
+int64_t SearchNetwork::stem_cache_hits() const { return impl_->stem_cache.hits(); }
+
+int64_t SearchNetwork::stem_cache_misses() const { return impl_->stem_cache.misses(); }
+
+std::vector<int> SearchNetwork::stem_param_indices() const {
+  const detail::Stem& s = impl_->stem;
+  std::vector<int> r{s.conv};
+  if (s.bn.gamma >= 0) r.push_back(s.bn.gamma);
+  if (s.bn.beta >= 0) r.push_back(s.bn.beta);
+  return r;
+}
+
 std::vector<Tensor> SearchNetwork::cell_states(const Tensor& x, const ForwardContext& ctx, int cell) {
   MN_CHECK(cell >= 0 && cell < impl_->cfg.layers, "cell_states: cell ", cell, " outside 0..", impl_->cfg.layers - 1);
   std::vector<Tensor> r;
   run(x, ctx, cell, &r);
   return r;
 }
+
+namespace {
+Tensor cached_stem(detail::SearchNetworkImpl& m, const Tensor& x) {
+  std::vector<Tensor> w{m.weights[m.stem.conv]};
+  if (m.stem.bn.gamma >= 0) w.push_back(m.weights[m.stem.bn.gamma]);
+  if (m.stem.bn.beta >= 0) w.push_back(m.weights[m.stem.bn.beta]);
+  return m.stem_cache.get(x, w, [&](const Tensor& in) { return detail::apply(m.stem, m.weights, in); });
+}
+}  // namespace
 
 Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int capture_cell, std::vector<Tensor>* captured) {
   const int P_ops = num_ops(impl_->cfg);
@@ -503,7 +534,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
   ForwardStats stats;
   const PhiloxKey dkey = drop ? detail::forward_drop_key(ctx) : PhiloxKey{};
   uint32_t op_base = 0;  // fixed index of a node's first candidate op in the network
-  Tensor stem = detail::apply(m.stem, m.weights, x);
+  Tensor stem = m.stem_cache_on ? cached_stem(m, x) : detail::apply(m.stem, m.weights, x);
   Tensor s0 = stem, s1 = stem;
   for (const auto& cell : m.cells) {
     const int t = cell.reduction ? 1 : 0;

@@ -77,6 +77,7 @@ TEST_CASE("atnas config: parses, round-trips and rejects bad settings", "[atnas]
   REQUIRE_THROWS_WITH(bad(R"({"atnas": {"meta_update": "maml"}})"), Catch::Contains("atnas.meta_update"));
   REQUIRE_THROWS_WITH(bad(R"({"atnas": {"sampling": "x"}})"), Catch::Contains("atnas.sampling"));
   REQUIRE_THROWS_WITH(bad(R"({"atnas": {"top_k": 0}})"), Catch::Contains("atnas.top_k"));
+  REQUIRE_THROWS_WITH(bad(R"({"atnas": {"fitness_stem": "frozen"}})"), Catch::Contains("atnas.fitness_stem"));
   REQUIRE_THROWS_WITH(bad(R"({"atnas": {"mutation_prob": 2}})"), Catch::Contains("atnas.mutation_prob"));
   REQUIRE_THROWS_WITH(bad(R"({"atnas": {"popsize": 3}})"), Catch::Contains("popsize"));
   REQUIRE_THROWS_WITH(bad(R"({"model": {"kind": "convnet4", "convnet4": {"num_classes": 3}}})"), Catch::Contains("model.kind 'search'"));

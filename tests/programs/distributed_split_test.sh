@@ -27,7 +27,7 @@ same() {
   "$bin/checkpoint-diff" "$1" "$2" --ignore-meta /program/elapsed_s --ignore-meta /program/saved_at
 }
 report() {  # a report without timing and thread fields
-  grep -v -E '"(seconds|threads|search_seconds|mean_search_seconds|search_seconds_per_task)"' "$1"
+  grep -v -E '"(seconds|threads|search_seconds|mean_search_seconds|search_seconds_per_task|search_cpu_seconds|mean_search_cpu_seconds|search_cpu_seconds_per_task)"' "$1"
 }
 
 # ---- MAML++ meta-training ----

@@ -66,6 +66,8 @@ struct AtnasTaskResult {
   nas::Encoding best;          // the chosen subnet
   double best_fitness = 0.0;   // its held-out fitness
   double search_seconds = 0.0; // evolution + final adaptation wall time
+  double search_cpu_seconds = 0.0;  // the same, process CPU time
+  int64_t stem_cache_hits = 0;      // forwards that reused a cached stem output
   int generations = 0;         // generations scored
   int64_t evaluations = 0;     // fitness evaluations (distinct subnets)
 };
@@ -74,6 +76,7 @@ struct AtnasReport {
   EvalReport summary;  // accuracy +- ci95, parameter counts, genotype counts (diversity)
   std::vector<AtnasTaskResult> tasks;
   double mean_search_seconds = 0.0;
+  double mean_search_cpu_seconds = 0.0;
   // Mean pairwise Hamming distance between the tasks' encodings (genes).
   double mean_gene_distance = 0.0;
   std::string to_json() const;
@@ -95,8 +98,15 @@ class AtnasSearcher {
                        const std::function<void(int, const AtnasTaskResult&)>& done = {},
                        const std::function<void(int, const nas::Evolution&)>& progress = {});
   // The fitness of one subnet on a split episode (train on its support,
-  // score its query) after `steps` SGD steps from the supernet weights.
+  // score its query) after `steps` SGD steps from the supernet weights, on
+  // the current task's batches (every candidate of a task sees the same).
   double fitness(const nas::Encoding& e, const data::Episode& split);
+  // With atnas.fitness_stem 'shared' the stem is frozen during the fitness
+  // steps and its outputs are cached (on by default); off recomputes the
+  // same frozen stem for every candidate (the unbatched reference: the same
+  // fitness values, bit for bit, more compute).
+  void set_stem_cache(bool on);
+  int64_t stem_cache_hits() const;
 
  private:
   struct Impl;

@@ -249,6 +249,10 @@ struct AtnasSection {
   float mutation_prob = 0.1f;
   std::string fitness = "accuracy";  // "accuracy" | "loss" (fitness = -loss)
   int fitness_steps = 5;  // adaptation steps before a meta-test fitness evaluation
+  // Meta-test fitness adaptation of the stem: "shared" (frozen at the
+  // supernet's weights, so its output on each batch is computed once per task
+  // and shared by all candidates) or "adapted" (trained with the rest).
+  std::string fitness_stem = "shared";
   // Support images per class held out to score meta-test candidates (the
   // rest trains them); with shots <= holdout_shots the whole support set
   // both trains and scores (1-shot tasks).

@@ -93,6 +93,18 @@ class SearchNetwork : public Model {
 
   const ForwardStats& last_forward_stats() const;
 
+  // AT-NAS shared stem (docs/algorithms.md "AT-NAS", fitness evaluation):
+  // while on, forward() reuses the stem output of an input it has seen (same
+  // shape and values) computed with the same stem weights, without gradient
+  // history; the stem must be frozen (its parameters stem_param_indices() not
+  // requiring gradients), else forward throws. Turning it on or off clears it.
+  void set_stem_cache(bool on);
+  bool stem_cache() const;
+  int64_t stem_cache_hits() const;
+  int64_t stem_cache_misses() const;
+  // Indices into weights() of the stem's conv and BN parameters.
+  std::vector<int> stem_param_indices() const;
+
   // The states of cell `cell` in a forward of x: its two preprocessed inputs,
   // then its nodes (for tests and analysis; the forward stops there).
   std::vector<Tensor> cell_states(const Tensor& x, const ForwardContext& ctx, int cell);
