@@ -54,7 +54,11 @@ void TaskLearner::prepare_query() {
   auto* net = dynamic_cast<nas::SearchNetwork*>(model_.get());
   if (!net) return;
   nas::reapply_dropped(*net, dropped_);
-  if (opt_.reg.skip_limit >= 0) nas::limit_skip_connections(*net, opt_.reg.skip_limit);
+  if (opt_.reg.skip_limit < 0) return;
+  if (opt_.reg.skip_limit_released)
+    nas::limit_skip_connections_released(*net, opt_.reg.skip_limit);
+  else
+    nas::limit_skip_connections(*net, opt_.reg.skip_limit);
 }
 
 }  // namespace metanas::meta

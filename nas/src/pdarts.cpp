@@ -110,4 +110,50 @@ int limit_skip_connections(SearchNetwork& net, int max_skips) {
   MN_THROW("limit_skip_connections: did not converge");
 }
 
+namespace {
+int normal_skips(const SearchNetwork& net) {
+  int n = 0;
+  for (const auto& node : net.genotype().normal)
+    for (const auto& e : node) n += e.op == Primitive::SkipConnect;
+  return n;
+}
+
+void lower_below_row_min(std::vector<float>& a, int64_t row, int P, int col) {
+  const float mn = *std::min_element(a.begin() + row, a.begin() + row + P);
+  float v = mn - 1e-4f;
+  if (!(v < mn)) v = std::nextafter(mn, -std::numeric_limits<float>::infinity());
+  a[static_cast<size_t>(row + col)] = v;
+}
+}  // namespace
+
+int limit_skip_connections_released(SearchNetwork& net, int max_skips) {
+  MN_CHECK(max_skips >= 0, "limit_skip_connections_released: max_skips must be >= 0, got ", max_skips);
+  const int sk = column_of(net, Primitive::SkipConnect);
+  MN_CHECK(sk >= 1, "limit_skip_connections_released: the released rule ranks by the column left of skip_connect, "
+           "but skip_connect is ", sk < 0 ? "absent from" : "the first op of", " the search space '",
+           net.config().space, "'");
+  if (normal_skips(net) < max_skips) return 0;
+  const int P = static_cast<int>(space_primitives(parse_search_space(net.config().space)).size());
+  ParamSet& A = *net.alphas();
+  std::vector<int64_t> rows;  // the released concatenation of the normal alphas
+  for (int i = 0; i < net.config().nodes; ++i)
+    for (int j = 0; j < i + 2; ++j) rows.push_back(A.offset(net.alpha_index(CellType::Normal, i)) + j * P);
+  std::vector<float> a = A.values().to_vector();
+  std::vector<float> key(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) key[r] = a[static_cast<size_t>(rows[r] + sk - 1)];
+  std::vector<char> seen(rows.size(), 0);
+  int lowered = 0;
+  for (size_t it = 0; it < rows.size(); ++it) {
+    size_t r = rows.size();
+    for (size_t q = 0; q < rows.size(); ++q)  // argmin, the first on ties (np.argmin)
+      if (!seen[q] && (r == rows.size() || key[q] < key[r])) r = q;
+    seen[r] = 1;
+    lower_below_row_min(a, rows[r == 0 ? 0 : r - 1], P, sk);
+    A.values().copy_(Tensor::from_vector(a, A.values().shape(), A.values().device()));
+    ++lowered;
+    if (normal_skips(net) < max_skips) break;
+  }
+  return lowered;
+}
+
 }  // namespace metanas::nas

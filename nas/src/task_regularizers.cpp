@@ -20,6 +20,7 @@ struct RegFields {
     f("skip_dropout", o.skip_dropout);
     f("skip_dropout_decay", o.skip_dropout_decay);
     f("skip_limit", o.skip_limit);
+    f("skip_limit_released", o.skip_limit_released);
     f("tse_steps", o.tse_steps);
   }
 };
@@ -40,8 +41,10 @@ void TaskRegularizers::validate() const {
              stages - 1, "), got ", keep_ops.size());
     for (size_t s = 0; s + 1 < static_cast<size_t>(stages); ++s) {
       MN_CHECK(keep_ops[s] >= 1, w, ": keep_ops entries must be >= 1, got ", keep_ops[s]);
-      MN_CHECK(s == 0 || keep_ops[s] <= keep_ops[s - 1], w, ": keep_ops must not grow (", keep_ops[s - 1], " then ",
-               keep_ops[s], ")");
+      // Pruned ops cannot come back; the released drop only lowers them, so
+      // there a growing list (its [3, 2, 0]: keep 4, then 5) re-admits one.
+      MN_CHECK(s == 0 || keep_ops[s] <= keep_ops[s - 1] || drop_released, w, ": keep_ops must not grow (",
+               keep_ops[s - 1], " then ", keep_ops[s], ") unless drop_released is set");
     }
   }
   MN_CHECK(skip_dropout.empty() || static_cast<int>(skip_dropout.size()) == stages, w,
@@ -49,6 +52,7 @@ void TaskRegularizers::validate() const {
   for (float r : skip_dropout) MN_CHECK(r >= 0.f && r < 1.f, w, ": skip_dropout rates must be in [0, 1), got ", r);
   MN_CHECK(skip_dropout_decay >= 0.f, w, ": skip_dropout_decay must be >= 0");
   MN_CHECK(skip_limit >= -1, w, ": skip_limit must be >= 0 or -1 (off), got ", skip_limit);
+  MN_CHECK(!skip_limit_released || skip_limit >= 0, w, ": skip_limit_released needs skip_limit >= 0 (M)");
   MN_CHECK(tse_steps >= 0 && tse_steps <= 2, w, ": tse_steps must be 0 (off), 1 or 2, got ", tse_steps);
 }
 

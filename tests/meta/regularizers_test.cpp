@@ -4,6 +4,7 @@
 // TSE steps, and MetaNAS (REPTILE) / T-NAS meta-steps with the regularizers on.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "metanas/meta/config.h"
@@ -129,6 +130,54 @@ TEST_CASE("TaskLearner: P-DARTS stages drop ops task-locally, redo them for the 
   tl.adapt(ep, r, /*warmup=*/true);
   tl.evaluate_query(ep);
   REQUIRE(pruned_in(net) == 0);
+}
+
+TEST_CASE("TaskLearner: the skip limit before the query, the paper's rule or the released one",
+          "[meta][regularizers]") {
+  // Planted meta alphas (2 nodes, normal rows r = 0..4): every row prefers skip
+  // (1 + 0.1 r) over sep_conv_3x3 (0.5), column 1 is -0.01 r, and the input pairs
+  // derive rows 0, 1 (node 0) and 3, 4 (node 1: inputs 1, 2). A warm-up
+  // adaptation leaves the alphas as planted.
+  auto derived_skips = [](bool released) {
+    Rng rng(3);
+    meta::TaskLearnerOptions o = tiny_options();
+    o.reg.skip_limit = 2;
+    o.reg.skip_limit_released = released;
+    nas::SearchNetwork meta_net(tiny_search_config(2, 2), rng);
+    ParamSet& A = *meta_net.alphas();
+    std::vector<float> a = A.values().to_vector();
+    int r = 0;
+    for (int i = 0; i < 2; ++i) {
+      for (int j = 0; j < i + 2; ++j, ++r) {
+        const int64_t o7 = A.offset(meta_net.alpha_index(nas::CellType::Normal, i)) + j * 7;
+        for (int k = 0; k < 7; ++k) a[o7 + k] = 0.f;
+        a[o7 + 2] = 1.f + 0.1f * static_cast<float>(r);
+        a[o7 + 5] = 0.5f;
+        a[o7 + 1] = -0.01f * static_cast<float>(r);
+      }
+      const auto pairs = nas::SearchNetwork::input_pairs(i + 2);
+      const std::pair<int, int> want = i == 0 ? std::make_pair(0, 1) : std::make_pair(1, 2);
+      for (size_t q = 0; q < pairs.size(); ++q)
+        a[A.offset(meta_net.pair_index(nas::CellType::Normal, i)) + static_cast<int64_t>(q)] = pairs[q] == want ? 5.f : 0.f;
+    }
+    A.values().copy_(Tensor::from_vector(a, A.values().shape()));
+    meta::TaskLearner tl(meta_net, o);
+    Rng r2(4);
+    data::Episode ep = tiny_ep(r2);
+    tl.adapt(ep, r2, /*warmup=*/true);
+    tl.evaluate_query(ep);
+    std::vector<int> rows;
+    const int first[2] = {0, 2};
+    const nas::Genotype g = dynamic_cast<nas::SearchNetwork&>(tl.model()).genotype();
+    for (int i = 0; i < 2; ++i)
+      for (const auto& e : g.normal[static_cast<size_t>(i)])
+        if (e.op == nas::Primitive::SkipConnect) rows.push_back(first[i] + e.input);
+    std::sort(rows.begin(), rows.end());
+    return rows;
+  };
+  REQUIRE(derived_skips(false) == std::vector<int>{3, 4});  // the M = 2 strongest skips
+  // Released: visits r = 4, 3, 2, 1 lowering rows 3, 2, 1, 0; stops at 1 < M.
+  REQUIRE(derived_skips(true) == std::vector<int>{4});
 }
 
 TEST_CASE("MetaNAS (REPTILE) and T-NAS meta-steps with the regularizers", "[meta][regularizers]") {

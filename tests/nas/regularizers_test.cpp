@@ -271,6 +271,23 @@ TEST_CASE("PC-DARTS: partial channels, channel shuffle and edge normalization ma
     Planted p(c, true);
     check_cells(p, 0.5, false);
   }
+  SECTION("partial_channels 1, no edge normalization: the released op's runnable reading differs") {
+    // The released MixedOpAuxSkipPartial builds the ops for C/K channels but
+    // feeds them the full input (a channel mismatch on the first conv or BN);
+    // ops on the full input with no edge weights is K = 1, edge normalization off.
+    SearchConfig full = c, part = c;
+    full.partial_channels = 1;
+    full.edge_normalization = part.edge_normalization = false;
+    full.aux_skip = part.aux_skip = true;
+    Planted pf(full), pp(part);
+    check_cells(pf, 0.5, false);
+    check_cells(pp, 0.5, false);
+    REQUIRE(pf.a == pp.a);  // the same planted alphas
+    Tensor x = random_images(3, 1, 8, 41);
+    ForwardContext ctx;
+    ctx.aux_skip_beta = 0.5f;
+    REQUIRE(max_abs_diff(to_img(pf.net->cell_states(x, ctx, 0)[2]), to_img(pp.net->cell_states(x, ctx, 0)[2])) > 1e-3);
+  }
   SECTION("the ops see C/K channels; edge logits are architecture parameters") {
     Rng rng(3);
     SearchNetwork net(c, rng);
@@ -368,6 +385,114 @@ TEST_CASE("P-DARTS drop: each cell type keeps its own top ops per row; undo and 
     REQUIRE(v[o + 0] == before[o + 0]);
     REQUIRE(v[o + 5] == Approx(-1e-4f));
     REQUIRE(v[o + 6] == Approx(-1e-4f));
+  }
+}
+
+TEST_CASE("P-DARTS drop, released keep list [3, 2, 0] of 7 (keep_ops [4, 5]): stage 2 re-admits an op",
+          "[nas][regularizers]") {
+  // Planted as above: normal ranks 0 < ... < 6 per row, reduce the opposite;
+  // the released drop ranks both types by reduce, so ops 0.. are kept.
+  auto above_min = [](std::vector<int> keeps) {
+    Rng rng(1);
+    SearchNetwork net(tiny_search_config(), rng);
+    ParamSet& A = *net.alphas();
+    std::vector<float> a = A.values().to_vector();
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < i + 2; ++j)
+        for (int k = 0; k < kNumPrimitives; ++k) {
+          a[A.offset(net.alpha_index(CellType::Normal, i)) + j * 7 + k] = 0.1f * k + 0.01f * j;
+          a[A.offset(net.alpha_index(CellType::Reduce, i)) + j * 7 + k] = -0.1f * k;
+        }
+    A.values().copy_(Tensor::from_vector(a, A.values().shape()));
+    for (int keep : keeps) pdarts_drop_ops(net, keep, /*released=*/true);
+    // Per normal row: the ops above the row's minimum, and the row.
+    std::vector<float> v = A.values().to_vector();
+    const int64_t o = A.offset(net.alpha_index(CellType::Normal, 0));
+    std::vector<float> row(v.begin() + o, v.begin() + o + 7);
+    const float mn = *std::min_element(row.begin(), row.end());
+    std::vector<int> up;
+    for (int k = 0; k < 7; ++k)
+      if (row[static_cast<size_t>(k)] > mn) up.push_back(k);
+    return std::make_pair(up, row);
+  };
+  // [4, 5]: stage 1 keeps 0..3 (4..6 at -1e-4); stage 2 keeps the 5 largest by
+  // reduce, which ties 4..6 at min - 1e-4: op 4 (the lower column) comes back
+  // at -1e-4, 5 and 6 go to min(masked) - 1e-4 = -2e-4.
+  const auto [grow, grow_row] = above_min({4, 5});
+  REQUIRE(grow == std::vector<int>{0, 1, 2, 3, 4});
+  REQUIRE(grow_row[4] == Approx(-1e-4f));
+  REQUIRE(grow_row[5] == Approx(-2e-4f));
+  // The paper's shrinking [5, 4]: only ops 0..3 stay above the minimum.
+  const auto [shrink, shrink_row] = above_min({5, 4});
+  REQUIRE(shrink == std::vector<int>{0, 1, 2, 3});
+  REQUIRE(shrink_row[4] == Approx(-1e-4f));
+  // Validation: growing lists only with the released drop (pruned ops cannot return).
+  REQUIRE_THROWS_WITH(TaskRegularizers::from_json("{\"stages\": 3, \"keep_ops\": [4, 5]}"),
+                      Catch::Contains("keep_ops must not grow") && Catch::Contains("drop_released"));
+  REQUIRE_NOTHROW(TaskRegularizers::from_json("{\"stages\": 3, \"keep_ops\": [4, 5], \"drop_released\": true}"));
+}
+
+TEST_CASE("P-DARTS skip limit, released rule: ranked by the column left of skip, fewer than M remain",
+          "[nas][regularizers]") {
+  Rng rng(2);
+  SearchConfig c = tiny_search_config();
+  c.nodes = 3;
+  SearchNetwork net(c, rng);
+  ParamSet& A = *net.alphas();
+  std::vector<float> a = A.values().to_vector();
+  // Normal rows r = 0..8 (node 0: 0-1, node 1: 2-4, node 2: 5-8) all prefer skip
+  // (column 2, logit 1 + 0.1 r) over sep_conv_3x3 (0.5); column 1 (avg pool,
+  // the released ranking key) is -0.01 r, so the released order is r = 8, 7, ..
+  std::vector<int64_t> rows;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < i + 2; ++j) rows.push_back(A.offset(net.alpha_index(CellType::Normal, i)) + j * 7);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    for (int k = 0; k < 7; ++k) a[rows[r] + k] = 0.f;
+    a[rows[r] + 2] = 1.f + 0.1f * static_cast<float>(r);
+    a[rows[r] + 5] = 0.5f;
+    a[rows[r] + 1] = -0.01f * static_cast<float>(r);
+  }
+  // Planted input pairs: node 0 (0,1), node 1 (1,2), node 2 (0,3): rows 0, 1, 3, 4, 5, 8.
+  const std::pair<int, int> want[3] = {{0, 1}, {1, 2}, {0, 3}};
+  for (int i = 0; i < 3; ++i) {
+    const auto pairs = SearchNetwork::input_pairs(i + 2);
+    const int64_t po = A.offset(net.pair_index(CellType::Normal, i));
+    for (size_t q = 0; q < pairs.size(); ++q) a[po + static_cast<int64_t>(q)] = pairs[q] == want[i] ? 5.f : 0.f;
+  }
+  A.values().copy_(Tensor::from_vector(a, A.values().shape()));
+  const std::vector<float> planted = a;
+  auto skip_rows = [&] {  // the rows whose derived op is skip_connect
+    std::vector<int> r;
+    const Genotype g = net.genotype();
+    const int first[3] = {0, 2, 5};
+    for (int i = 0; i < 3; ++i)
+      for (const auto& e : g.normal[static_cast<size_t>(i)])
+        if (e.op == Primitive::SkipConnect) r.push_back(first[i] + e.input);
+    std::sort(r.begin(), r.end());
+    return r;
+  };
+  REQUIRE(skip_rows() == std::vector<int>{0, 1, 3, 4, 5, 8});
+  SECTION("the paper's rule keeps the M = 2 strongest skips") {
+    REQUIRE(limit_skip_connections(net, 2) == 4);
+    REQUIRE(skip_rows() == std::vector<int>{5, 8});
+  }
+  SECTION("released: visits r = 8, 7, .., lowers row r - 1 each time, stops below M") {
+    // r = 8..1 lower rows 7..0; the derived count drops at rows 5, 4, 3, 1, 0 and is 1 after row 0.
+    REQUIRE(limit_skip_connections_released(net, 2) == 8);
+    REQUIRE(skip_rows() == std::vector<int>{8});
+    std::vector<float> v = A.values().to_vector();
+    for (size_t r = 0; r < rows.size(); ++r) {
+      INFO("row " << r);
+      if (r == 8)
+        REQUIRE(v[rows[r] + 2] == planted[rows[r] + 2]);
+      else
+        REQUIRE(v[rows[r] + 2] == Approx(-0.01f * static_cast<float>(r) - 1e-4f).margin(1e-6));
+    }
+    REQUIRE(limit_skip_connections_released(net, 2) == 0);  // 1 < M: nothing to do
+  }
+  SECTION("released with M = 1 never stops early: every row visited") {
+    REQUIRE(limit_skip_connections_released(net, 1) == 9);
+    REQUIRE(skip_rows() == std::vector<int>{8});  // row 8 is never the lowered row
   }
 }
 
@@ -576,4 +701,7 @@ TEST_CASE("task regularizer options: schedules, JSON and validation", "[nas][reg
   REQUIRE_THROWS_WITH(TaskRegularizers::from_json("{\"aux_beta_schedule\": \"cosine\"}"),
                       Catch::Contains("aux_beta_schedule"));
   REQUIRE_THROWS_WITH(TaskRegularizers::from_json("{\"skip_dropout\": [0.5, 0.1]}"), Catch::Contains("skip_dropout"));
+  REQUIRE(TaskRegularizers::from_json("{\"skip_limit\": 2, \"skip_limit_released\": true}").skip_limit_released);
+  REQUIRE_THROWS_WITH(TaskRegularizers::from_json("{\"skip_limit_released\": true}"),
+                      Catch::Contains("skip_limit_released needs skip_limit"));
 }

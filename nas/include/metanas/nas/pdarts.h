@@ -33,4 +33,15 @@ void reapply_dropped(SearchNetwork& net, const DroppedOps& d);
 // Returns how many logits were lowered. Throws if the space has no skip_connect.
 int limit_skip_connections(SearchNetwork& net, int max_skips);
 
+// The released reg-MetaNAS rule (genotypes.py limit_skip_connections_alphas),
+// kept for comparison. If the derived normal cell has at least max_skips
+// skips, the normal rows (nodes in order, inputs within a node) are visited by
+// ascending logit of the column left of skip_connect (sk_idx - 1: the off-by-one,
+// read once before any change), and each visit sets the skip logit of the row
+// before the visited one (its row lookup's own off-by-one; row 0 for row 0) to
+// min(row) - 1e-4, until fewer than max_skips skips are derived (at most
+// max_skips - 1, where the paper allows max_skips) or every row was visited.
+// Returns how many logits were lowered. Throws if skip_connect is column 0.
+int limit_skip_connections_released(SearchNetwork& net, int max_skips);
+
 }  // namespace metanas::nas

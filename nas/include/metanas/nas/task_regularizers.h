@@ -27,7 +27,9 @@ struct TaskRegularizers {
   // values back before the meta update, so one task's drop does not prune the
   // meta model. drop_released: the released code instead ranks both cell types
   // by the reduce cell's alphas and sets the dropped logits to min(row) - 1e-4,
-  // kept in the meta update.
+  // kept in the meta update; only then may keep_ops grow (the released
+  // drop_number_operations [3, 2, 0] of 7 ops is keep_ops [4, 5], re-admitting
+  // the best dropped op in stage 2).
   int stages = 1;
   std::vector<int> keep_ops = {5, 4};
   bool drop_released = false;
@@ -40,6 +42,9 @@ struct TaskRegularizers {
   // At most this many skip_connect ops in the derived normal cell (P-DARTS
   // M = 2), enforced on the task model's alphas before query evaluation; -1 = off.
   int skip_limit = -1;
+  // The released code's rule instead (nas::limit_skip_connections_released:
+  // ranked by the column left of skip_connect, fewer than M skips remain).
+  bool skip_limit_released = false;
 
   // TSE-DARTS: 0 = off; else each architecture step is tse_steps rounds of
   // (snapshot weights, weight step on the step's first batch accumulating the
