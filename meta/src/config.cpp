@@ -420,6 +420,7 @@ const auto kRetrainFields = [](auto& v, auto& r) {
   v.field("meta_lr", r.meta_lr);
   v.field("task_steps", r.task_steps);
   v.field("meta_weight_decay", r.meta_weight_decay);
+  v.field("pool_bn", r.pool_bn);
   v.field("cache", r.cache);
 };
 

@@ -45,6 +45,7 @@ MetaConfig RetrainEvaluator::retrain_config(const MetaConfig& cfg, const nas::Ge
   r.algorithm = Algorithm::Fomaml;
   r.model.kind = ModelKind::Discrete;
   r.model.discrete = discrete_config(cfg.model.search);
+  r.model.discrete.pool_bn = rt.pool_bn;
   r.model.genotype = g;
   r.task.steps = rt.task_steps;
   r.task.batch_size = rt.batch_size;

@@ -261,7 +261,7 @@ void declare_dw_pw_bn(ParamBuilder& b, OpBlock& op, const std::string& n, const 
 }  // namespace
 
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
-                bool affine, bool reduce_pad_odd) {
+                bool affine, bool reduce_pad_odd, bool pool_bn) {
   MN_CHECK(stride == 1 || stride == 2, "op ", name, ": stride must be 1 or 2, got ", stride);
   OpBlock op;
   op.prim = prim;
@@ -271,7 +271,8 @@ OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_
   switch (prim) {
     case Primitive::MaxPool3x3:
     case Primitive::AvgPool3x3:
-      op.bn[0] = b.bn(n + ".bn", C, affine);
+      op.pool_bn = pool_bn;
+      if (pool_bn) op.bn[0] = b.bn(n + ".bn", C, affine);
       break;
     case Primitive::SkipConnect:
       if (stride == 2) op.fr = make_factorized_reduce(b, n, C, C, affine, reduce_pad_odd);
@@ -353,10 +354,14 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
   MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,
            ", H, W], got ", x.describe());
   switch (op.prim) {
-    case Primitive::MaxPool3x3:
-      return apply_bn(max_pool2d(x, 3, op.stride, 1), ps, op.bn[0]);
-    case Primitive::AvgPool3x3:
-      return apply_bn(avg_pool2d(x, 3, op.stride, 1), ps, op.bn[0]);
+    case Primitive::MaxPool3x3: {
+      Tensor y = max_pool2d(x, 3, op.stride, 1);
+      return op.pool_bn ? apply_bn(y, ps, op.bn[0]) : y;
+    }
+    case Primitive::AvgPool3x3: {
+      Tensor y = avg_pool2d(x, 3, op.stride, 1);
+      return op.pool_bn ? apply_bn(y, ps, op.bn[0]) : y;
+    }
     case Primitive::SkipConnect:
       return op.stride == 1 ? x : apply(op.fr, ps, x);
     case Primitive::Conv1x5_5x1: {

@@ -146,14 +146,17 @@ struct OpBlock {
   std::vector<int> convs;  // conv weights in application order
   Bn bn[2];                // bn[1] only for sep_conv_3x3
   FactorizedReduce fr;     // skip_connect at stride 2
+  bool pool_bn = true;     // max/avg pool followed by bn[0] (false: the bare pool)
   // Whether the op is the identity (no drop-path on it).
   bool identity() const { return prim == Primitive::SkipConnect && stride == 1; }
   // All parameter indices it uses.
   std::vector<int> param_indices() const;
 };
-// reduce_pad_odd: FactorizedReduce::pad_odd of a strided skip_connect.
+// reduce_pad_odd: FactorizedReduce::pad_odd of a strided skip_connect;
+// pool_bn: a BN after max/avg pool (MetaNAS PoolBN, DARTS search MixedOp) or
+// none (DARTS/T-NAS model.py).
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
-                bool affine, bool reduce_pad_odd = false);
+                bool affine, bool reduce_pad_odd = false, bool pool_bn = true);
 Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x);
 
 // Total number of elements of the given parameters.

@@ -36,6 +36,7 @@ struct ConfigFields {
       }
       if constexpr (std::is_same_v<T, DiscreteConfig>) f("channel_scale", c.channel_scale);
       f("reduction_layers", c.reduction_layers);
+      if constexpr (std::is_same_v<T, DiscreteConfig>) f("pool_bn", c.pool_bn);
       if constexpr (std::is_same_v<T, SearchConfig>) {
         f("node_inputs", c.node_inputs);
         f("channel_scale", c.channel_scale);
@@ -152,7 +153,7 @@ bool DiscreteConfig::operator==(const DiscreteConfig& o) const {
   return in_channels == o.in_channels && image_size == o.image_size && num_classes == o.num_classes &&
          C == o.C && layers == o.layers && stem_multiplier == o.stem_multiplier &&
          channel_scale == o.channel_scale && resolved_reductions() == o.resolved_reductions() && stem == o.stem &&
-         reduce_pad_odd == o.reduce_pad_odd;
+         reduce_pad_odd == o.reduce_pad_odd && pool_bn == o.pool_bn;
 }
 
 // ---- ConvNet4Config ----

@@ -63,7 +63,7 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
         const GenotypeEdge& edge = gene[i][e];
         const int stride = cell.reduction && edge.input < 2 ? 2 : 1;
         const std::string en = cn + ".node" + std::to_string(i) + ".edge" + std::to_string(e);
-        ops.push_back(detail::make_op(b, en, edge.op, c_cur, stride, true, cfg.reduce_pad_odd));
+        ops.push_back(detail::make_op(b, en, edge.op, c_cur, stride, true, cfg.reduce_pad_odd, cfg.pool_bn));
         ins.push_back(edge.input);
       }
       cell.ops.push_back(std::move(ops));

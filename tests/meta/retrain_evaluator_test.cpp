@@ -213,6 +213,7 @@ TEST_CASE("Retrain: the decoded network mirrors the T-NAS cell options; the retr
   cfg.model.search.reduce_pad_odd = true;
   cfg.model.search.reduction_layers = {1};
   cfg.eval.retrain.meta_weight_decay = 3e-4f;
+  cfg.eval.retrain.pool_bn = false;
   REQUIRE_NOTHROW(cfg.validate());
   const nas::DiscreteConfig d = meta::RetrainEvaluator::discrete_config(cfg.model.search);
   CHECK(d.channel_scale == 2);
@@ -222,7 +223,10 @@ TEST_CASE("Retrain: the decoded network mirrors the T-NAS cell options; the retr
   const meta::MetaConfig r = meta::RetrainEvaluator::retrain_config(cfg, nas::builtin_genotype("metanas_og_v2"));
   CHECK(r.meta.w_weight_decay == 3e-4f);
   CHECK(r.meta.optimizer == meta::MetaOptimizer::Adam);
-  CHECK(r.model.discrete == d);
+  CHECK(!r.model.discrete.pool_bn);
+  nas::DiscreteConfig d_bare = d;
+  d_bare.pool_bn = false;
+  CHECK(r.model.discrete == d_bare);
   meta::MetaConfig bad = cfg;
   bad.eval.retrain.meta_weight_decay = -1.f;
   CHECK_THROWS_WITH(bad.validate(), Contains("eval.retrain.meta_weight_decay"));

@@ -257,6 +257,7 @@ TEST_CASE("T-NAS cell options validate and round-trip", "[nas][tnas_cell][config
   DiscreteConfig d;
   d.stem = "pooled";
   d.reduce_pad_odd = true;
+  d.pool_bn = false;
   CHECK(DiscreteConfig::from_json(d.to_json()) == d);
 }
 
@@ -288,4 +289,10 @@ TEST_CASE("DiscreteNetwork with the pooled stem and doubled channels: parameter 
   CHECK(net.weights().numel() == expect);
   ForwardContext ctx;
   CHECK(net.forward(random_images(2, 1, 16, 13), ctx).shape() == Shape{2, 3});
+  // pool_bn false (T-NAS model.py): the four pools lose their affine BN, 2 * 8 + 2 * 16 weights.
+  d.pool_bn = false;
+  Rng rng2(12);
+  DiscreteNetwork bare(d, g, rng2);
+  CHECK(bare.weights().numel() == expect - (2 * 8 + 2 * 16));
+  CHECK(bare.forward(random_images(2, 1, 16, 13), ctx).shape() == Shape{2, 3});
 }

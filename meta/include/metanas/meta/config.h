@@ -177,6 +177,9 @@ struct RetrainSection {
   // That meta Adam's L2 weight decay (meta.w_weight_decay of the retraining;
   // T-NAS meta_auto_maml_train.py: --weight_decay 3e-4 on every weight).
   float meta_weight_decay = 0.f;
+  // A BN after each pool of the decoded network (MetaNAS PoolBN) or none
+  // (T-NAS model.py); DiscreteConfig::pool_bn.
+  bool pool_bn = true;
   int cache = 16;               // retrained networks kept (most recently used)
 };
 

@@ -75,6 +75,9 @@ struct DiscreteConfig {
   std::vector<int> reduction_layers;  // empty: as SearchConfig
   std::string stem = "conv";           // as SearchConfig::stem
   bool reduce_pad_odd = false;         // as SearchConfig::reduce_pad_odd
+  // A BN after each max/avg pool (MetaNAS AugmentCNN's PoolBN) or none
+  // (T-NAS/DARTS model.py: OPS pools are bare in the trained network).
+  bool pool_bn = true;
 
   std::vector<int> resolved_reductions() const;
   void validate() const;
