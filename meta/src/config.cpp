@@ -179,6 +179,9 @@ void MetaConfig::validate() const {
                meta.a_adam_beta2 < 1.f,
            w, ": meta.a_adam_beta1 / a_adam_beta2 must be in [0, 1)");
   MN_CHECK(meta.a_weight_decay >= 0.f, w, ": meta.a_weight_decay must be >= 0");
+  MN_CHECK(meta.w_weight_decay >= 0.f, w, ": meta.w_weight_decay must be >= 0");
+  MN_CHECK(meta.w_weight_decay == 0.f || meta.optimizer == MetaOptimizer::Adam, w,
+           ": meta.w_weight_decay applies to the meta Adam on the weights; it needs meta.optimizer 'adam'");
   MN_CHECK(meta.prune_threshold >= 0.f && meta.prune_threshold < 1.f, w,
            ": meta.prune_threshold must be in [0, 1)");
   MN_CHECK(meta.prune_every >= 0, w, ": meta.prune_every must be >= 0 (0 = never)");
@@ -220,6 +223,7 @@ void MetaConfig::validate() const {
     MN_CHECK(r.meta_iterations >= 0, w, ": eval.retrain.meta_iterations must be >= 0");
     MN_CHECK(r.meta_batch_size >= 1, w, ": eval.retrain.meta_batch_size must be >= 1");
     MN_CHECK(r.meta_lr >= 0.f, w, ": eval.retrain.meta_lr must be >= 0");
+    MN_CHECK(r.meta_weight_decay >= 0.f, w, ": eval.retrain.meta_weight_decay must be >= 0");
     MN_CHECK(r.task_steps >= 1, w, ": eval.retrain.task_steps must be >= 1");
     MN_CHECK(r.cache >= 1, w, ": eval.retrain.cache must be >= 1");
   }
@@ -399,6 +403,7 @@ const auto kMetaFields = [](auto& v, auto& m) {
   v.field("a_adam_beta1", m.a_adam_beta1);
   v.field("a_adam_beta2", m.a_adam_beta2);
   v.field("a_weight_decay", m.a_weight_decay);
+  v.field("w_weight_decay", m.w_weight_decay);
   v.field("prune_threshold", m.prune_threshold);
   v.field("prune_every", m.prune_every);
   v.field("query_eval", m.query_eval);
@@ -414,6 +419,8 @@ const auto kRetrainFields = [](auto& v, auto& r) {
   v.field("meta_batch_size", r.meta_batch_size);
   v.field("meta_lr", r.meta_lr);
   v.field("task_steps", r.task_steps);
+  v.field("meta_weight_decay", r.meta_weight_decay);
+  v.field("pool_bn", r.pool_bn);
   v.field("cache", r.cache);
 };
 

@@ -84,7 +84,7 @@ void MetaLearner::make_meta_optimizers() {
     w_opt_ = std::make_unique<Sgd>(model_->weights(), m.w_lr);
     if (A) a_opt_ = std::make_unique<Sgd>(*A, m.a_lr);
   } else {
-    w_opt_ = std::make_unique<Adam>(model_->weights(), m.w_lr, m.adam_beta1, m.adam_beta2, m.adam_eps, 0.f);
+    w_opt_ = std::make_unique<Adam>(model_->weights(), m.w_lr, m.adam_beta1, m.adam_beta2, m.adam_eps, m.w_weight_decay);
     if (A)
       a_opt_ = std::make_unique<Adam>(*A, m.a_lr, m.a_adam_beta1, m.a_adam_beta2, m.adam_eps, m.a_weight_decay);
   }

@@ -32,8 +32,10 @@ nas::DiscreteConfig RetrainEvaluator::discrete_config(const nas::SearchConfig& s
   d.C = s.C;
   d.layers = s.layers;
   d.stem_multiplier = s.stem_multiplier;
-  d.channel_scale = 1;
+  d.channel_scale = s.channel_scale;
   d.reduction_layers = s.resolved_reductions();
+  d.stem = s.stem;
+  d.reduce_pad_odd = s.reduce_pad_odd;
   return d;
 }
 
@@ -43,6 +45,7 @@ MetaConfig RetrainEvaluator::retrain_config(const MetaConfig& cfg, const nas::Ge
   r.algorithm = Algorithm::Fomaml;
   r.model.kind = ModelKind::Discrete;
   r.model.discrete = discrete_config(cfg.model.search);
+  r.model.discrete.pool_bn = rt.pool_bn;
   r.model.genotype = g;
   r.task.steps = rt.task_steps;
   r.task.batch_size = rt.batch_size;
@@ -56,6 +59,7 @@ MetaConfig RetrainEvaluator::retrain_config(const MetaConfig& cfg, const nas::Ge
   r.meta.task_parallel = false;
   r.meta.optimizer = MetaOptimizer::Adam;
   r.meta.w_lr = rt.meta_lr;
+  r.meta.w_weight_decay = rt.meta_weight_decay;
   r.meta.w_anneal = r.meta.a_anneal = false;
   r.meta.adam_beta1 = 0.9f;
   r.meta.adam_beta2 = 0.999f;

@@ -103,9 +103,10 @@ Tensor apply_bn(const Tensor& x, const ParamSet& ps, const Bn& bn) {
 }
 
 FactorizedReduce make_factorized_reduce(ParamBuilder& b, const std::string& name, int64_t cin,
-                                        int64_t cout, bool affine) {
+                                        int64_t cout, bool affine, bool pad_odd) {
   MN_CHECK(cout % 2 == 0, "FactorizedReduce ", name, ": output channels must be even, got ", cout);
   FactorizedReduce fr;
+  fr.pad_odd = pad_odd;
   fr.conv_a = b.conv(name + ".conv_a", cout / 2, cin, 1, 1);
   fr.conv_b = b.conv(name + ".conv_b", cout / 2, cin, 1, 1);
   fr.bn = b.bn(name + ".bn", cout, affine);
@@ -120,7 +121,14 @@ Tensor apply(const FactorizedReduce& fr, const ParamSet& ps, const Tensor& x) {
   // Shift by one pixel in each even-sized dim (odd sizes would lose a row).
   const int64_t sh = H % 2 == 0 ? 1 : 0, sw = W % 2 == 0 ? 1 : 0;
   Tensor shifted = (sh || sw) ? crop2d(x, sh, sw, H - sh, W - sw) : x;
-  Tensor a = conv2d(x, ps[fr.conv_a], o);
+  Conv2dOptions oa = o;
+  if (fr.pad_odd) {
+    // T-NAS: an odd dim is padded by one zero in front for the first conv
+    // (F.pad(x, (1, 0, 1, 0))), whose padded-input pixel 2i is input pixel 2i - 1.
+    oa.pad_top = 1 - sh;
+    oa.pad_left = 1 - sw;
+  }
+  Tensor a = conv2d(x, ps[fr.conv_a], oa);
   Tensor c = conv2d(shifted, ps[fr.conv_b], o);
   return apply_bn(concat_channels({a, c}), ps, fr.bn);
 }
@@ -144,11 +152,11 @@ Tensor apply(const Preprocess& p, const ParamSet& ps, const Tensor& x) {
 }
 
 Preprocess make_preprocess(ParamBuilder& b, const std::string& name, int64_t cin, int64_t cout, bool reduce,
-                           bool affine) {
+                           bool affine, bool pad_odd) {
   Preprocess p;
   p.reduce = reduce;
   if (reduce)
-    p.fr = make_factorized_reduce(b, name, cin, cout, affine);
+    p.fr = make_factorized_reduce(b, name, cin, cout, affine, pad_odd);
   else
     p.rcb = make_relu_conv_bn(b, name, cin, cout, affine);
   return p;
@@ -160,15 +168,30 @@ Tensor CellStates::get(int j) {
   return s;
 }
 
-Stem make_stem(ParamBuilder& b, int64_t cin, int64_t cout) {
+Stem make_stem(ParamBuilder& b, int64_t cin, int64_t cout, const std::string& kind) {
   Stem s;
+  if (kind == "pooled") {
+    MN_CHECK(cout % 2 == 0, "pooled stem: output channels must be even, got ", cout);
+    s.conv = b.conv("stem.conv", cout / 2, cin, 3, 3);
+    s.bn = b.bn("stem.bn", cout / 2, /*affine=*/true);
+    s.conv2 = b.conv("stem.conv2", cout, cout / 2, 3, 3);
+    s.bn2 = b.bn("stem.bn2", cout, /*affine=*/true);
+    return s;
+  }
+  MN_CHECK(kind == "conv", "unknown stem '", kind, "' (valid: conv, pooled)");
   s.conv = b.conv("stem.conv", cout, cin, 3, 3);
   s.bn = b.bn("stem.bn", cout, /*affine=*/true);
   return s;
 }
 
 Tensor apply(const Stem& s, const ParamSet& ps, const Tensor& x) {
-  return apply_bn(conv2d(x, ps[s.conv], Conv2dOptions::same(1, 1)), ps, s.bn);
+  Tensor h = apply_bn(conv2d(x, ps[s.conv], Conv2dOptions::same(1, 1)), ps, s.bn);
+  if (s.conv2 < 0) return h;
+  // Max pool, then ReLU (T-NAS's order), folded into the second conv.
+  Conv2dOptions o = Conv2dOptions::same(1, 1);
+  o.relu_input = true;
+  h = apply_bn(conv2d(max_pool2d(h, 2, 2, 0), ps[s.conv2], o), ps, s.bn2);
+  return max_pool2d(h, 2, 2, 0);
 }
 
 Classifier make_classifier(ParamBuilder& b, int64_t num_classes, int64_t in) {
@@ -238,7 +261,7 @@ void declare_dw_pw_bn(ParamBuilder& b, OpBlock& op, const std::string& n, const 
 }  // namespace
 
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
-                bool affine) {
+                bool affine, bool reduce_pad_odd, bool pool_bn) {
   MN_CHECK(stride == 1 || stride == 2, "op ", name, ": stride must be 1 or 2, got ", stride);
   OpBlock op;
   op.prim = prim;
@@ -248,10 +271,11 @@ OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_
   switch (prim) {
     case Primitive::MaxPool3x3:
     case Primitive::AvgPool3x3:
-      op.bn[0] = b.bn(n + ".bn", C, affine);
+      op.pool_bn = pool_bn;
+      if (pool_bn) op.bn[0] = b.bn(n + ".bn", C, affine);
       break;
     case Primitive::SkipConnect:
-      if (stride == 2) op.fr = make_factorized_reduce(b, n, C, C, affine);
+      if (stride == 2) op.fr = make_factorized_reduce(b, n, C, C, affine, reduce_pad_odd);
       break;
     case Primitive::Conv1x5_5x1:
       op.convs.push_back(b.conv(n + ".conv1x5", C, C, 1, 5));
@@ -330,10 +354,14 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
   MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,
            ", H, W], got ", x.describe());
   switch (op.prim) {
-    case Primitive::MaxPool3x3:
-      return apply_bn(max_pool2d(x, 3, op.stride, 1), ps, op.bn[0]);
-    case Primitive::AvgPool3x3:
-      return apply_bn(avg_pool2d(x, 3, op.stride, 1), ps, op.bn[0]);
+    case Primitive::MaxPool3x3: {
+      Tensor y = max_pool2d(x, 3, op.stride, 1);
+      return op.pool_bn ? apply_bn(y, ps, op.bn[0]) : y;
+    }
+    case Primitive::AvgPool3x3: {
+      Tensor y = avg_pool2d(x, 3, op.stride, 1);
+      return op.pool_bn ? apply_bn(y, ps, op.bn[0]) : y;
+    }
     case Primitive::SkipConnect:
       return op.stride == 1 ? x : apply(op.fr, ps, x);
     case Primitive::Conv1x5_5x1: {

@@ -53,13 +53,16 @@ class ParamBuilder {
 Tensor apply_bn(const Tensor& x, const ParamSet& ps, const Bn& bn);
 
 // ReLU, two 1x1 stride-2 convs (cout/2 each; the second on the input shifted
-// by one pixel in each even-sized dim), concat, BN.
+// by one pixel in each even-sized dim), concat, BN. pad_odd (T-NAS): in an
+// odd-sized dim the first conv reads the input padded by one zero at the
+// start instead (the odd pixels), the second the input itself.
 struct FactorizedReduce {
   int conv_a = -1, conv_b = -1;
   Bn bn;
+  bool pad_odd = false;
 };
 FactorizedReduce make_factorized_reduce(ParamBuilder& b, const std::string& name, int64_t cin,
-                                        int64_t cout, bool affine);
+                                        int64_t cout, bool affine, bool pad_odd = false);
 Tensor apply(const FactorizedReduce& fr, const ParamSet& ps, const Tensor& x);
 
 // ReLU, conv1x1, BN (cell-input preprocessing).
@@ -81,7 +84,7 @@ Tensor apply(const Preprocess& p, const ParamSet& ps, const Tensor& x);
 // A factorized reduce when `reduce` (the previous cell halved the size), else
 // ReLU-conv-BN; parameters named <name>.*.
 Preprocess make_preprocess(ParamBuilder& b, const std::string& name, int64_t cin, int64_t cout, bool reduce,
-                           bool affine);
+                           bool affine, bool pad_odd = false);
 
 // The states of one cell: its two preprocessed inputs, each computed on first
 // use (an input that no computed edge reads is never preprocessed), then the
@@ -104,12 +107,14 @@ class CellStates {
   std::vector<Tensor> states_;
 };
 
-// The stem of the cell networks: conv 3x3 (pad 1), affine BN ("stem.conv", "stem.bn").
+// The stem of the cell networks: conv 3x3 (pad 1), affine BN ("stem.conv",
+// "stem.bn"); pooled (T-NAS, SearchConfig::stem): conv 3x3 to cout/2, BN, max
+// pool 2x2, ReLU, conv 3x3 to cout ("stem.conv2"), BN ("stem.bn2"), max pool 2x2.
 struct Stem {
-  int conv = -1;
-  Bn bn;
+  int conv = -1, conv2 = -1;
+  Bn bn, bn2;
 };
-Stem make_stem(ParamBuilder& b, int64_t cin, int64_t cout);
+Stem make_stem(ParamBuilder& b, int64_t cin, int64_t cout, const std::string& kind = "conv");
 Tensor apply(const Stem& s, const ParamSet& ps, const Tensor& x);
 
 // The head of the cell networks: global average pool, linear
@@ -141,13 +146,17 @@ struct OpBlock {
   std::vector<int> convs;  // conv weights in application order
   Bn bn[2];                // bn[1] only for sep_conv_3x3
   FactorizedReduce fr;     // skip_connect at stride 2
+  bool pool_bn = true;     // max/avg pool followed by bn[0] (false: the bare pool)
   // Whether the op is the identity (no drop-path on it).
   bool identity() const { return prim == Primitive::SkipConnect && stride == 1; }
   // All parameter indices it uses.
   std::vector<int> param_indices() const;
 };
+// reduce_pad_odd: FactorizedReduce::pad_odd of a strided skip_connect;
+// pool_bn: a BN after max/avg pool (MetaNAS PoolBN, DARTS search MixedOp) or
+// none (DARTS/T-NAS model.py).
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
-                bool affine);
+                bool affine, bool reduce_pad_odd = false, bool pool_bn = true);
 Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x);
 
 // Total number of elements of the given parameters.

@@ -36,6 +36,13 @@ struct ConfigFields {
       }
       if constexpr (std::is_same_v<T, DiscreteConfig>) f("channel_scale", c.channel_scale);
       f("reduction_layers", c.reduction_layers);
+      if constexpr (std::is_same_v<T, DiscreteConfig>) f("pool_bn", c.pool_bn);
+      if constexpr (std::is_same_v<T, SearchConfig>) {
+        f("node_inputs", c.node_inputs);
+        f("channel_scale", c.channel_scale);
+      }
+      f("stem", c.stem);
+      f("reduce_pad_odd", c.reduce_pad_odd);
     }
   }
 };
@@ -58,6 +65,12 @@ void check_cells(const Cfg& c, const char* what) {
   check_positive(c.C, "C", what);
   MN_CHECK(c.C % 2 == 0, what, ": C must be even (factorized reduce splits it in halves), got ", c.C);
   check_positive(c.layers, "layers", what);
+}
+
+void check_stem(const std::string& stem, int64_t stem_channels, const char* what) {
+  MN_CHECK(stem == "conv" || stem == "pooled", what, ": unknown stem '", stem, "' (valid: conv, pooled)");
+  MN_CHECK(stem != "pooled" || stem_channels % 2 == 0, what, ": the pooled stem halves stem_multiplier * C = ",
+           stem_channels, ", which must be even");
 }
 
 void check_reductions(const std::vector<int>& r, int layers, const char* what) {
@@ -90,6 +103,13 @@ void SearchConfig::validate() const {
   MN_CHECK(partial_channels >= 1 && C % partial_channels == 0 && (C / partial_channels) % 2 == 0, w,
            ": partial_channels must be >= 1 and divide C into an even channel count (C ", C, ", K ",
            partial_channels, ")");
+  MN_CHECK(node_inputs == "pairs" || node_inputs == "all", w, ": unknown node_inputs '", node_inputs,
+           "' (valid: pairs, all)");
+  MN_CHECK(node_inputs == "pairs" || !edge_normalization, w,
+           ": edge_normalization weights the inputs of pair-weighted nodes; it needs node_inputs 'pairs'");
+  check_positive(channel_scale, "channel_scale", w);
+  MN_CHECK(channel_scale == 1 || partial_channels == 1, w, ": partial_channels needs channel_scale 1");
+  check_stem(stem, static_cast<int64_t>(stem_multiplier) * C, w);
 }
 
 std::string SearchConfig::to_json() const { return detail::fields_to_json(*this, ConfigFields{}); }
@@ -103,7 +123,8 @@ bool SearchConfig::operator==(const SearchConfig& o) const {
          C == o.C && layers == o.layers && nodes == o.nodes && stem_multiplier == o.stem_multiplier &&
          space == o.space && mixed_op == o.mixed_op && aux_skip == o.aux_skip &&
          partial_channels == o.partial_channels && edge_normalization == o.edge_normalization &&
-         resolved_reductions() == o.resolved_reductions();
+         resolved_reductions() == o.resolved_reductions() && node_inputs == o.node_inputs &&
+         channel_scale == o.channel_scale && stem == o.stem && reduce_pad_odd == o.reduce_pad_odd;
 }
 
 // ---- DiscreteConfig ----
@@ -119,6 +140,7 @@ void DiscreteConfig::validate() const {
   check_positive(stem_multiplier, "stem_multiplier", w);
   check_positive(channel_scale, "channel_scale", w);
   check_reductions(reduction_layers, layers, w);
+  check_stem(stem, static_cast<int64_t>(stem_multiplier) * C, w);
 }
 
 std::string DiscreteConfig::to_json() const { return detail::fields_to_json(*this, ConfigFields{}); }
@@ -130,7 +152,8 @@ DiscreteConfig DiscreteConfig::from_json(const std::string& text) {
 bool DiscreteConfig::operator==(const DiscreteConfig& o) const {
   return in_channels == o.in_channels && image_size == o.image_size && num_classes == o.num_classes &&
          C == o.C && layers == o.layers && stem_multiplier == o.stem_multiplier &&
-         channel_scale == o.channel_scale && resolved_reductions() == o.resolved_reductions();
+         channel_scale == o.channel_scale && resolved_reductions() == o.resolved_reductions() && stem == o.stem &&
+         reduce_pad_odd == o.reduce_pad_odd && pool_bn == o.pool_bn;
 }
 
 // ---- ConvNet4Config ----

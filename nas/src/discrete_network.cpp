@@ -44,7 +44,7 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
   const int64_t c_stem = static_cast<int64_t>(cfg.stem_multiplier) * cfg.C;
 
   detail::ParamBuilder b(m.weights);
-  m.stem = detail::make_stem(b, cfg.in_channels, c_stem);
+  m.stem = detail::make_stem(b, cfg.in_channels, c_stem, cfg.stem);
   int64_t c_pp = c_stem, c_p = c_stem, c_cur = cfg.C;
   bool red_prev = false;
   for (int k = 0; k < cfg.layers; ++k) {
@@ -54,7 +54,7 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
     const auto& gene = cell.reduction ? genotype.reduce : genotype.normal;
     cell.concat = cell.reduction ? genotype.reduce_concat : genotype.normal_concat;
     const std::string cn = "cell" + std::to_string(k);
-    cell.pre0 = detail::make_preprocess(b, cn + ".pre0", c_pp, c_cur, red_prev, true);
+    cell.pre0 = detail::make_preprocess(b, cn + ".pre0", c_pp, c_cur, red_prev, true, cfg.reduce_pad_odd);
     cell.pre1 = detail::make_preprocess(b, cn + ".pre1", c_p, c_cur, false, true);
     for (size_t i = 0; i < gene.size(); ++i) {
       std::vector<detail::OpBlock> ops;
@@ -63,7 +63,7 @@ DiscreteNetwork::DiscreteNetwork(const DiscreteConfig& cfg, const Genotype& geno
         const GenotypeEdge& edge = gene[i][e];
         const int stride = cell.reduction && edge.input < 2 ? 2 : 1;
         const std::string en = cn + ".node" + std::to_string(i) + ".edge" + std::to_string(e);
-        ops.push_back(detail::make_op(b, en, edge.op, c_cur, stride, true));
+        ops.push_back(detail::make_op(b, en, edge.op, c_cur, stride, true, cfg.reduce_pad_odd, cfg.pool_bn));
         ins.push_back(edge.input);
       }
       cell.ops.push_back(std::move(ops));

@@ -18,6 +18,7 @@ namespace detail {
 
 struct SearchCell {
   bool reduction = false;
+  int64_t C = 0;  // channels of its ops (SearchConfig::C times channel_scale per reduction so far)
   Preprocess pre0, pre1;
   // edges[i][j][k]: op k on input j of node i.
   std::vector<std::vector<std::vector<OpBlock>>> edges;
@@ -28,6 +29,7 @@ struct SearchCell {
 
 struct SearchNetworkImpl {
   SearchConfig cfg;
+  bool all_inputs = false;  // node_inputs "all": no pair weights, every input summed
   std::vector<int> reductions;
   ParamSet weights, arch;
   Stem stem;
@@ -67,12 +69,13 @@ struct NodePlan {
   std::vector<std::pair<int, int>> terms;  // (input j, op k) to compute, in order
 };
 
+// keep_pairs: node_inputs "all" (its constant pair weights are never pruned).
 NodePlan plan_node(const float* w, const float* p, const std::vector<std::pair<int, int>>& pairs,
-                   int n_in, int n_ops, float threshold) {
+                   int n_in, int n_ops, float threshold, bool keep_pairs) {
   NodePlan plan;
   std::vector<char> used(static_cast<size_t>(n_in), 0);
   for (size_t c = 0; c < pairs.size(); ++c) {
-    if (p[c] > threshold) {
+    if (keep_pairs || p[c] > threshold) {
       plan.kept_pairs.push_back(static_cast<int>(c));
       used[static_cast<size_t>(pairs[c].first)] = 1;
       used[static_cast<size_t>(pairs[c].second)] = 1;
@@ -85,6 +88,10 @@ NodePlan plan_node(const float* w, const float* p, const std::vector<std::pair<i
   }
   return plan;
 }
+
+// node_inputs "all" as the pair form: every input is in n_in - 1 pairs, so
+// constant pair weights 1 / (n_in - 1) give every input the coefficient 1.
+float uniform_pair_weight(int n_in) { return n_in > 2 ? 1.f / static_cast<float>(n_in - 1) : 1.f; }
 
 // 1 where x > t, else 0, as a constant tensor on x's device. Exact with
 // gradual underflow: for floats x > t the difference x - t is a positive
@@ -168,7 +175,7 @@ Tensor node_output(SearchNetworkImpl& m, const SearchCell& cell, int i, const No
   const int n_in = i + 2;
   const auto& pairs = m.pairs[static_cast<size_t>(i)];
   const int K = cfg.partial_channels;
-  const int64_t C = cfg.C, Cp = C / K;
+  const int64_t C = cell.C, Cp = C / K;
   // Inputs in a kept pair, in order.
   std::vector<int> used;
   for (int j = 0; j < n_in; ++j) {
@@ -289,18 +296,21 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
   cfg.validate();
   auto& m = *impl_;
   m.reductions = cfg.resolved_reductions();
-  const int64_t C = cfg.C;
-  const int64_t c_stem = static_cast<int64_t>(cfg.stem_multiplier) * C;
+  const int64_t c_stem = static_cast<int64_t>(cfg.stem_multiplier) * cfg.C;
 
   detail::ParamBuilder b(m.weights);
-  m.stem = detail::make_stem(b, cfg.in_channels, c_stem);
-  int64_t c_pp = c_stem, c_p = c_stem;
+  m.all_inputs = cfg.node_inputs == "all";
+  m.stem = detail::make_stem(b, cfg.in_channels, c_stem, cfg.stem);
+  int64_t c_pp = c_stem, c_p = c_stem, c_cur = cfg.C;
   bool red_prev = false;
   for (int k = 0; k < cfg.layers; ++k) {
     detail::SearchCell cell;
     cell.reduction = std::find(m.reductions.begin(), m.reductions.end(), k) != m.reductions.end();
+    if (cell.reduction) c_cur *= cfg.channel_scale;
+    cell.C = c_cur;
+    const int64_t C = c_cur;
     const std::string cn = "cell" + std::to_string(k);
-    cell.pre0 = detail::make_preprocess(b, cn + ".pre0", c_pp, C, red_prev, false);
+    cell.pre0 = detail::make_preprocess(b, cn + ".pre0", c_pp, C, red_prev, false, cfg.reduce_pad_odd);
     cell.pre1 = detail::make_preprocess(b, cn + ".pre1", c_p, C, false, false);
     cell.edges.resize(static_cast<size_t>(cfg.nodes));
     for (int i = 0; i < cfg.nodes; ++i) {
@@ -309,7 +319,8 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
         std::vector<detail::OpBlock> ops;
         const std::string en = cn + ".node" + std::to_string(i) + ".in" + std::to_string(j);
         const int64_t c_ops = C / cfg.partial_channels;  // PC-DARTS: the ops see C/K channels
-        for (Primitive p : space_primitives(parse_search_space(cfg.space))) ops.push_back(detail::make_op(b, en, p, c_ops, stride, false));
+        for (Primitive p : space_primitives(parse_search_space(cfg.space)))
+          ops.push_back(detail::make_op(b, en, p, c_ops, stride, false, cfg.reduce_pad_odd));
         cell.edges[static_cast<size_t>(i)].push_back(std::move(ops));
       }
     }
@@ -320,7 +331,7 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
           detail::FactorizedReduce fr;
           if (cell.reduction && j < 2)
             fr = detail::make_factorized_reduce(b, cn + ".node" + std::to_string(i) + ".in" + std::to_string(j) + ".aux",
-                                                C, C, false);
+                                                C, C, false, cfg.reduce_pad_odd);
           cell.aux[static_cast<size_t>(i)].push_back(fr);
         }
     }
@@ -337,7 +348,7 @@ SearchNetwork::SearchNetwork(const SearchConfig& cfg, Rng& rng, Device device)
     for (int i = 0; i < cfg.nodes; ++i)
       m.alpha_idx[t].push_back(ab.normal(std::string("alpha_") + type_name(t) + "." + std::to_string(i),
                                          Shape{i + 2, num_ops(cfg)}, 1e-3f));
-  for (int t = 0; t < 2; ++t)
+  for (int t = 0; t < 2 && !m.all_inputs; ++t)
     for (int i = 0; i < cfg.nodes; ++i) {
       const int64_t np = static_cast<int64_t>(input_pairs(i + 2).size());
       m.pair_idx[t].push_back(
@@ -375,6 +386,7 @@ int SearchNetwork::edge_index(CellType type, int node) const {
 }
 
 int SearchNetwork::pair_index(CellType type, int node) const {
+  MN_CHECK(!impl_->all_inputs, "pair_index: the network has no pair weights (node_inputs 'all')");
   MN_CHECK(node >= 0 && node < impl_->cfg.nodes, "pair_index: node ", node, " outside 0..",
            impl_->cfg.nodes - 1);
   return impl_->pair_idx[type_index(type)][static_cast<size_t>(node)];
@@ -448,7 +460,9 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
     if (!has_type[t]) continue;
     for (int i = 0; i < cfg.nodes; ++i) {
       W[t].push_back(normalize(m.arch[m.alpha_idx[t][static_cast<size_t>(i)]], ctx));
-      P[t].push_back(normalize(m.arch[m.pair_idx[t][static_cast<size_t>(i)]], ctx));
+      const int64_t np = static_cast<int64_t>(m.pairs[static_cast<size_t>(i)].size());
+      P[t].push_back(m.all_inputs ? Tensor::full(Shape{np}, uniform_pair_weight(i + 2), x.device())
+                                  : normalize(m.arch[m.pair_idx[t][static_cast<size_t>(i)]], ctx));
       // PC-DARTS edge normalization: a plain softmax (no temperature).
       if (cfg.edge_normalization) E[t].push_back(softmax(m.arch[m.edge_idx[t][static_cast<size_t>(i)]]));
     }
@@ -560,7 +574,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
           for (int k = 0; k < P_ops; ++k) plan.terms.push_back({j, k});
       } else {
         plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs, n_in, P_ops,
-                         ctx.prune_threshold);
+                         ctx.prune_threshold, m.all_inputs);
       }
       stats.ops_total += n_in * P_ops;
       stats.ops_computed += static_cast<int>(plan.terms.size());
@@ -568,7 +582,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
       stats.pairs_kept += static_cast<int>(plan.kept_pairs.size());
       if (device_plan) {
         if (plan.terms.empty()) {
-          states.push(Tensor::zeros(Shape{N, cfg.C, OH, OW}, DType::F32, x.device()));
+          states.push(Tensor::zeros(Shape{N, cell.C, OH, OW}, DType::F32, x.device()));
           continue;
         }
         // Op outputs of the surviving terms.
@@ -594,7 +608,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
         wsel = M == NW ? Wi.reshape(Shape{M})
                        : linear(Wi.reshape(Shape{1, NW}), m.cand_sel[t][static_cast<size_t>(i)], Tensor())
                              .reshape(Shape{M});
-        const Tensor Pm = mul(Pi, above(Pi, ctx.prune_threshold));
+        const Tensor Pm = m.all_inputs ? Pi : mul(Pi, above(Pi, ctx.prune_threshold));
         Tensor coef = linear(Pm.reshape(Shape{1, NP}), m.cand_pairs[t][static_cast<size_t>(i)], Tensor())
                           .reshape(Shape{M});
         states.push(weighted_sum(outs, mul(mul(wsel, above(wsel, ctx.prune_threshold)), coef)));
@@ -618,6 +632,44 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
   return detail::apply(m.classifier, m.weights, s1);
 }
 
+namespace {
+
+// The arg-max op of row j of a node's weights, never `none` (ties: the first).
+int best_op(const float* w, int j, const std::vector<Primitive>& ops) {
+  const int P_ops = static_cast<int>(ops.size());
+  int bk = -1;
+  for (int k = 0; k < P_ops; ++k)
+    if (ops[static_cast<size_t>(k)] != Primitive::None && (bk < 0 || w[j * P_ops + k] > w[j * P_ops + bk])) bk = k;
+  return bk;
+}
+
+// node_inputs "all" (DARTS/T-NAS genotype()._parse): the two inputs whose
+// strongest non-`none` softmax weight is largest (strongest first, ties: the
+// lower input), each with that op.
+GenotypeNode darts_node(const float* alpha, int n_in, const std::vector<Primitive>& ops) {
+  const int P_ops = static_cast<int>(ops.size());
+  std::vector<float> w(alpha, alpha + n_in * P_ops);
+  for (int j = 0; j < n_in; ++j) {  // plain softmax per row, as T-NAS's genotype()
+    float* r = w.data() + j * P_ops;
+    const float mx = *std::max_element(r, r + P_ops);
+    float z = 0.f;
+    for (int k = 0; k < P_ops; ++k) z += (r[k] = std::exp(r[k] - mx));
+    for (int k = 0; k < P_ops; ++k) r[k] /= z;
+  }
+  std::vector<int> inputs(static_cast<size_t>(n_in));
+  for (int j = 0; j < n_in; ++j) inputs[static_cast<size_t>(j)] = j;
+  auto strength = [&](int j) { return w[static_cast<size_t>(j * P_ops + best_op(w.data(), j, ops))]; };
+  std::stable_sort(inputs.begin(), inputs.end(), [&](int x, int y) { return strength(x) > strength(y); });
+  GenotypeNode node;
+  for (int r = 0; r < 2; ++r) {
+    const int j = inputs[static_cast<size_t>(r)];
+    node.push_back({ops[static_cast<size_t>(best_op(w.data(), j, ops))], j});
+  }
+  return node;
+}
+
+}  // namespace
+
 Genotype SearchNetwork::genotype() const {
   const auto& ops = ops_of(impl_->cfg);
   const int P_ops = static_cast<int>(ops.size());
@@ -628,6 +680,10 @@ Genotype SearchNetwork::genotype() const {
     std::vector<GenotypeNode>& cell = t == 0 ? g.normal : g.reduce;
     for (int i = 0; i < m.cfg.nodes; ++i) {
       const float* alpha = a.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]);
+      if (m.all_inputs) {
+        cell.push_back(darts_node(alpha, i + 2, ops));
+        continue;
+      }
       const float* pw = a.data() + m.arch.offset(m.pair_idx[t][static_cast<size_t>(i)]);
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
       // With edge normalization a pair scores P[c] E_a E_b (E = softmax of the edge logits).
@@ -675,13 +731,17 @@ int64_t SearchNetwork::sparse_param_count(const ForwardContext& ctx) const {
     for (int i = 0; i < m.cfg.nodes; ++i) {
       const int n_in = i + 2;
       const auto& pairs = m.pairs[static_cast<size_t>(i)];
-      const int ai = m.alpha_idx[t][static_cast<size_t>(i)], pi = m.pair_idx[t][static_cast<size_t>(i)];
+      const int ai = m.alpha_idx[t][static_cast<size_t>(i)];
+      const int pi = m.all_inputs ? -1 : m.pair_idx[t][static_cast<size_t>(i)];
       std::vector<float> al(a.begin() + m.arch.offset(ai), a.begin() + m.arch.offset(ai) + n_in * P_ops);
-      std::vector<float> pl(a.begin() + m.arch.offset(pi),
-                            a.begin() + m.arch.offset(pi) + static_cast<int64_t>(pairs.size()));
       std::vector<float> w = normalize_host(al, n_in, P_ops, ctx);
-      std::vector<float> p = normalize_host(pl, 1, static_cast<int>(pairs.size()), ctx);
-      NodePlan plan = plan_node(w.data(), p.data(), pairs, n_in, P_ops, ctx.prune_threshold);
+      std::vector<float> p(pairs.size(), uniform_pair_weight(n_in));
+      if (!m.all_inputs) {
+        std::vector<float> pl(a.begin() + m.arch.offset(pi),
+                              a.begin() + m.arch.offset(pi) + static_cast<int64_t>(pairs.size()));
+        p = normalize_host(pl, 1, static_cast<int>(pairs.size()), ctx);
+      }
+      NodePlan plan = plan_node(w.data(), p.data(), pairs, n_in, P_ops, ctx.prune_threshold, m.all_inputs);
       std::vector<char> kept(static_cast<size_t>(n_in * P_ops), 0);
       for (const auto& [j, k] : plan.terms) kept[static_cast<size_t>(j * P_ops + k)] = 1;
       for (int j = 0; j < n_in; ++j)

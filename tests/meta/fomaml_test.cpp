@@ -229,3 +229,32 @@ TEST_CASE("Auto-MAML with the image split: theta from the held tasks first, then
   std::vector<data::Episode> one = {tiny_episode(D, K, 1, 2, rng)};
   CHECK_THROWS_WITH(plain.meta_step_split(one, one), Catch::Matchers::Contains("auto_maml_split"));
 }
+
+TEST_CASE("First-order MAML: meta.w_weight_decay is the weights' meta Adam L2 decay (T-NAS retraining: 3e-4)",
+          "[meta][fomaml]") {
+  Rng rng(25);
+  auto model = std::make_unique<TinyModel>(D, K, rng);
+  TinyParams meta_ref = TinyParams::of(*model);
+  meta::MetaConfig cfg = fomaml_config(meta::Algorithm::Fomaml);
+  cfg.meta.w_weight_decay = 0.5f;  // large, so that the decay term moves the update measurably
+  meta::Fomaml learner(cfg, std::move(model));
+  // torch.optim.Adam(weight_decay=wd): g + wd * p enters both moments; the alphas keep their own (0).
+  RefAdam mw{0.01, 0.9, 0.999}, ma{0.03, 0.9, 0.999};
+  mw.wd = 0.5;
+  RefAdam mw_plain{0.01, 0.9, 0.999}, ma_plain{0.03, 0.9, 0.999};
+  TinyParams no_decay = meta_ref;
+  for (int it = 0; it < 3; ++it) {
+    std::vector<data::Episode> eps;
+    for (int t = 0; t < 2; ++t) eps.push_back(tiny_episode(D, K, 2, 2, rng));
+    reference_step(meta_ref, eps, true, true, mw, ma);
+    reference_step(no_decay, eps, true, true, mw_plain, ma_plain);
+    learner.meta_step(eps);
+    INFO("iteration " << it);
+    CHECK(max_diff(learner.meta_model(), meta_ref) < 1e-6);
+  }
+  CHECK(max_diff(learner.meta_model(), no_decay) > 1e-4);  // the test can fail
+  meta::MetaConfig bad = fomaml_config(meta::Algorithm::Fomaml);
+  bad.meta.optimizer = meta::MetaOptimizer::Sgd;
+  bad.meta.w_weight_decay = 0.1f;
+  CHECK_THROWS_WITH(bad.validate(), Catch::Contains("meta.w_weight_decay"));
+}

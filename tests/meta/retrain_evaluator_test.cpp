@@ -9,6 +9,7 @@
 
 #include "metanas/engine/error.h"
 #include "metanas/meta/retrain_evaluator.h"
+#include "metanas/nas/builtin_genotypes.h"
 #include "metanas/nas/search_network.h"
 #include "tests/meta/fixtures.h"
 
@@ -201,4 +202,32 @@ TEST_CASE("eval.mode, eval.retrain and meta.auto_maml_split validate and round-t
   CHECK_THROWS_WITH(bad.validate(), Contains("auto_maml_train_portion"));
   CHECK_THROWS_WITH(meta::MetaConfig::from_json(R"({"algorithm": "auto_maml", "meta": {"auto_maml_split": "classes"}})"),
                     Contains("none, images"));
+}
+
+TEST_CASE("Retrain: the decoded network mirrors the T-NAS cell options; the retraining's Adam decays the weights",
+          "[meta][retrain]") {
+  meta::MetaConfig cfg = retrain_config();
+  cfg.model.search.node_inputs = "all";
+  cfg.model.search.channel_scale = 2;
+  cfg.model.search.stem = "pooled";
+  cfg.model.search.reduce_pad_odd = true;
+  cfg.model.search.reduction_layers = {1};
+  cfg.eval.retrain.meta_weight_decay = 3e-4f;
+  cfg.eval.retrain.pool_bn = false;
+  REQUIRE_NOTHROW(cfg.validate());
+  const nas::DiscreteConfig d = meta::RetrainEvaluator::discrete_config(cfg.model.search);
+  CHECK(d.channel_scale == 2);
+  CHECK(d.stem == "pooled");
+  CHECK(d.reduce_pad_odd);
+  CHECK(d.resolved_reductions() == std::vector<int>{1});
+  const meta::MetaConfig r = meta::RetrainEvaluator::retrain_config(cfg, nas::builtin_genotype("metanas_og_v2"));
+  CHECK(r.meta.w_weight_decay == 3e-4f);
+  CHECK(r.meta.optimizer == meta::MetaOptimizer::Adam);
+  CHECK(!r.model.discrete.pool_bn);
+  nas::DiscreteConfig d_bare = d;
+  d_bare.pool_bn = false;
+  CHECK(r.model.discrete == d_bare);
+  meta::MetaConfig bad = cfg;
+  bad.eval.retrain.meta_weight_decay = -1.f;
+  CHECK_THROWS_WITH(bad.validate(), Contains("eval.retrain.meta_weight_decay"));
 }

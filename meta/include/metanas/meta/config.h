@@ -141,6 +141,9 @@ struct MetaSection {
   float a_adam_beta1 = 0.9f;
   float a_adam_beta2 = 0.999f;
   float a_weight_decay = 0.f;  // meta Adam on alphas (FOMAML/Auto-MAML)
+  // L2 weight decay of the meta Adam on the weights, added to the gradient as
+  // torch.optim.Adam's weight_decay (T-NAS's from-scratch trainer: 3e-4).
+  float w_weight_decay = 0.f;
   // Meta-model pruning (MetaNAS prune_alphas): every prune_every iterations
   // (0 = never) set op logits whose weight at t_min is below the threshold to
   // -1e9, so they are never computed again. Only for search networks, only
@@ -171,6 +174,12 @@ struct RetrainSection {
   int meta_batch_size = 4;      // T-NAS --meta_batch_size
   float meta_lr = 1e-3f;        // meta Adam on w (T-NAS --meta_lr_w)
   int task_steps = 5;           // inner SGD steps during that meta-training (T-NAS --update_step)
+  // That meta Adam's L2 weight decay (meta.w_weight_decay of the retraining;
+  // T-NAS meta_auto_maml_train.py: --weight_decay 3e-4 on every weight).
+  float meta_weight_decay = 0.f;
+  // A BN after each pool of the decoded network (MetaNAS PoolBN) or none
+  // (T-NAS model.py); DiscreteConfig::pool_bn.
+  bool pool_bn = true;
   int cache = 16;               // retrained networks kept (most recently used)
 };
 

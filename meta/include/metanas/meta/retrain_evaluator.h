@@ -81,7 +81,7 @@ class RetrainEvaluator {
   }
 
   // The discrete network that mirrors a search network (same stem, C, cells,
-  // reductions; constant C as MetaNAS's search cells).
+  // reductions, channel_scale, factorized-reduce padding; affine BN).
   static nas::DiscreteConfig discrete_config(const nas::SearchConfig& s);
   // The configuration a decoded genotype is meta-trained and fine-tuned with:
   // FOMAML, SGD inner loop (eval.retrain.lr, task_steps), meta Adam (meta_lr),

@@ -34,6 +34,21 @@ struct SearchConfig {
   // Indices of reduction cells; empty: {floor(L/3), round(2L/3)}, i.e. cells
   // 1 and 3 of 4 (MetaNAS), 1 and 3 of 5, 2 and 5 of 8 (DARTS).
   std::vector<int> reduction_layers;
+  // The cell form of T-NAS's own search network (T-NAS learner.py; docs/nas.md
+  // "T-NAS cell options"):
+  // how a node reads its inputs: "pairs" (MetaNAS: pair weights over input
+  // pairs) or "all" (DARTS/T-NAS: the sum of every input's mixed op, no pair
+  // weights; the genotype keeps the two strongest non-`none` edges);
+  std::string node_inputs = "pairs";
+  // channel factor at each reduction cell (MetaNAS 1: constant C; DARTS/T-NAS 2);
+  int channel_scale = 1;
+  // the stem: "conv" (MetaNAS: conv3x3 + BN) or "pooled" (T-NAS: conv3x3 to
+  // half the stem channels, BN, max pool 2, ReLU, conv3x3, BN, max pool 2);
+  std::string stem = "conv";
+  // factorized reduce on odd sizes: false, both 1x1 convs read the even
+  // pixels; true (T-NAS operations.py), the first reads the input padded by
+  // one pixel at the top and left, i.e. the odd pixels.
+  bool reduce_pad_odd = false;
 
   // The reduction cell indices actually used (defaults resolved, sorted, unique).
   std::vector<int> resolved_reductions() const;
@@ -58,6 +73,11 @@ struct DiscreteConfig {
   // DARTS: 2).
   int channel_scale = 1;
   std::vector<int> reduction_layers;  // empty: as SearchConfig
+  std::string stem = "conv";           // as SearchConfig::stem
+  bool reduce_pad_odd = false;         // as SearchConfig::reduce_pad_odd
+  // A BN after each max/avg pool (MetaNAS AugmentCNN's PoolBN) or none
+  // (T-NAS/DARTS model.py: OPS pools are bare in the trained network).
+  bool pool_bn = true;
 
   std::vector<int> resolved_reductions() const;
   void validate() const;

@@ -26,6 +26,11 @@
 //   edge_normal.i [i+2], edge_reduce.i [i+2]   (only with edge_normalization)
 // pairs enumerated (0,1), (0,2), ..., (1,2), ... (a < b, lexicographic).
 //
+// T-NAS's cell (SearchConfig::node_inputs "all", channel_scale, stem "pooled",
+// reduce_pad_odd; docs/nas.md "T-NAS cell options"): no pair parameters, a
+// node is the sum over all inputs (as constant pair weights 1 / (n_in - 1)),
+// C grows at reductions, and the genotype is DARTS's two-strongest-edges parse.
+//
 // Regularized MetaNAS (SearchConfig::mixed_op, aux_skip, partial_channels,
 // edge_normalization; ForwardContext::aux_skip_beta, skip_dropout) changes
 // the mixed op and the node sum as docs/nas.md "Regularized MetaNAS" gives
