@@ -68,12 +68,12 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
   nas::Model& tm = task_->model();
   // The first-order meta-gradient of one task: the query-loss gradient at
   // the adapted parameters, taken as the gradient at the meta parameters.
-  auto query_gradient = [&](TaskLearner& tl, const data::Episode& ep) {
-    tl.model().weights().zero_grad();
-    ParamSet* TA = tl.model().alphas();
+  auto query_gradient = [&](const data::Episode& ep) {
+    tm.weights().zero_grad();
+    ParamSet* TA = tm.alphas();
     if (TA) TA->zero_grad();
     nas::FreezeParams fa(update_a ? nullptr : TA);
-    QueryResult q = tl.evaluate_query(ep, false);
+    QueryResult q = task_->evaluate_query(ep, false);
     q.loss.backward();
     return q;
   };
@@ -81,12 +81,12 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
     // Task-parallel mode (meta.task_parallel; on one or many ranks).
     task_parallel_step(
         tasks, st, update_a,
-        [&](TaskLearner& tl, const data::Episode& ep, Rng& rng) {
+        [&](const data::Episode& ep, Rng& rng) {
           TaskContribution c;
-          AdaptResult r = tl.adapt(ep, rng, st.warmup);
-          QueryResult q = query_gradient(tl, ep);
-          c.w = tl.model().weights().grads();
-          if (update_a) c.a = tl.model().alphas()->grads();
+          AdaptResult r = task_->adapt(ep, rng, st.warmup);
+          QueryResult q = query_gradient(ep);
+          c.w = tm.weights().grads();
+          if (update_a) c.a = tm.alphas()->grads();
           c.s_loss = r.last_support_loss, c.s_acc = r.last_support_acc;
           c.q_loss = q.loss.detach(), c.q_acc = q.acc;
           return c;
@@ -102,7 +102,7 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
   StepSums sums;
   for (const data::Episode& ep : tasks) {
     AdaptResult r = task_->adapt(ep, rng_, st.warmup);
-    QueryResult q = query_gradient(*task_, ep);
+    QueryResult q = query_gradient(ep);
     W.grads().add_(tm.weights().grads(), inv);
     if (update_a) A->grads().add_(tm.alphas()->grads(), inv);
     NoGradGuard ng;

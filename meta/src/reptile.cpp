@@ -27,15 +27,15 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
     // ranks): nothing flows from one task to the next.
     task_parallel_step(
         tasks, st, update_a,
-        [&](TaskLearner& tl, const data::Episode& ep, Rng& rng) {
+        [&](const data::Episode& ep, Rng& rng) {
           TaskContribution c;
-          AdaptResult r = tl.adapt(ep, rng, st.warmup);
-          c.w = tl.model().weights().values();
-          if (update_a) c.a = tl.model().alphas()->values();
+          AdaptResult r = task_->adapt(ep, rng, st.warmup);
+          c.w = task_->model().weights().values();
+          if (update_a) c.a = task_->model().alphas()->values();
           c.s_loss = r.last_support_loss, c.s_acc = r.last_support_acc;
           if (cfg_.meta.query_eval) {
             NoGradGuard ng;
-            QueryResult q = tl.evaluate_query(ep, false);
+            QueryResult q = task_->evaluate_query(ep, false);
             c.q_loss = q.loss, c.q_acc = q.acc;
           }
           return c;

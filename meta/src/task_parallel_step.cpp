@@ -5,16 +5,7 @@
 // every slot to every rank, and every rank sums them in task order with the
 // same kernels; the single process runs exactly this path with a copy for
 // the gather, hence the same bits for any number of ranks.
-// On one rank the tasks also run concurrently, one per OpenMP thread, each on
-// its own TaskLearner (task_ and clones of it): a task's result depends only
-// on the start state, its episode and its generator, and kernels inside the
-// parallel region run on one thread with the same bits as on many, so the
-// slots (filled in task order afterwards) do not depend on the thread count.
-#include <omp.h>
-
-#include <algorithm>
 #include <chrono>
-#include <exception>
 
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
@@ -50,7 +41,7 @@ void MetaLearner::set_communicator(std::shared_ptr<dist::Communicator> comm, boo
 }
 
 void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
-                                     const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
+                                     const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
                                      const std::function<void(const Tensor&, const Tensor&)>& add_task) {
   const int B = static_cast<int>(tasks.size());
   const int N = comm_->size(), rank = comm_->rank();
@@ -67,47 +58,18 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
   Checkpoint start;
   task_->save_state(start, "");
 
-  // Run this rank's tasks, `workers` at a time; each keeps copies of what
-  // its slot needs (a learner's buffers are reused by its next task).
-  struct TaskOut {
-    TaskContribution c;
-    Checkpoint end;
-  };
-  const int first = slots.begin(rank), local = slots.count(rank);
-  const int workers = std::max(1, std::min(omp_get_max_threads(), local));
-  while (static_cast<int>(workers_.size()) + 1 < workers)
-    workers_.push_back(std::make_unique<TaskLearner>(*model_, task_->options()));
-  last_concurrent_tasks_ = workers;
-  std::vector<TaskOut> outs(static_cast<size_t>(local));
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(local));
-#pragma omp parallel for num_threads(workers) schedule(static, 1) if (workers > 1)
-  for (int j = 0; j < local; ++j) {
-    try {
-      const int k = omp_get_thread_num();
-      TaskLearner& tl = k == 0 ? *task_ : *workers_[static_cast<size_t>(k - 1)];
-      const int i = first + j;
-      tl.load_state(start, "");
-      tl.set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
-      const TaskContribution c = run_task(tl, tasks[i], rngs[i]);
-      TaskOut& o = outs[static_cast<size_t>(j)];
-      auto keep = [](const Tensor& t) { return t.defined() ? t.clone() : Tensor(); };
-      o.c = TaskContribution{keep(c.w), keep(c.a), keep(c.s_loss), keep(c.s_acc), keep(c.q_loss), keep(c.q_acc)};
-      tl.save_state(o.end, "");
-    } catch (...) {
-      errors[static_cast<size_t>(j)] = std::current_exception();
-    }
-  }
-  for (const std::exception_ptr& e : errors)
-    if (e) std::rethrow_exception(e);
-
   SlotLayout L;
   Checkpoint first_end;
   bool has_s = false, has_q = false;
   Tensor send;
   const bool ordered = ordered_reduce_ || N == 1;
-  for (int j = 0; j < local; ++j) {
-    const TaskContribution& c = outs[static_cast<size_t>(j)].c;
-    const Checkpoint& end = outs[static_cast<size_t>(j)].end;
+  const int local = slots.count(rank);
+  for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
+    task_->load_state(start, "");
+    task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
+    const TaskContribution c = run_task(tasks[i], rngs[i]);
+    Checkpoint end;
+    task_->save_state(end, "");
     if (!send.defined()) {  // the layout, from this rank's first task
       L.nw = c.w.numel();
       L.na = update_a ? c.a.numel() : 0;
@@ -119,7 +81,7 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
       send = Tensor::zeros(Shape{(ordered ? slots.max_per_rank() : 1) * L.stride()}, DType::F32, dev);
     }
     // Ordered: one slot per task; all-reduce: this rank's tasks summed in one.
-    const int64_t at = ordered ? j * L.stride() : 0;
+    const int64_t at = ordered ? (i - slots.begin(rank)) * L.stride() : 0;
     auto put = [&](int64_t off, const Tensor& t) {
       Tensor dst = send.view(at + off, Shape{t.numel()});
       const Tensor flat = t.detach().reshape(Shape{t.numel()});
@@ -140,6 +102,7 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     for (int k = 0; k < 4; ++k)
       if (stats[k]->defined()) put(off + k, *stats[k]);
   }
+  (void)local;
 
   // One collective per meta-step.
   const auto t0 = std::chrono::steady_clock::now();

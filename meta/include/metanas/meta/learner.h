@@ -87,8 +87,6 @@ class MetaLearner {
   dist::Communicator& communicator() const { return *comm_; }
   // Seconds spent in the last meta-step's collective (0 on one process).
   double last_comm_seconds() const { return comm_seconds_; }
-  // Tasks the last task-parallel meta-step ran at a time on this rank (0: none ran).
-  int last_concurrent_tasks() const { return last_concurrent_tasks_; }
 
   // Saves: meta weights "meta.w.<name>", alphas "meta.a.<name>", the meta
   // optimizer states "meta_opt.w." / "meta_opt.a.", the task-optimizer state
@@ -143,10 +141,8 @@ class MetaLearner {
     Tensor w, a;
     Tensor s_loss, s_acc, q_loss, q_acc;  // undefined when not measured
   };
-  // On one rank the tasks run concurrently, up to one per OpenMP thread, each
-  // on its own TaskLearner (run_task gets the one to use: task_ or a clone).
   void task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
-                          const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
+                          const std::function<TaskContribution(const data::Episode&, Rng&)>& run_task,
                           const std::function<void(const Tensor& w, const Tensor& a)>& add_task);
 
   MetaConfig cfg_;
@@ -158,8 +154,6 @@ class MetaLearner {
   std::shared_ptr<dist::Communicator> comm_ = dist::single_process();
   bool ordered_reduce_ = true;
   double comm_seconds_ = 0;
-  std::vector<std::unique_ptr<TaskLearner>> workers_;  // task_parallel_step's extra task learners
-  int last_concurrent_tasks_ = 0;
 };
 
 // Builds the learner cfg.algorithm names around `meta_model` (which must match
