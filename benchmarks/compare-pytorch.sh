@@ -12,6 +12,10 @@
 #
 #   benchmarks/compare-pytorch.sh [--quick] [--build DIR] [--threads "1 2"] [--n N]
 #                                 [--workloads "reptile4 fomaml4 metanas"] [--w1-meta-batch M]
+#                                 [--task-parallel]
+#
+# --task-parallel: our 4-conv workloads run with meta.task_parallel=true (the tasks of a meta-batch
+# concurrently, one per thread; the same work per iteration, each task from the same start state).
 #
 # --quick: one timed iteration, no warm-up, meta-batch 1 everywhere (a smoke run, seconds).
 # Defaults: n=3 repetitions (each 1 warm-up + 1 timed iteration) for the 4-conv workloads; W1 runs
@@ -28,6 +32,7 @@ threads_list="1 2"
 n=3
 w1_mb=2
 quick=0
+task_parallel=0
 workloads="reptile4 fomaml4 metanas"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -37,7 +42,8 @@ while [[ $# -gt 0 ]]; do
     --n) n="$2"; shift ;;
     --workloads) workloads="$2"; shift ;;
     --w1-meta-batch) w1_mb="$2"; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --task-parallel) task_parallel=1 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "compare-pytorch.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -57,12 +63,14 @@ trap 'rm -rf "$tmp"' EXIT
 export OMP_WAIT_POLICY=passive
 
 # A copy of a preset with the meta-batch replaced (for --quick and the W1 meta-batch).
-config_with_mb() {  # src (or "" for the built-in W1 setting) meta_batch out
-  "$py" - "$1" "$2" "$3" <<'EOF'
+config_with_mb() {  # src (or "" for the built-in W1 setting) meta_batch out [task_parallel]
+  "$py" - "$1" "$2" "$3" "${4:-0}" <<'EOF'
 import json, sys
-src, mb, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+src, mb, out, tp = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 cfg = json.load(open(src))
 cfg["meta"]["meta_batch_size"] = mb
+if tp:
+    cfg["meta"]["task_parallel"] = True
 json.dump(cfg, open(out, "w"))
 EOF
 }
@@ -91,7 +99,8 @@ for t in $threads_list; do
     esac
     if [[ $quick -eq 1 ]]; then mb=1; ni=1; nw=0; fi
     cfg="$tmp/$w-$mb.json"
-    config_with_mb "$src" "$mb" "$cfg"
+    tp=0; [[ $task_parallel -eq 1 && $w != metanas ]] && tp=1
+    config_with_mb "$src" "$mb" "$cfg" "$tp"
     # W1 = configs/omniglot-20w1s.json (meta-step-bench's built-in setting; the bench switches
     # pruning and the architecture warm-up off). Each repetition is a fresh process of each side
     # that runs nw untimed iterations, then one timed one: the two sides alternate.
@@ -105,7 +114,7 @@ for t in $threads_list; do
         gflop=$("$py" -c "import json; print(json.load(open('$tmp/t.json'))['gflop'])")
       fi
     done
-    "$py" - "$w(mb=$mb)" "$t" "$gflop" "$peak" "$(cut -d' ' -f1 /proc/loadavg)" "${ours_t[*]}" "${torch_t[*]:-}" <<'EOF'
+    "$py" - "$w(mb=$mb$([[ $tp -eq 1 ]] && echo ,tp))" "$t" "$gflop" "$peak" "$(cut -d' ' -f1 /proc/loadavg)" "${ours_t[*]}" "${torch_t[*]:-}" <<'EOF'
 import statistics, sys
 w, t, gflop, peak, load = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 ours = [float(v) for v in sys.argv[6].split()]

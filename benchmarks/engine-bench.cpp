@@ -174,6 +174,13 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
                    4 * n + 4 * m, 4 * m + 4 * n, false});
   }
 
+  {  // the 4-conv networks' pool (issue 15: its own fast path)
+    const double m = static_cast<double>(N * C * (S / 2) * (S / 2));
+    Tensor x = leaf({N, C, S, S});
+    out.push_back({"max_pool 2x2 s2", in_shape, [x] { return max_pool2d(x, 2, 2, 0); },
+                   4 * n + 8 * m, 8 * m + 4 * n, false});
+  }
+
   {
     Tensor x = leaf({N, C, S, S});
     Tensor rm = Tensor::zeros({C}, DType::F32, dev), rv = Tensor::ones({C}, dev);

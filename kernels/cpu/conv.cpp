@@ -71,16 +71,19 @@ void im2col(const ConvGeom& g, const float* x, int64_t C, float* col) {
             continue;
           }
           const float* xr = xc + ih * g.W + woff;
-          std::fill(r, r + lo, 0.f);
+          // Rows are short (7..28 floats) and the edges 0..2: inline loops, no
+          // libc calls (CMakeLists.txt builds this file without
+          // -ftree-loop-distribute-patterns, which would make them memset/memcpy).
+          for (int64_t ow = 0; ow < lo; ++ow) r[ow] = 0.f;
           if (g.stride_w == 1) {
             if (g.relu_input)
               for (int64_t ow = lo; ow < hi; ++ow) r[ow] = std::max(xr[ow], 0.f);
             else
-              std::memcpy(r + lo, xr + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+              for (int64_t ow = lo; ow < hi; ++ow) r[ow] = xr[ow];
           } else {
             for (int64_t ow = lo; ow < hi; ++ow) r[ow] = relu_if(xr[ow * g.stride_w], g.relu_input);
           }
-          std::fill(r + hi, r + g.OW, 0.f);
+          for (int64_t ow = hi; ow < g.OW; ++ow) r[ow] = 0.f;
         }
       }
     }
@@ -138,6 +141,19 @@ void write_grad(float* __restrict dst, const float* __restrict src, const float*
   }
 }
 
+// This thread's scratch of at least `floats` floats, kept between calls and
+// not cleared: every user writes all of it before reading. (A fresh zeroed
+// vector per call cost a memset, and above malloc's mmap threshold a page
+// fault per 4 KiB, of up to a few MB per convolution: 8% of a 4-conv task.)
+float* thread_scratch(int64_t floats) {
+  thread_local std::vector<float> buf;
+  if (static_cast<int64_t>(buf.size()) < floats) {
+    std::vector<float>().swap(buf);
+    buf.resize(static_cast<size_t>(floats));
+  }
+  return buf.data();
+}
+
 // Runs body(item, thread_scratch) for item in [0, items). When there are
 // enough items every thread takes whole items and GEMMs run single-threaded;
 // otherwise items run one after another and OpenBLAS threads each GEMM.
@@ -147,13 +163,13 @@ void for_items(int64_t items, int64_t scratch_floats, bool parallel, Body body) 
   if (parallel && threads > 1 && items >= threads) {
 #pragma omp parallel
     {
-      std::vector<float> scratch(static_cast<size_t>(scratch_floats));
+      float* scratch = thread_scratch(scratch_floats);
 #pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < items; ++i) body(i, scratch.data());
+      for (int64_t i = 0; i < items; ++i) body(i, scratch);
     }
   } else {
-    std::vector<float> scratch(static_cast<size_t>(scratch_floats));
-    for (int64_t i = 0; i < items; ++i) body(i, scratch.data());
+    float* scratch = thread_scratch(scratch_floats);
+    for (int64_t i = 0; i < items; ++i) body(i, scratch);
   }
 }
 
@@ -248,10 +264,10 @@ void for_planes(const ConvGeom& g, int64_t buf_floats, Body body) {
   const int64_t planes = g.N * g.Cin;
 #pragma omp parallel if (forward_flops(g) >= kParallelMinFlops)
   {
-    std::vector<float> buf(static_cast<size_t>(buf_floats));
+    float* buf = thread_scratch(buf_floats);  // every body fills what it reads
     std::vector<const float*> ptrs(static_cast<size_t>(g.KH * g.KW));
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) body(p, buf.data(), ptrs.data());
+    for (int64_t p = 0; p < planes; ++p) body(p, buf, ptrs.data());
   }
 }
 
@@ -442,12 +458,19 @@ void gemm_conv_backward_weight(const ConvGeom& g, const float* x, const float* d
   // each chunk sums its samples in order into its own partial dW.
   int64_t P = std::min<int64_t>(g.N, kMaxWeightChunks);
   P = std::max<int64_t>(1, std::min<int64_t>(P, kPartialBudget / (wsize * 4)));
-  std::vector<float> partial(P > 1 ? static_cast<size_t>(P * wsize) : 0);
+  // Not cleared: each chunk's first GEMM writes its partial with beta 0.
+  // (Zeroing P partials cost a 2.4 MB memset per 64-channel 3x3 conv.)
+  thread_local std::vector<float> partial_buf;
+  if (P > 1 && static_cast<int64_t>(partial_buf.size()) < P * wsize) {
+    std::vector<float>().swap(partial_buf);
+    partial_buf.resize(static_cast<size_t>(P * wsize));
+  }
+  float* const partial = partial_buf.data();
   for_items(P * G, s.operand_floats(g), forward_flops(g) >= kParallelMinFlops,
             [&](int64_t i, float* buf) {
               const int64_t ci = i / G, gi = i % G;
               const int64_t n0 = ci * g.N / P, n1 = (ci + 1) * g.N / P;
-              float* dst = (P > 1 ? partial.data() + ci * wsize : dw) + gi * s.Coutg * s.Kg;
+              float* dst = (P > 1 ? partial + ci * wsize : dw) + gi * s.Coutg * s.Kg;
               float beta = (P == 1 && accumulate) ? 1.f : 0.f;
               for (int64_t n = n0; n < n1; ++n) {
                 const float* B = s.operand(g, x + (n * g.Cin + gi * s.Cg) * s.HW, buf);
@@ -460,7 +483,7 @@ void gemm_conv_backward_weight(const ConvGeom& g, const float* x, const float* d
 #pragma omp parallel for schedule(static) if (wsize * P >= (1 << 15))
     for (int64_t j = 0; j < wsize; ++j) {
       float t = 0.f;
-      for (int64_t ci = 0; ci < P; ++ci) t += partial[static_cast<size_t>(ci * wsize + j)];
+      for (int64_t ci = 0; ci < P; ++ci) t += partial[ci * wsize + j];
       dw[j] = accumulate ? dw[j] + t : t;
     }
   }

@@ -88,12 +88,40 @@ inline void max_row_tap(float* __restrict hm, int32_t* __restrict hc, const floa
   }
 }
 
+// The 2x2 stride-2 unpadded window (the 4-conv networks' pool): every window
+// is real, so one pass per output row reads its two input rows directly. The
+// comparisons are the separable pass's (row maxima first, ties to the first
+// element, then the upper row unless the lower one is larger): same bits.
+void max_pool_2x2s2(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, planes = g.N * g.C;
+#pragma omp parallel for schedule(static) if (planes * OHW >= kParallelMin)
+  for (int64_t p = 0; p < planes; ++p) {
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      const float* __restrict r0 = x + p * HW + 2 * oh * g.W;
+      const float* __restrict r1 = r0 + g.W;
+      float* __restrict yr = y + p * OHW + oh * g.OW;
+      int32_t* __restrict ar = argmax + p * OHW + oh * g.OW;
+      const int32_t base = static_cast<int32_t>(2 * oh * g.W);
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        const float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+        const float m0 = std::max(a, b), m1 = std::max(c, d);
+        const int32_t i0 = static_cast<int32_t>(2 * ow) + static_cast<int32_t>(b > a);
+        const int32_t i1 = static_cast<int32_t>(2 * ow + g.W) + static_cast<int32_t>(d > c);
+        const int32_t m = -static_cast<int32_t>(m1 > m0);
+        yr[ow] = std::max(m0, m1);
+        ar[ow] = base + ((i1 & m) | (i0 & ~m));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // Separable: a row pass keeps, per input row and output column, the row
 // maximum and its column (first on ties); a column pass then keeps the first
 // row holding the window maximum, i.e. the first maximum in row-major order.
 void max_pool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  if (g.k == 2 && g.stride == 2 && g.pad == 0) return max_pool_2x2s2(g, x, y, argmax);
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, planes = g.N * g.C;
   const ColTaps T(g);
   std::vector<int64_t> first(static_cast<size_t>(g.OW));  // first real column of each window

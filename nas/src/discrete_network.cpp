@@ -154,8 +154,11 @@ Tensor ConvNet4::forward(const Tensor& x, const ForwardContext& ctx) {
   Tensor h = x;
   for (const Block& blk : blocks_) {
     h = conv2d(h, weights_[blk.conv], Conv2dOptions::same(1, 1));
-    h = relu(detail::apply_bn(h, weights_, detail::Bn{blk.gamma, blk.beta}));
-    h = max_pool2d(h, 2, 2, 0);
+    // relu(max_pool(.)) == max_pool(relu(.)), values and gradients bit for bit
+    // (relu is monotone and its gradient is 0 wherever a window's max is <= 0):
+    // relu after the pool touches a quarter of the elements.
+    h = max_pool2d(detail::apply_bn(h, weights_, detail::Bn{blk.gamma, blk.beta}), 2, 2, 0);
+    h = relu(h);
   }
   const int64_t feat = h.dim(1) * h.dim(2) * h.dim(3);
   MN_CHECK(feat == weights_.shape(fc_w_)[1], "ConvNet4::forward: input ", x.describe(),

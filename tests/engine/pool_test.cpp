@@ -30,6 +30,7 @@ const std::vector<PoolCase> kCases = {
     {2, 3, 8, 7, 3, 2, 1},  // MetaNAS reduction cell, stride 2
     {2, 2, 7, 7, 3, 2, 1},  // odd size, stride 2
     {2, 2, 6, 8, 2, 2, 0},  // classic 2x2
+    {2, 3, 7, 9, 2, 2, 0},  // 2x2 fast path, odd sizes: last row and column unused
     {1, 2, 9, 7, 5, 2, 2},  // wide window, heavy padding
     {2, 2, 7, 6, 3, 3, 0},  // stride > 1, no padding, leftover pixels
     {3, 4, 5, 5, 1, 1, 0},  // identity
