@@ -593,9 +593,7 @@ int run(int argc, char** argv) {
       if (slots.owns(comm->rank(), i)) {
         tasks[i] = sampler.sample();
       } else {
-        std::vector<int> classes;
-        std::vector<data::ImageRef> support, query;
-        sampler.sample_refs(&classes, &support, &query);
+        sampler.skip();
         tasks[i] = data::Episode{};
       }
     }

@@ -141,4 +141,10 @@ Batch support_batch(const Episode& ep, int batch_size, Rng& rng, bool with_repla
   return b;
 }
 
+void EpisodeSampler::skip() {
+  std::vector<int> classes;
+  std::vector<ImageRef> support, query;
+  sample_refs(&classes, &support, &query);
+}
+
 }  // namespace metanas::data

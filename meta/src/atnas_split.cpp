@@ -23,9 +23,7 @@ AtnasReport atnas_evaluate_split(const nas::SearchNetwork& supernet, const MetaC
   for (int i = 0; i < n; ++i) {
     const uint64_t task_seed = root.next_u64();  // every rank draws every task's seed
     if (!slots.owns(comm.rank(), i)) {
-      std::vector<int> classes;
-      std::vector<data::ImageRef> support, query;
-      sampler.sample_refs(&classes, &support, &query);  // the same draws, no pixels
+      sampler.skip();  // the same draws, no pixels
       continue;
     }
     const data::Episode ep = sampler.sample();

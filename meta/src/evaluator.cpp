@@ -297,9 +297,7 @@ EvalReport Evaluator::evaluate_split(data::EpisodeSampler& sampler, int n, dist:
   for (int i = 0; i < n; ++i) {
     Rng task_rng = rng_.split();
     if (!slots.owns(comm.rank(), i)) {
-      std::vector<int> classes;
-      std::vector<data::ImageRef> support, query;
-      sampler.sample_refs(&classes, &support, &query);  // the same draws, no pixels
+      sampler.skip();  // the same draws, no pixels
       continue;
     }
     const data::Episode ep = sampler.sample();

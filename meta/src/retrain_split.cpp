@@ -21,9 +21,7 @@ RetrainReport RetrainEvaluator::evaluate_split(data::EpisodeSampler& sampler, in
   for (int i = 0; i < n; ++i) {
     Rng task_rng = soft_.rng().split();  // every rank splits every task's generator
     if (!slots.owns(comm.rank(), i)) {
-      std::vector<int> classes;
-      std::vector<data::ImageRef> support, query;
-      sampler.sample_refs(&classes, &support, &query);  // the same draws, no pixels
+      sampler.skip();  // the same draws, no pixels
       continue;
     }
     const data::Episode ep = sampler.sample();

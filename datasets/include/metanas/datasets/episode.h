@@ -45,6 +45,9 @@ class EpisodeSampler {
   // Same draw, reporting only which images (no pixel copies).
   void sample_refs(std::vector<int>* classes, std::vector<ImageRef>* support,
                    std::vector<ImageRef>* query);
+  // Advances the generator past one episode without building it: what a
+  // rank does for the tasks another rank owns, so every rank stays in step.
+  void skip();
 
   // Generator state for checkpoints: restoring it makes the following
   // sample() calls repeat exactly.
