@@ -136,12 +136,19 @@ if [ "$MODE" = dry ]; then
     note "bundle: bench flags" FAIL "meta-step-bench lacks --task-streams / --graphs"
   TINY=$ROOT/tests/programs/tiny.json
   if [ -f "$TINY" ]; then
-    # tiny.json task-parallel without drop-path, 3 tasks: step keys repeat in
-    # the one task learner, so the graph decisions capture (task 2) and
-    # replay (task 3); the CPU runs them eagerly.
-    python3 -c 'import json, sys; c = json.load(open(sys.argv[1])); c["task"]["drop_path_prob"] = 0; c["meta"]["meta_batch_size"] = 3; c["meta"]["task_parallel"] = True; json.dump(c, open(sys.argv[2], "w"))' "$TINY" "$OUTDIR/tiny-nodrop.json"
+    # tiny.json as it is (sequential MetaNAS, drop-path 0.2): graph keys hold
+    # neither Adam's step counts nor the drop-path seed and task (read on the
+    # device), so steps 1.. capture in the second task and replay after;
+    # with task streams each task's learner replays from the third
+    # meta-step. The CPU makes the same decisions and runs the steps eagerly.
     step "cpu: streams (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$TINY" --iters 2 --warmup 0 --phase search --task-streams --json "$OUTDIR/dry-streams.json"
-    step "cpu: graphs (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$OUTDIR/tiny-nodrop.json" --iters 2 --warmup 0 --phase search --graphs --json "$OUTDIR/dry-graphs.json"
+    step "cpu: graphs (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$TINY" --iters 2 --warmup 0 --phase search --graphs --json "$OUTDIR/dry-graphs.json"
+    step "cpu: streams+graphs (tiny)" 120 "$BUNDLE/bin/meta-step-bench" --device cpu --threads 1 --config "$TINY" --iters 3 --warmup 0 --phase search --task-streams --graphs --json "$OUTDIR/dry-streams-graphs.json"
+    # Each graph row must replay (its JSON "graphs" counts).
+    for j in dry-graphs dry-streams-graphs; do
+      r=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["search"]["graphs"]["replays"])' "$OUTDIR/$j.json" 2>/dev/null || echo 0)
+      if [ "${r:-0}" -gt 0 ]; then note "cpu: $j replays" PASS "$r replays"; else note "cpu: $j replays" FAIL "no replay"; fi
+    done
   fi
   note "device steps" DRY "nvidia-smi; parity (memcheck, plain); kernel-bench --json; meta-step-bench cuda (plain, streams, graphs, both); torch cuda"
 else
@@ -167,17 +174,18 @@ else
   fi
   # Task streams (task-parallel semantics, one stream per task) and CUDA
   # graphs of the inner steps (issue 16 items 2 and 3), each beside its
-  # baseline. The preset's drop-path keys hold each task's seed, so no step
-  # key repeats: the graph rows run without drop-path (and task-parallel,
-  # where every task starts from the same state), their JSON counts replays.
+  # baseline, all on the preset with its drop-path 0.2: graph keys hold
+  # neither Adam's step counts nor the drop-path seed and task (read on the
+  # device), so the sequential preset replays steps 1-4 from its second task
+  # on, and with streams each task's learner from the third meta-step (1
+  # untimed + 3 timed). Their JSON "graphs" counts the replays.
   echo '{"meta": {"task_parallel": true}}' >"$OUTDIR/tp.json"
-  echo '{"meta": {"task_parallel": true}, "task": {"drop_path_prob": 0}}' >"$OUTDIR/tp-nodrop.json"
   msb() { local name=$1 json=$2; shift 2; step "meta-step-bench: $name" 40 "$BUNDLE/bin/meta-step-bench" --device cuda --iters 3 --phase search --json "$OUTDIR/$json" "$@"; }
+  msb "graphs" meta-step-graphs.json --graphs
   msb "task-parallel" meta-step-tp.json --config "$OUTDIR/tp.json"
+  msb "tp+graphs" meta-step-tp-graphs.json --config "$OUTDIR/tp.json" --graphs
   msb "streams" meta-step-streams.json --config "$OUTDIR/tp.json" --task-streams
-  msb "tp, no drop-path" meta-step-tp-nodrop.json --config "$OUTDIR/tp-nodrop.json"
-  msb "graphs" meta-step-graphs.json --config "$OUTDIR/tp-nodrop.json" --graphs
-  msb "streams+graphs" meta-step-streams-graphs.json --config "$OUTDIR/tp-nodrop.json" --task-streams --graphs
+  msb "streams+graphs" meta-step-streams-graphs.json --config "$OUTDIR/tp.json" --task-streams --graphs
 fi
 
 {

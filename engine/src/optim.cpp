@@ -170,23 +170,43 @@ void Adam::step() {
   require_ready("Adam::step", *params_);
   ParamSet& ps = *params_;
   if (!ps.numel()) return;
-  if (!m_.defined() || m_.numel() != ps.numel()) t_ = 0;  // fresh state (or a re-laid-out set)
+  const bool fresh = !m_.defined() || m_.numel() != ps.numel();  // fresh state (or a re-laid-out set)
+  if (fresh) t_ = 0;
   ensure_state(m_, ps);
   ensure_state(v_, ps);
+  put_count(fresh, false);
   ++t_;
-  // Bias corrections in double: pow(0.999, t) in float drifts for large t.
-  const double t = static_cast<double>(t_);
-  const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta1), t));
-  const float bc2 = static_cast<float>(1.0 - std::pow(static_cast<double>(beta2), t));
+  // The count and the bias corrections (in double: pow(0.999, t) in float
+  // drifts for large t) advance on the device, then the update reads them.
   const float* scale = clip_scale();
-  backend(ps.device()).adam_step(ps.values().data(), ps.grads().data(), m_.data(), v_.data(), ps.numel(),
-                                 lr_, beta1, beta2, eps, weight_decay, bc1, bc2, scale);
+  Backend& be = backend(ps.device());
+  be.adam_count(count_.data_i32(), beta1, beta2, bias_.data());
+  be.adam_step_biased(ps.values().data(), ps.grads().data(), m_.data(), v_.data(), ps.numel(), lr_, beta1, beta2,
+                      eps, weight_decay, bias_.data(), scale);
+}
+
+void Adam::put_count(bool fresh, bool upload) {
+  const Device dev = params_->device();
+  if (!count_.defined() || count_.device() != dev) {
+    count_ = Tensor::zeros(Shape{2}, DType::I32, dev);
+    bias_ = Tensor::zeros(Shape{2}, DType::F32, dev);
+    if (t_ == 0) return;
+  } else if (fresh) {
+    count_.zero_();  // t_ is 0: a memset, not an upload (a fresh state is never captured)
+    return;
+  } else if (!upload) {
+    return;  // count_ already holds t_ (every step and replay advances both)
+  }
+  const uint64_t t = static_cast<uint64_t>(t_);
+  count_.copy_(Tensor::from_ints({static_cast<int32_t>(static_cast<uint32_t>(t & 0xffffffffu)),
+                                  static_cast<int32_t>(static_cast<uint32_t>(t >> 32))},
+                                 Shape{2}));
 }
 
 void Adam::reset_state() {
   m_ = Tensor();
   v_ = Tensor();
-  t_ = 0;
+  t_ = 0;  // count_ is kept (its address too) and zeroed by the next step
 }
 
 void Adam::save_state(Checkpoint& ck, const std::string& prefix) const {
@@ -237,6 +257,7 @@ void Adam::load_state(const Checkpoint& ck, const std::string& prefix) {
     v_ = v;
   }
   t_ = static_cast<int64_t>(t);
+  put_count(false, true);  // into the live count (graphs bake its address in)
 }
 
 }  // namespace metanas

@@ -24,6 +24,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/staging_ring.h"
+#include "kernels/cuda/step_state.h"
 #include "metanas/engine/backend.h"
 #include "metanas/engine/error.h"
 
@@ -82,6 +83,19 @@ class CudaBackend final : public Backend {
     no_capture("synchronize()");
     count_sync();
     MN_CUDA_CHECK(cudaStreamSynchronize(cur().stream));
+  }
+
+  // ---- device-resident step state (backend.h; launchers in step_state.h) ----
+  void adam_count(int32_t* step2, float beta1, float beta2, float* bias2) override {
+    cuda::adam_count(cur(), step2, beta1, beta2, bias2);
+  }
+  void adam_step_biased(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1, float beta2,
+                        float eps, float weight_decay, const float* bias2, const float* grad_scale) override {
+    cuda::adam_step_biased(cur(), p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias2, grad_scale);
+  }
+  void drop_path_scales_at(const int32_t* key3, uint32_t step, uint32_t op, float p, float* scale,
+                           int64_t n) override {
+    cuda::drop_path_scales_at(cur(), key3, step, op, p, scale, n);
   }
 
   // ---- compute kernels: generated from the op table ----

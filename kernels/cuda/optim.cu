@@ -3,14 +3,22 @@
 // scale computed on the device so a step never reads back to the host.
 // Bench: benchmarks/kernel-bench (roofline = copy).
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/step_state.h"
 
 namespace metanas::kernels::cuda {
 
 namespace {
 __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
                             float* __restrict__ v, int64_t n, float lr, float beta1, float beta2, float eps,
-                            float weight_decay, float step, float inv_sqrt_bc2, const float* __restrict__ grad_scale) {
+                            float weight_decay, float step, float inv_sqrt_bc2, const float* __restrict__ grad_scale,
+                            const float* __restrict__ bias2 = nullptr) {
   const float gs = grad_scale ? grad_scale[0] : 1.f;
+  if (bias2) {
+    // Bias corrections from the device (adam_count): the host launcher's
+    // factoring, with IEEE division and sqrt, so the same bits.
+    step = lr / bias2[0];
+    inv_sqrt_bc2 = 1.f / sqrtf(bias2[1]);
+  }
   MN_GRID_STRIDE(i, n) {
     const float pi = p[i];
     const float gi = g[i] * gs + weight_decay * pi;
@@ -20,6 +28,19 @@ __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g, 
     v[i] = vi;
     p[i] = pi - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
   }
+}
+
+// One thread: the step count t (two uint32 words) advances by one and the
+// bias corrections 1 - beta^t are computed in double, as Adam::step did on
+// the host; a replayed graph thus advances the count itself.
+__global__ void adam_count_kernel(int32_t* step2, float beta1, float beta2, float* bias2) {
+  const uint64_t t = (static_cast<uint64_t>(static_cast<uint32_t>(step2[0])) |
+                      static_cast<uint64_t>(static_cast<uint32_t>(step2[1])) << 32) + 1;
+  step2[0] = static_cast<int32_t>(static_cast<uint32_t>(t));
+  step2[1] = static_cast<int32_t>(static_cast<uint32_t>(t >> 32));
+  const double td = static_cast<double>(t);
+  bias2[0] = static_cast<float>(1.0 - pow(static_cast<double>(beta1), td));
+  bias2[1] = static_cast<float>(1.0 - pow(static_cast<double>(beta2), td));
 }
 
 __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ buf, int64_t n,
@@ -52,6 +73,20 @@ void adam_step(const Context& c, float* p, const float* g, float* m, float* v, i
   const float inv_sqrt_bc2 = 1.f / std::sqrt(bc2);
   adam_kernel<<<grid_for(c, n), kThreads, 0, c.stream>>>(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, step,
                                                          inv_sqrt_bc2, grad_scale);
+  MN_CUDA_LAUNCH_CHECK();
+}
+
+void adam_count(const Context& c, int32_t* step2, float beta1, float beta2, float* bias2) {
+  adam_count_kernel<<<1, 1, 0, c.stream>>>(step2, beta1, beta2, bias2);
+  MN_CUDA_LAUNCH_CHECK();
+}
+
+void adam_step_biased(const Context& c, float* p, const float* g, float* m, float* v, int64_t n, float lr,
+                      float beta1, float beta2, float eps, float weight_decay, const float* bias2,
+                      const float* grad_scale) {
+  if (n <= 0) return;
+  adam_kernel<<<grid_for(c, n), kThreads, 0, c.stream>>>(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, 0.f,
+                                                         0.f, grad_scale, bias2);
   MN_CUDA_LAUNCH_CHECK();
 }
 

@@ -306,12 +306,26 @@ AdaptResult TaskLearner::adapt(const data::Episode& ep, Rng& rng, bool warmup) {
   // Within this task no meta-pruned logit is revived (only Adam steps touch
   // the alphas), so the plan's candidates are read once per task.
   plan_epoch_ = nas::next_plan_epoch();
-  if (opt_.drop_path_prob > 0.f) drop_seed_ = rng.next_u64();
+  if (opt_.drop_path_prob > 0.f) {
+    drop_seed_ = rng.next_u64();
+    if (graphs_) {
+      // Into the learner's fixed words before the steps (stream-ordered
+      // upload, no wait): a graph captured for another task reads them.
+      const Device dev = model_->device();
+      if (!drop_words_.defined() || drop_words_.device() != dev)
+        drop_words_ = Tensor::zeros(Shape{3}, DType::I32, dev);
+      drop_words_.copy_(Tensor::from_ints({static_cast<int32_t>(static_cast<uint32_t>(drop_seed_)),
+                                           static_cast<int32_t>(static_cast<uint32_t>(drop_seed_ >> 32)),
+                                           static_cast<int32_t>(task_index_)},
+                                          Shape{3}));
+    }
+  }
 
   AdaptResult r;
   r.steps = steps;
   for (int s = 0; s < steps; ++s) {
-    const nas::ForwardContext ctx = step_context(s, warmup, &rng);
+    nas::ForwardContext ctx = step_context(s, warmup, &rng);
+    if (graphs_ && ctx.drop_key) ctx.drop_key_words = drop_words_;
     const nas::Batch& bw = batches_->for_weights[s];
     if (darts_) {
       darts_->set_warmup(!arch[s]);

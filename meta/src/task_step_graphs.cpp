@@ -4,12 +4,17 @@
 // backwards, Adam) is captured on its second sight with the same key, when
 // its first run neither synchronised nor uploaded, and replayed after. What
 // a graph bakes in must be in the key: the step, every host scalar of its
-// kernels (temperature, threshold, drop-path key, Adam step counts and
-// rates), the addresses of its inputs, parameters and optimizer moments,
-// and the shapes; the soft-pruning plan's tensors are the cache's version.
-// A replay runs no host code, so the host-side effects of a step are redone
-// by hand: the Adam step counters, and the outputs are copied out of the
-// graph's buffers (the next replay overwrites them).
+// kernels (temperature, threshold, the drop-path key's step and op, Adam's
+// rates and betas), the addresses of its inputs, parameters, optimizer
+// moments and device-side step state, and the shapes; the soft-pruning
+// plan's tensors are the cache's version. What changes from task to task or
+// step to step is read on the device instead, so keys repeat: Adam's step
+// count and bias corrections (Adam::device_count, advanced by the step
+// itself) and the drop-path key's seed and task (the learner's drop words,
+// uploaded before a task's steps). A replay runs no host code, so the
+// host-side effects of a step are redone by hand: the host copies of the
+// Adam step counts, and the outputs are copied out of the graph's buffers
+// (the next replay overwrites them).
 #include "metanas/engine/error.h"
 #include "metanas/engine/extension.h"
 #include "metanas/meta/task_learner.h"
@@ -60,7 +65,15 @@ GraphKey TaskLearner::step_graph_key(int step, bool arch, const nas::Batch& ba, 
   k.add_float(ctx.temperature).add_float(ctx.anneal_progress).add_float(ctx.prune_threshold);
   k.add_float(ctx.drop_path_prob).add_float(ctx.aux_skip_beta).add(static_cast<uint64_t>(ctx.normalizer));
   k.add(ctx.training ? 1 : 0).add(ctx.plan_epoch != 0 ? 1 : 0);
-  if (ctx.drop_key) k.add(ctx.drop_key->seed).add(ctx.drop_key->task).add(ctx.drop_key->step).add(ctx.drop_key->op);
+  if (ctx.drop_key) {
+    // Seed and task from the device words when the step has them (their
+    // address is baked in); else they are host arguments of the kernels.
+    k.add(ctx.drop_key->step).add(ctx.drop_key->op);
+    if (ctx.drop_key_words.defined())
+      k.add_ptr(ctx.drop_key_words.data_i32());
+    else
+      k.add(ctx.drop_key->seed).add(ctx.drop_key->task);
+  }
   auto batch = [&](const nas::Batch& b) {
     k.add_ptr(b.x.data()).add_ptr(b.y.data_i32());
     for (int64_t d : b.x.shape().dims()) k.add(static_cast<uint64_t>(d));
@@ -71,9 +84,23 @@ GraphKey TaskLearner::step_graph_key(int step, bool arch, const nas::Batch& ba, 
   if (const ParamSet* A = model_->alphas()) k.add_ptr(A->values().data()).add_ptr(A->grads().data());
   auto adam = [&](const Adam* o) {
     if (!o) return k.add(0);
-    k.add(static_cast<uint64_t>(o->steps())).add_float(o->lr());
-    k.add_ptr(o->exp_avg().defined() ? o->exp_avg().data() : nullptr);
-    return k.add_ptr(o->exp_avg_sq().defined() ? o->exp_avg_sq().data() : nullptr);
+    // Not the step count: the kernels read it (and the bias corrections)
+    // from the optimizer's device state.
+    k.add(1).add_float(o->lr()).add_float(o->beta1).add_float(o->beta2).add_float(o->eps);
+    k.add_float(o->weight_decay).add_float(o->max_grad_norm);
+    auto ptr = [&](const Tensor& t) {
+      if (!t.defined())
+        k.add_ptr(nullptr);
+      else if (t.dtype() == DType::I32)
+        k.add_ptr(t.data_i32());
+      else
+        k.add_ptr(t.data());
+    };
+    ptr(o->exp_avg());
+    ptr(o->exp_avg_sq());
+    ptr(o->device_count());
+    ptr(o->device_bias());
+    return k;
   };
   adam(&darts_->w_optimizer());
   adam(arch ? darts_->a_optimizer() : nullptr);
@@ -92,9 +119,14 @@ nas::DartsStepResult TaskLearner::graphed_step(int step, bool arch, const nas::B
   Adam* a_opt = darts_->a_optimizer();
 
   if (act == GraphCache::Action::Eager) {
+    // A step that creates an optimizer's state (its moments, device count)
+    // does host work a replay would skip: never captured (its key holds null
+    // moment addresses, so it differs from the steps after).
+    auto ready = [](Adam* o) { return !o || (o->exp_avg().defined() && o->exp_avg().numel() == o->params().numel()); };
+    const bool state_ready = ready(&darts_->w_optimizer()) && (!arch || ready(a_opt));
     const uint64_t s0 = b.host_syncs(), u0 = b.uploads();
     nas::DartsStepResult r = eager();
-    graphs_->after_eager(key, b.host_syncs() == s0 && b.uploads() == u0);
+    graphs_->after_eager(key, state_ready && b.host_syncs() == s0 && b.uploads() == u0);
     return r;
   }
   if (!b.supports_graphs()) {

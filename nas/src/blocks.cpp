@@ -231,6 +231,8 @@ PhiloxKey forward_drop_key(const ForwardContext& ctx) {
 
 Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index) {
   key.op += op_index;
+  // Device words only for the context's own key (not one drawn from rng).
+  if (ctx.drop_key && ctx.drop_key_words.defined()) return drop_path(y, ctx.drop_path_prob, key, ctx.drop_key_words);
   return drop_path(y, ctx.drop_path_prob, key);
 }
 

@@ -9,6 +9,7 @@
 
 #include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
+#include "metanas/engine/optim.h"
 #include "metanas/engine/random.h"
 #include "metanas/engine/stream.h"
 #include "metanas/engine/tensor.h"
@@ -79,4 +80,58 @@ TEST_CASE("graphs: a captured chain replays on new inputs; a readback inside a c
   REQUIRE_THROWS_WITH(z.to_vector(), Catch::Contains("inside a graph capture"));
   b.abort_capture();
   REQUIRE(chain(x, w).to_vector().size() == 32u * 64u);  // the stream works after the dropped capture
+}
+
+TEST_CASE("graphs: a captured Adam step and drop-path replay at later counts and for another task's words",
+          "[cuda][graphs]") {
+  // Adam's count and bias corrections and the drop-path seed and task are
+  // read on the device (issue 16, "graph keys that repeat"): replaying one
+  // captured step must give the eager steps at t = 2, 3, 4 (the CPU's Adam
+  // within float rounding of its bias corrections) and the CPU's masks for
+  // new words, bit for bit.
+  Backend& b = backend(kGpu);
+  REQUIRE(b.supports_graphs());
+  Rng rng(47);
+  auto make = [&](Device d) {
+    ParamSet ps(d);
+    ps.add("w", {300});
+    ps.finalize();
+    return ps;
+  };
+  ParamSet pg = make(kGpu), pc = make(Device::CPU);
+  const Tensor v0 = Tensor::randn(Shape{300}, rng);
+  pg.values().copy_(v0);
+  pc.values().copy_(v0);
+  Adam ag(pg, 0.01f, 0.9f, 0.99f), ac(pc, 0.01f, 0.9f, 0.99f);
+  Tensor x = Tensor::randn(Shape{40, 8}, rng).to(kGpu);
+  Tensor words = Tensor::from_ints({11, 12, 3}, Shape{3}).to(kGpu);
+  const PhiloxKey step_key{0, 0, 2, 5};  // seed and task come from the words
+  auto grad = [&](int s) { return Tensor::full(Shape{300}, 0.1f * static_cast<float>(s + 1)); };
+  pg.grads().copy_(grad(0));
+  pc.grads().copy_(grad(0));
+  ag.step();  // t = 1, eager (creates the state)
+  ac.step();
+  Stream s(kGpu);
+  s.fork();
+  StreamGuard on(&s);
+  b.begin_capture();
+  ag.step();
+  Tensor y = drop_path(x, 0.4f, step_key, words);
+  const int g = b.end_capture();
+  for (int t = 2; t <= 4; ++t) {
+    pg.grads().copy_(grad(t - 1));
+    pc.grads().copy_(grad(t - 1));
+    const int32_t task = 3 + t;
+    words.copy_(Tensor::from_ints({11 * t, 12, task}, Shape{3}));
+    b.replay(g);
+    if (t > 2) ag.count_replayed_step();  // the capture ran step 2's host code
+    ac.step();
+    REQUIRE(ag.steps() == t);
+    REQUIRE(ag.device_count().to_int_vector() == std::vector<int32_t>{t, 0});
+    const std::vector<float> gv = pg.values().to_vector(), cv = pc.values().to_vector();
+    for (size_t i = 0; i < gv.size(); ++i) REQUIRE(gv[i] == Approx(cv[i]).epsilon(1e-5).margin(1e-6));
+    const PhiloxKey k{static_cast<uint64_t>(11 * t) | uint64_t{12} << 32, static_cast<uint32_t>(task), 2, 5};
+    REQUIRE(y.to_vector() == drop_path(x.to(Device::CPU), 0.4f, k).to_vector());
+  }
+  b.destroy_graph(g);
 }

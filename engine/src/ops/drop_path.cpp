@@ -14,17 +14,28 @@ namespace metanas {
 
 using namespace detail;
 
-Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key) {
+namespace {
+
+// The op around its row scales: key_words null = the host key's scales.
+Tensor drop_path_impl(const Tensor& x, float p, const PhiloxKey& key, const Tensor* key_words) {
   const char* op = "drop_path";
   check_f32(op, x, "x");
   MN_CHECK(x.ndim() >= 1, op, ": needs a batch dimension, got ", x.describe());
   MN_CHECK(std::isfinite(p) && p >= 0.f && p < 1.f, op, ": drop probability must be in [0, 1), got ", p);
+  if (key_words)
+    MN_CHECK(key_words->defined() && key_words->dtype() == DType::I32 && key_words->numel() >= 3 &&
+                 key_words->device() == x.device(),
+             op, ": key words must be int32 [3] on ", device_name(x.device()), ", got ",
+             key_words->defined() ? key_words->describe() : std::string("an undefined tensor"));
   if (p == 0.f) return x;
   const int64_t N = x.dim(0);
   const int64_t cols = N ? x.numel() / N : 0;
   Backend& be = backend(x.device());
   Tensor sc = Tensor::empty(Shape{N}, DType::F32, x.device());
-  if (N) be.drop_path_scales(key, p, sc.data(), N);
+  if (N && key_words)
+    be.drop_path_scales_at(key_words->data_i32(), key.step, key.op, p, sc.data(), N);
+  else if (N)
+    be.drop_path_scales(key, p, sc.data(), N);
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
   if (x.numel()) be.scale_rows(y.data(), x.data(), sc.data(), N, cols, false);
   record(y, op, {x}, [sc, N, cols](const Tensor& g) -> std::vector<Tensor> {
@@ -33,6 +44,14 @@ Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key) {
     return {dx};
   });
   return y;
+}
+
+}  // namespace
+
+Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key) { return drop_path_impl(x, p, key, nullptr); }
+
+Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key, const Tensor& key_words) {
+  return drop_path_impl(x, p, key, &key_words);
 }
 
 Tensor drop_path(const Tensor& x, float p, Rng& rng) {

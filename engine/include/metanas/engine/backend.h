@@ -84,6 +84,25 @@ class Backend {
   virtual void memset_zero(void* p, size_t bytes) = 0;
   virtual void synchronize() = 0;
 
+  // ---- device-resident step state (issue 16: graph keys that repeat) ----
+  // Not ops (no tensor semantics, no gradients), so not in the op table: the
+  // values that change from step to step (Adam's step count, the drop-path
+  // key's seed and task) are read from device memory rather than passed as
+  // host arguments, so a captured CUDA graph replays with the current values.
+  // adam_count: t = step2[0] | step2[1] << 32 (uint32 words); ++t is stored
+  //   back; bias2[0] = float(1 - beta1^t), bias2[1] = float(1 - beta2^t),
+  //   computed in double (Adam::step's bias corrections).
+  virtual void adam_count(int32_t* step2, float beta1, float beta2, float* bias2) = 0;
+  // adam_step (op table) with bc1 = bias2[0], bc2 = bias2[1] read on the device.
+  virtual void adam_step_biased(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
+                                float beta2, float eps, float weight_decay, const float* bias2,
+                                const float* grad_scale) = 0;
+  // drop_path_scales (op table) for the key {seed, task, step, op} with seed
+  // = key3[0] | key3[1] << 32 and task = key3[2] read on the device
+  // (philox_key_from_words), step and op from the host.
+  virtual void drop_path_scales_at(const int32_t* key3, uint32_t step, uint32_t op, float p, float* scale,
+                                   int64_t n) = 0;
+
   // ---- compute kernels: one pure virtual per MN_KERNEL of the op table ----
 #define MN_KERNEL(name, params, args) virtual void name params = 0;
 #include "metanas/kernels/op_table.def"

@@ -125,6 +125,11 @@ Tensor minimum(const Tensor& a, const Tensor& b);
 // tensor's device from the counter-based stream `key` (Philox4x32-10: the
 // same key gives the same mask on the CPU and the GPU; nothing is uploaded).
 Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key);
+// The same with the key's seed and task read on the device from key_words
+// (int32 [3] on x's device: seed low, seed high, task; key.seed and key.task
+// are ignored): a CUDA graph of the step replays with the words' current
+// values (Backend::drop_path_scales_at). Same masks as the key it holds.
+Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key, const Tensor& key_words);
 // The same with the key's seed drawn from rng (one next_u64() per call when
 // p > 0, none when p == 0).
 Tensor drop_path(const Tensor& x, float p, Rng& rng);

@@ -60,15 +60,28 @@ class Adam : public Optimizer {
   void save_state(Checkpoint& ck, const std::string& prefix) const override;
   void load_state(const Checkpoint& ck, const std::string& prefix) override;
   int64_t steps() const { return t_; }
-  // A replayed CUDA graph ran this optimizer's update on the device: count
-  // the step on the host too (bias corrections, saved state).
+  // A replayed CUDA graph ran this optimizer's update on the device (its
+  // step count and bias corrections included): count the step on the host
+  // too (steps(), saved state).
   void count_replayed_step() { ++t_; }
   const Tensor& exp_avg() const { return m_; }
   const Tensor& exp_avg_sq() const { return v_; }
+  // The step count on the device (int32[2]: low, high words; equal to
+  // steps() between steps) and the bias corrections of the last step
+  // (float[2]): a step advances the count and computes 1 - beta^t there
+  // (Backend::adam_count), so no per-step host scalar reaches its kernels
+  // and a graph of the step replays at any t. Undefined before the first step.
+  const Tensor& device_count() const { return count_; }
+  const Tensor& device_bias() const { return bias_; }
   float beta1, beta2, eps, weight_decay;
 
  private:
+  // Makes count_ hold steps() on the parameters' device: zeroed for a fresh
+  // state, uploaded only when it is (re)made with a count or `upload` (a
+  // loaded count), else already right.
+  void put_count(bool fresh, bool upload);
   Tensor m_, v_;
+  Tensor count_, bias_;
   int64_t t_ = 0;
 };
 

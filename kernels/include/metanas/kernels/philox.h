@@ -48,6 +48,18 @@ MN_PHILOX_HD float philox_uniform(const PhiloxKey& key, uint32_t index) {
   return static_cast<float>(r.v[0] >> 8) * (1.f / 16777216.f);
 }
 
+// The key whose seed and task are device words (key3 = {seed low, seed high,
+// task}, Backend::drop_path_scales_at): graphs read them at replay time.
+MN_PHILOX_HD PhiloxKey philox_key_from_words(const int32_t* key3, uint32_t step, uint32_t op) {
+  PhiloxKey k;
+  k.seed = static_cast<uint64_t>(static_cast<uint32_t>(key3[0])) |
+           static_cast<uint64_t>(static_cast<uint32_t>(key3[1])) << 32;
+  k.task = static_cast<uint32_t>(key3[2]);
+  k.step = step;
+  k.op = op;
+  return k;
+}
+
 // The drop-path row scale of row `index` (both backends' kernels call this).
 MN_PHILOX_HD float drop_path_scale(const PhiloxKey& key, float p, uint32_t index) {
   return philox_uniform(key, index) >= p ? 1.f / (1.f - p) : 0.f;

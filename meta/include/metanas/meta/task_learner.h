@@ -149,6 +149,14 @@ class TaskLearner {
   bool graphs() const { return graphs_ != nullptr; }
   // The decisions so far (nullptr when graphs are off).
   const GraphCache::Stats* graph_stats() const { return graphs_ ? &graphs_->stats() : nullptr; }
+  // The key of inner step `step` (arch: with its architecture step) on these
+  // batches under ctx, with the task model's and optimizers' current
+  // buffers: everything a graph of the step bakes in (host scalars,
+  // addresses, shapes), and nothing the step reads on the device (Adam's step
+  // counts, the drop-path seed and task when ctx has drop_key_words).
+  // Public for tests (tests/meta/task_streams_test.cpp).
+  GraphKey step_graph_key(int step, bool arch, const nas::Batch& ba, const nas::Batch& bw,
+                          const nas::ForwardContext& ctx);
 
   // A hook that edits the task model after reset_to_meta() and before the
   // adaptation steps of every adapt() (the meta-RL agent); null: none.
@@ -184,12 +192,14 @@ class TaskLearner {
   uint64_t plan_epoch_ = 0;
   uint64_t drop_seed_ = 0;
   uint32_t task_index_ = 0;
+  // With graphs: the drop-path key's seed and task as device words (int32
+  // [3], ForwardContext::drop_key_words), uploaded once per adapt() before
+  // its steps, so the steps' graphs replay for any task.
+  Tensor drop_words_;
   // CUDA graphs (meta/src/task_step_graphs.cpp).
   std::unique_ptr<GraphCache> graphs_;
   std::map<int, nas::DartsStepResult> graph_outputs_;  // graph id -> its output tensors
   bool graphable(const nas::ForwardContext& ctx) const;
-  GraphKey step_graph_key(int step, bool arch, const nas::Batch& ba, const nas::Batch& bw,
-                          const nas::ForwardContext& ctx);
   nas::DartsStepResult graphed_step(int step, bool arch, const nas::Batch& ba, const nas::Batch& bw,
                                     const nas::ForwardContext& ctx);
   void destroy_retired_graphs();

@@ -73,6 +73,12 @@ struct ForwardContext {
   // computed), so CPU and CUDA runs draw the same masks and nothing is read
   // from rng. Unset: one seed is drawn from rng per forward, task = step = 0.
   std::optional<PhiloxKey> drop_key;
+  // With drop_key: optionally the key's seed and task as device words (int32
+  // [3] on the model's device: seed low, seed high, task; equal to
+  // drop_key's), which the drop-path kernels read instead of host arguments,
+  // so a CUDA graph of a step replays for another task (TaskLearner with
+  // run.cuda_graphs). The masks are the same as drop_key's.
+  Tensor drop_key_words;
   // Soft-pruning plan epoch (issue 16). 0: every forward reads its normalized
   // architecture weights back and skips the pruned terms on the host. Non-zero:
   // the caller promises that within this epoch no meta-pruned logit
