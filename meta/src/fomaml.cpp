@@ -134,7 +134,8 @@ MetaStepStats Fomaml::meta_step(const std::vector<data::Episode>& tasks) {
         [&](const Tensor& w, const Tensor& a, const Tensor&) {
           W.grads().add_(w, inv);
           if (update_a) A->grads().add_(a, inv);
-        });
+        },
+        /*concurrent=*/true);  // run_task touches only its learner
     finish_step(st, update_a);
     return st;
   }

@@ -43,7 +43,8 @@ MetaStepStats Reptile::meta_step(const std::vector<data::Episode>& tasks) {
         [&](const Tensor& w, const Tensor& a, const Tensor&) {
           w_sum_.values().add_(w, 1.f);
           if (update_a) a_sum_.values().add_(a, 1.f);
-        });
+        },
+        /*concurrent=*/true);  // run_task touches only its learner
   } else {
     StepSums sums;
     for (size_t i = 0; i < tasks.size(); ++i) {

@@ -4,7 +4,9 @@
 // A rank fills the slots of its tasks (dist::TaskSlots), one allgather brings
 // every slot to every rank, and every rank sums them in task order with the
 // same kernels; the single process runs exactly this path with a copy for
-// the gather, hence the same bits for any number of ranks.
+// the gather, hence the same bits for any number of ranks. On the CPU a
+// rank's tasks can also run several at a time, one per OpenMP thread
+// (concurrent_tasks.cpp), with the same bits as one after another.
 #include <chrono>
 
 #include "metanas/engine/autograd.h"
@@ -43,7 +45,8 @@ void MetaLearner::set_communicator(std::shared_ptr<dist::Communicator> comm, boo
 
 void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
                                      const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
-                                     const std::function<void(const Tensor&, const Tensor&, const Tensor&)>& add_task) {
+                                     const std::function<void(const Tensor&, const Tensor&, const Tensor&)>& add_task,
+                                     bool concurrent) {
   const int B = static_cast<int>(tasks.size());
   const int N = comm_->size(), rank = comm_->rank();
   const dist::TaskSlots slots(B, N);
@@ -80,9 +83,7 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     for (int k = 0; k < local; ++k) streams_[static_cast<size_t>(k)].fork();
   }
   // A task's slot: its contributions, end state (moments) and statistics.
-  auto finish = [&](int i, TaskLearner& tl, const TaskContribution& c) {
-    Checkpoint end;
-    tl.save_state(end, "");
+  auto finish = [&](int i, const Checkpoint& end, const TaskContribution& c) {
     if (!send.defined()) {  // the layout, from this rank's first task
       L.nw = c.w.numel();
       L.na = update_a ? c.a.numel() : 0;
@@ -118,11 +119,21 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     for (int k = 0; k < 4; ++k)
       if (stats[k]->defined()) put(off + k, *stats[k]);
   };
-  if (!streams) {
+  const int workers = streams ? 1 : concurrent_task_count(local, concurrent);
+  last_concurrent_tasks_ = streams ? local : workers;
+  if (!streams && workers > 1) {
+    // CPU: several tasks at a time, one per thread (concurrent_tasks.cpp).
+    const auto outs = run_concurrent_tasks(tasks, slots.begin(rank), local, workers, start, rngs, run_task);
+    for (int j = 0; j < local; ++j)
+      finish(slots.begin(rank) + j, outs[static_cast<size_t>(j)].second, outs[static_cast<size_t>(j)].first);
+  } else if (!streams) {
     for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
       task_->load_state(start, "");
       task_->set_task_index(static_cast<uint32_t>(i));  // drop-path key (seed, task, step, op)
-      finish(i, *task_, run_task(*task_, tasks[i], rngs[i]));
+      const TaskContribution c = run_task(*task_, tasks[i], rngs[i]);
+      Checkpoint end;
+      task_->save_state(end, "");
+      finish(i, end, c);
     }
   } else {
     // Issue every task on its stream first (a task's only wait is its plan
@@ -141,7 +152,9 @@ void MetaLearner::task_parallel_step(const std::vector<data::Episode>& tasks, Me
     for (int k = 0; k < local; ++k) streams_[static_cast<size_t>(k)].join();
     for (int i = slots.begin(rank); i < slots.end(rank); ++i) {
       const size_t k = static_cast<size_t>(i - slots.begin(rank));
-      finish(i, *stream_tasks_[k], cs[k]);
+      Checkpoint end;
+      stream_tasks_[k]->save_state(end, "");
+      finish(i, end, cs[k]);
     }
   }
 

@@ -113,3 +113,60 @@ TEST_CASE("task-parallel Reptile differs from the carried-state mode and is thre
   CHECK(run(true, 2) == p1);
   CHECK(run(false, 1) != p1);
 }
+
+// Issue 15: on the CPU a task-parallel meta-step runs its tasks concurrently,
+// one per OpenMP thread, each on its own task learner; the result must not
+// depend on how many ran at a time (nor on which learner ran which task).
+// Checked able to fail: without the per-task reload of the start state on
+// the thread's learner, the 2- and 3-thread runs differ from the 1-thread one.
+TEST_CASE("task-parallel meta-steps run tasks concurrently with the same bits as one at a time",
+          "[meta][parallel]") {
+  auto run = [](meta::Algorithm alg, int threads, int* concurrent) {
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    Rng rng(29);
+    meta::MetaConfig cfg = tiny_config(3);
+    cfg.algorithm = alg;
+    cfg.task.drop_path_prob = 0.2f;
+    cfg.task.steps = 2;
+    cfg.task.batch_size = 4;
+    cfg.meta.meta_batch_size = 5;
+    cfg.meta.warmup_iterations = 0;
+    cfg.meta.task_parallel = true;
+    if (alg == meta::Algorithm::Fomaml) {
+      cfg.task.optimizer = meta::InnerOptimizer::Sgd;
+      cfg.meta.optimizer = meta::MetaOptimizer::Sgd;
+    }
+    auto net = std::make_unique<nas::SearchNetwork>(tiny_search_config(1, 2), rng);
+    std::unique_ptr<meta::MetaLearner> learner = meta::make_meta_learner(cfg, std::move(net));
+    for (int it = 0; it < 2; ++it) {
+      std::vector<data::Episode> eps;
+      for (int t = 0; t < 5; ++t) eps.push_back(random_episode(rng, {0, 0, 1, 1, 2, 2}, {0, 1, 2}));
+      learner->meta_step(eps);
+    }
+    *concurrent = learner->last_concurrent_tasks();
+    std::vector<float> out = learner->meta_model().weights().values().to_vector();
+    const std::vector<float> a = learner->meta_model().alphas()->values().to_vector();
+    out.insert(out.end(), a.begin(), a.end());
+    Checkpoint ck;  // the task-optimizer state the step leaves (mean of the tasks' end states)
+    learner->task_learner().save_state(ck, "");
+    for (const std::string& n : ck.names()) {
+      const Tensor t = ck.get(n);
+      if (t.dtype() != DType::F32) continue;
+      const std::vector<float> v = t.to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    }
+    omp_set_num_threads(saved);
+    return out;
+  };
+  for (meta::Algorithm alg : {meta::Algorithm::Reptile, meta::Algorithm::Fomaml}) {
+    INFO("algorithm " << static_cast<int>(alg));
+    int c1 = 0, c2 = 0, c3 = 0;
+    const std::vector<float> p1 = run(alg, 1, &c1);
+    CHECK(c1 == 1);
+    CHECK(run(alg, 2, &c2) == p1);
+    CHECK(c2 == 2);
+    CHECK(run(alg, 3, &c3) == p1);
+    CHECK(c3 == 3);
+  }
+}

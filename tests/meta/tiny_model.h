@@ -6,6 +6,7 @@
 #pragma once
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "metanas/datasets/episode.h"
@@ -19,7 +20,7 @@ namespace metanas::testing {
 // D inputs (images [N, 1, 1, D]), K classes, two candidate "ops".
 class TinyModel : public nas::Model {
  public:
-  TinyModel(int D, int K, Rng& rng) : D_(D), K_(K), log_(std::make_shared<std::vector<float>>()) {
+  TinyModel(int D, int K, Rng& rng) : D_(D), K_(K), log_(std::make_shared<Log>()) {
     weights_.add("fc.w", Shape{K, D});
     weights_.add("fc.b", Shape{K});
     weights_.finalize();
@@ -31,7 +32,13 @@ class TinyModel : public nas::Model {
     alphas_.values().copy_(Tensor::from_vector({0.3f * rng.normal(), 0.3f * rng.normal()}, Shape{2}));
   }
   Tensor forward(const Tensor& x, const nas::ForwardContext& ctx) override {
-    log_->push_back(ctx.temperature);
+    {
+      // Clones share the log and the task-parallel meta-step forwards them
+      // concurrently (one task per thread): an unlocked push_back corrupted
+      // the heap there (docs/results.md, CPU speed part 4).
+      std::lock_guard<std::mutex> lock(log_->mu);
+      log_->t.push_back(ctx.temperature);
+    }
     Tensor xf = x.reshape(Shape{x.dim(0), D_});
     Tensor w = select_row(softmax(alphas_[0], ctx.temperature), 0);
     Tensor mixed = weighted_sum({xf, mul(xf, xf)}, w);
@@ -52,12 +59,17 @@ class TinyModel : public nas::Model {
     return c;
   }
   // Temperatures of every forward of this model and its clones.
-  std::vector<float>& temperature_log() { return *log_; }
+  // Read or clear it only while no meta-step runs.
+  std::vector<float>& temperature_log() { return log_->t; }
 
  private:
   int D_, K_;
   ParamSet weights_, alphas_;
-  std::shared_ptr<std::vector<float>> log_;
+  struct Log {
+    std::mutex mu;
+    std::vector<float> t;
+  };
+  std::shared_ptr<Log> log_;
 };
 
 // Parameters of the tiny model in double: W (K x D), b (K), a (2).

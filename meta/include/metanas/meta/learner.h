@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "metanas/datasets/episode.h"
@@ -107,6 +108,9 @@ class MetaLearner {
   // The per-task learners of the task-streams mode (created on first use, one
   // per task of this rank's block); empty otherwise.
   int stream_task_learners() const { return static_cast<int>(stream_tasks_.size()); }
+  // Tasks the last task-parallel meta-step ran at a time on this rank (1:
+  // one after another; 0: no task-parallel step yet).
+  int last_concurrent_tasks() const { return last_concurrent_tasks_; }
   // The CUDA-graph decisions of all its task learners so far (zeros when off).
   GraphCache::Stats graph_stats() const;
 
@@ -166,10 +170,25 @@ class MetaLearner {
     Tensor r;  // last: positional initialisers of the fields above stay valid
   };
   // run_task gets the learner to adapt with: task_, or the task's own
-  // learner (and stream) in the task-streams mode.
+  // learner (and stream) in the task-streams mode, or (CPU, more than one
+  // OpenMP thread, `concurrent`) the learner of the thread that runs it:
+  // then up to omp_get_max_threads() tasks run at a time, each on one
+  // thread, with the same bits as one at a time (concurrent_tasks.cpp).
+  // `concurrent` is the caller's promise that run_task touches nothing but
+  // the learner it is given (MAML++'s gradient is bound to task_: false).
   void task_parallel_step(const std::vector<data::Episode>& tasks, MetaStepStats& st, bool update_a,
                           const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task,
-                          const std::function<void(const Tensor& w, const Tensor& a, const Tensor& r)>& add_task);
+                          const std::function<void(const Tensor& w, const Tensor& a, const Tensor& r)>& add_task,
+                          bool concurrent = false);
+  // How many tasks the task-parallel meta-step can run at a time on this
+  // rank's block of `local` tasks (1: one after another; concurrent_tasks.cpp).
+  int concurrent_task_count(int local, bool concurrent) const;
+  // Runs tasks [first, first + count) `workers` at a time; per task (in task
+  // order) copies of its contributions and its end state. Rethrows the first
+  // failing task's error after all have run.
+  std::vector<std::pair<TaskContribution, Checkpoint>> run_concurrent_tasks(
+      const std::vector<data::Episode>& tasks, int first, int count, int workers, const Checkpoint& start,
+      std::vector<Rng>& rngs, const std::function<TaskContribution(TaskLearner&, const data::Episode&, Rng&)>& run_task);
 
   MetaConfig cfg_;
   std::unique_ptr<nas::Model> model_;
@@ -184,6 +203,8 @@ class MetaLearner {
   ExecutionOptions exec_;
   std::vector<std::unique_ptr<TaskLearner>> stream_tasks_;  // task-streams mode
   std::vector<Stream> streams_;
+  std::vector<std::unique_ptr<TaskLearner>> thread_tasks_;  // concurrent tasks: threads 1.. (0 uses task_)
+  int last_concurrent_tasks_ = 0;
 };
 
 // Builds the learner cfg.algorithm names around `meta_model` (which must match
