@@ -17,29 +17,12 @@ using namespace metanas::testing;
 namespace {
 
 meta::MetaConfig fitness_config() {
-  meta::MetaConfig c;
-  c.algorithm = meta::Algorithm::Atnas;
-  c.seed = 9;
-  c.model.search = tiny_search_config(2, 2);
-  c.episodes.ways = 3;
+  meta::MetaConfig c = tiny_atnas_config(9);
   c.episodes.shots = 3;
-  c.episodes.train_shots = 2;
-  c.episodes.queries = 2;
-  c.task.steps = 2;
-  c.task.batch_size = 4;
-  c.task.optimizer = meta::InnerOptimizer::Sgd;
-  c.task.sgd_w_lr = 0.1f;
-  c.meta.meta_batch_size = 2;
-  c.meta.warmup_iterations = 0;
   c.atnas.population = 4;
-  c.atnas.top_k = 2;
-  c.atnas.mutants = 2;
   c.atnas.crossovers = 2;
-  c.atnas.generations = 2;
   c.atnas.fitness_steps = 3;
   c.atnas.fitness = "loss";  // continuous values: any difference shows
-  c.eval.arch_steps = 2;
-  c.eval.weight_steps = 1;
   c.eval.batch_size = 4;  // random support batches: equal only with common random numbers
   return c;
 }

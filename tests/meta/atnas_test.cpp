@@ -21,34 +21,13 @@ using namespace metanas::testing;
 namespace {
 
 meta::MetaConfig atnas_config() {
-  meta::MetaConfig c;
-  c.algorithm = meta::Algorithm::Atnas;
-  c.seed = 5;
-  c.model.search = tiny_search_config(2, 2);
-  c.episodes.ways = 3;
-  c.episodes.train_shots = 2;
-  c.episodes.queries = 2;
-  c.task.steps = 2;
-  c.task.batch_size = 4;
-  c.task.optimizer = meta::InnerOptimizer::Sgd;
-  c.task.sgd_w_lr = 0.1f;
+  meta::MetaConfig c = tiny_atnas_config(5);
   c.task.drop_path_prob = 0.f;
-  c.meta.meta_batch_size = 2;
-  c.meta.warmup_iterations = 0;
   c.atnas.population = 3;
-  c.atnas.top_k = 2;
-  c.atnas.mutants = 2;
   c.atnas.crossovers = 1;
-  c.atnas.generations = 2;
   c.atnas.fitness_steps = 2;
-  c.eval.arch_steps = 2;
-  c.eval.weight_steps = 1;
   c.eval.batch_size = 0;
   return c;
-}
-
-void run(meta::MetaLearner& l, data::EpisodeSampler& s, int iters) {
-  for (int i = 0; i < iters; ++i) l.meta_step(draw_tasks(s, l.config().meta.meta_batch_size));
 }
 
 // "cellK.nodeI.inJ.<op>" of a search-network parameter; empty for stem,
@@ -92,7 +71,7 @@ TEST_CASE("atnas meta-step: only the sampled path's weights move", "[atnas]") {
     auto l = meta::make_meta_learner(c);
     data::EpisodeSampler s(tiny_synthetic(), 3, 2, 2, 4);
     const std::vector<float> before = l->meta_model().weights().values().to_vector();
-    run(*l, s, 1);
+    meta_train(*l, s, 1);
     const std::vector<float> after = l->meta_model().weights().values().to_vector();
     auto& at = dynamic_cast<meta::Atnas&>(*l);
     REQUIRE(at.last_encodings().size() == 1u);
@@ -136,18 +115,18 @@ TEST_CASE("atnas resume: 2N iterations equal N + save + load + N with the popula
         (std::filesystem::temp_directory_path() / (std::string("atnas_resume_") + update + ".ckpt")).string();
     auto straight = meta::make_meta_learner(c);
     data::EpisodeSampler s1(tiny_synthetic(), 3, 2, 2, 4);
-    run(*straight, s1, 6);  // 12 tasks: several generations of 3 candidates
+    meta_train(*straight, s1, 6);  // 12 tasks: several generations of 3 candidates
 
     auto first = meta::make_meta_learner(c);
     data::EpisodeSampler s2(tiny_synthetic(), 3, 2, 2, 4);
-    run(*first, s2, 3);
+    meta_train(*first, s2, 3);
     first->save(path);
     const std::string sampler_state = s2.state();
     auto second = meta::make_meta_learner(c);
     second->load(path);
     data::EpisodeSampler s3(tiny_synthetic(), 3, 2, 2, 4);
     s3.set_state(sampler_state);
-    run(*second, s3, 3);
+    meta_train(*second, s3, 3);
     std::filesystem::remove(path);
 
     const auto& a = dynamic_cast<meta::Atnas&>(*straight);
@@ -165,7 +144,7 @@ TEST_CASE("atnas meta-test: per-task search, report with genotypes, params and t
   c.episodes.shots = 2;
   auto l = meta::make_meta_learner(c);
   data::EpisodeSampler s(tiny_synthetic(), 3, 2, 2, 4);
-  run(*l, s, 2);
+  meta_train(*l, s, 2);
   auto& at = dynamic_cast<meta::Atnas&>(*l);
   std::vector<nas::Encoding> seeds;
   for (const auto& e : at.evolution().elite()) seeds.push_back(e.encoding);

@@ -1,5 +1,6 @@
 // Fixtures shared by the meta tests that use real networks: tiny search
-// configurations, episodes of random images, and meta-batches from a sampler.
+// configurations, meta configurations on them, episodes of random images, and
+// meta-batches from a sampler.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -8,6 +9,8 @@
 #include "metanas/datasets/synthetic.h"
 #include "metanas/engine/random.h"
 #include "metanas/engine/tensor.h"
+#include "metanas/meta/config.h"
+#include "metanas/meta/learner.h"
 #include "metanas/nas/config.h"
 
 namespace metanas::testing {
@@ -55,6 +58,44 @@ inline std::vector<data::Episode> draw_tasks(data::EpisodeSampler& s, int n) {
   std::vector<data::Episode> v;
   for (int i = 0; i < n; ++i) v.push_back(s.sample());
   return v;
+}
+
+// Runs iters meta-steps on meta-batches drawn from the sampler.
+inline void meta_train(meta::MetaLearner& l, data::EpisodeSampler& s, int iters) {
+  for (int i = 0; i < iters; ++i) l.meta_step(draw_tasks(s, l.config().meta.meta_batch_size));
+}
+
+// The meta configuration the meta tests on the tiny search network start
+// from: 3-way episodes with 2 training shots and 2 queries, 2 inner steps on
+// batches of 4, meta-batches of 2, no warm-up.
+inline meta::MetaConfig tiny_meta_config(uint64_t seed) {
+  meta::MetaConfig c;
+  c.seed = seed;
+  c.model.search = tiny_search_config(2, 2);
+  c.episodes.ways = 3;
+  c.episodes.train_shots = 2;
+  c.episodes.queries = 2;
+  c.task.steps = 2;
+  c.task.batch_size = 4;
+  c.meta.meta_batch_size = 2;
+  c.meta.warmup_iterations = 0;
+  return c;
+}
+
+// tiny_meta_config for AT-NAS: plain-SGD inner steps (lr 0.1, which AT-NAS
+// requires), a small evolution (top-k 2, 2 mutants, 2 generations) and 2 + 1
+// test steps; each test sets the population, crossovers and fitness steps.
+inline meta::MetaConfig tiny_atnas_config(uint64_t seed) {
+  meta::MetaConfig c = tiny_meta_config(seed);
+  c.algorithm = meta::Algorithm::Atnas;
+  c.task.optimizer = meta::InnerOptimizer::Sgd;
+  c.task.sgd_w_lr = 0.1f;
+  c.atnas.top_k = 2;
+  c.atnas.mutants = 2;
+  c.atnas.generations = 2;
+  c.eval.arch_steps = 2;
+  c.eval.weight_steps = 1;
+  return c;
 }
 
 }  // namespace metanas::testing

@@ -216,6 +216,23 @@ nas::ConvNet4ppConfig pp_net_config() {
   c.bn_steps = 3;
   return c;
 }
+
+// First-order MAML on the ConvNet4pp above for 3-way tasks: `steps` plain-SGD
+// inner steps on the whole support set, no drop-path, warm-up or pruning.
+meta::MetaConfig pp_meta_config(int steps) {
+  meta::MetaConfig cfg;
+  cfg.algorithm = meta::Algorithm::Fomaml;
+  cfg.model.kind = meta::ModelKind::ConvNet4pp;
+  cfg.model.convnet4pp = pp_net_config();
+  cfg.episodes.ways = 3;
+  cfg.task.steps = steps;
+  cfg.task.batch_size = 0;
+  cfg.task.optimizer = meta::InnerOptimizer::Sgd;
+  cfg.task.drop_path_prob = 0.f;
+  cfg.meta.warmup_iterations = 0;
+  cfg.meta.prune_every = 0;
+  return cfg;
+}
 }  // namespace
 
 TEST_CASE("ConvNet4pp: each step uses its own BN row (planted difference)", "[mamlpp]") {
@@ -257,18 +274,8 @@ TEST_CASE("ConvNet4pp: each step uses its own BN row (planted difference)", "[ma
 
 TEST_CASE("MAML++ on ConvNet4pp: BN rows are outer-only and get the gradient of the steps that use them",
           "[mamlpp]") {
-  meta::MetaConfig cfg;
-  cfg.algorithm = meta::Algorithm::Fomaml;
-  cfg.model.kind = meta::ModelKind::ConvNet4pp;
-  cfg.model.convnet4pp = pp_net_config();
-  cfg.episodes.ways = 3;
-  cfg.task.steps = 3;
-  cfg.task.batch_size = 0;
-  cfg.task.optimizer = meta::InnerOptimizer::Sgd;
+  meta::MetaConfig cfg = pp_meta_config(3);
   cfg.task.sgd_w_lr = 0.1f;
-  cfg.task.drop_path_prob = 0.f;
-  cfg.meta.warmup_iterations = 0;
-  cfg.meta.prune_every = 0;
   cfg.meta.optimizer = meta::MetaOptimizer::Adam;
   cfg.mamlpp.lslr = true;
   Rng rng(8);
@@ -308,17 +315,7 @@ TEST_CASE("MAML++ on ConvNet4pp: BN rows are outer-only and get the gradient of 
 }
 
 TEST_CASE("ConvNet4pp: running statistics are updated in training and restored around test tasks", "[mamlpp]") {
-  meta::MetaConfig cfg;
-  cfg.algorithm = meta::Algorithm::Fomaml;
-  cfg.model.kind = meta::ModelKind::ConvNet4pp;
-  cfg.model.convnet4pp = pp_net_config();
-  cfg.episodes.ways = 3;
-  cfg.task.steps = 2;
-  cfg.task.batch_size = 0;
-  cfg.task.optimizer = meta::InnerOptimizer::Sgd;
-  cfg.task.drop_path_prob = 0.f;
-  cfg.meta.warmup_iterations = 0;
-  cfg.meta.prune_every = 0;
+  meta::MetaConfig cfg = pp_meta_config(2);
   cfg.eval.arch_steps = 0;
   cfg.eval.weight_steps = 2;
   cfg.eval.batch_size = 0;

@@ -19,17 +19,9 @@ using namespace metanas::testing;
 namespace {
 
 meta::MetaConfig resume_config(meta::Algorithm alg) {
-  meta::MetaConfig c;
+  meta::MetaConfig c = tiny_meta_config(17);  // support batches of 4 drawn with replacement from 6 images
   c.algorithm = alg;
-  c.seed = 17;
-  c.model.search = tiny_search_config(2, 2);
-  c.episodes.ways = 3;
-  c.episodes.train_shots = 2;
-  c.episodes.queries = 2;
-  c.task.steps = 2;
-  c.task.batch_size = 4;  // drawn with replacement from 6 support images
   c.task.drop_path_prob = 0.2f;
-  c.meta.meta_batch_size = 2;
   c.meta.warmup_iterations = 3;
   c.meta.prune_every = 2;
   c.meta.prune_threshold = 0.1f;
@@ -43,10 +35,6 @@ meta::MetaConfig resume_config(meta::Algorithm alg) {
     c.meta.iterations = 6;
   }
   return c;
-}
-
-void run(meta::MetaLearner& l, data::EpisodeSampler& s, int iters) {
-  for (int i = 0; i < iters; ++i) l.meta_step(draw_tasks(s, l.config().meta.meta_batch_size));
 }
 
 std::vector<float> all_params(const meta::MetaLearner& l) {
@@ -74,14 +62,14 @@ TEST_CASE("Resume: 2N iterations equal N + save + load + N, bit for bit", "[meta
       // 2N straight.
       auto a = meta::make_meta_learner(cfg, Device::CPU);
       auto sa = sampler(5);
-      run(*a, sa, 2 * N);
+      meta_train(*a, sa, 2 * N);
 
       // N, then save the learner and the sampler state.
       std::vector<float> after_n;
       {
         auto b = meta::make_meta_learner(cfg, Device::CPU);
         auto sb = sampler(5);
-        run(*b, sb, N);
+        meta_train(*b, sb, N);
         after_n = all_params(*b);
         Checkpoint ck;
         ck.set_metadata_json(nlohmann::json{{"sampler", sb.state()}}.dump());
@@ -100,7 +88,7 @@ TEST_CASE("Resume: 2N iterations equal N + save + load + N, bit for bit", "[meta
       sc.set_state(nlohmann::json::parse(loaded.metadata_json()).at("sampler").get<std::string>());
       CHECK(c->iteration() == N);
       CHECK(all_params(*c) == after_n);
-      run(*c, sc, N);
+      meta_train(*c, sc, N);
 
       CHECK(c->iteration() == 2 * N);
       CHECK(all_params(*c) == all_params(*a));

@@ -23,6 +23,18 @@ namespace {
 
 double sig(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+// A small agent for the bandits below: `episodes` one-step episodes per epoch
+// (steps_per_epoch = episodes), `test_episodes` in a test trial.
+AgentOptions bandit_options(int hidden, int epochs, int episodes, int test_episodes) {
+  AgentOptions o;
+  o.hidden = hidden;
+  o.epochs = epochs;
+  o.episodes = episodes;
+  o.steps_per_epoch = episodes;
+  o.test_episodes = test_episodes;
+  return o;
+}
+
 // Arm `good` pays 1, the others 0; arm `masked` is never allowed (choosing it
 // is counted). One step per episode; the observation is constant.
 class Bandit : public Env {
@@ -195,12 +207,7 @@ TEST_CASE("masked sampling never selects an invalid action", "[rl]") {
     CHECK((a == 1 || a == 3));
   }
   CHECK(sample_index({0.f, 1.f, 0.f}, 0.999999) == 1);
-  AgentOptions o;
-  o.hidden = 8;
-  o.epochs = 2;
-  o.episodes = 64;
-  o.steps_per_epoch = 64;
-  o.test_episodes = 64;
+  AgentOptions o = bandit_options(8, 2, 64, 64);
   Bandit b(4, 1, 3);
   PpoAgent ppo(1, 4, o, 5);
   ppo.train_trial(b);
@@ -216,12 +223,7 @@ TEST_CASE("masked sampling never selects an invalid action", "[rl]") {
 }
 
 TEST_CASE("PPO solves a 5-armed bandit within a bounded number of updates, the random agent does not", "[rl]") {
-  AgentOptions o;
-  o.hidden = 16;
-  o.epochs = 1;
-  o.episodes = 32;
-  o.steps_per_epoch = 32;
-  o.test_episodes = 100;
+  AgentOptions o = bandit_options(16, 1, 32, 100);
   o.seq_len = 8;
   o.lr = 3e-3f;
   Bandit b(5, 2, 4);
@@ -243,11 +245,7 @@ TEST_CASE("PPO solves a 5-armed bandit within a bounded number of updates, the r
 }
 
 TEST_CASE("a PPO agent saved and loaded continues bit for bit", "[rl]") {
-  AgentOptions o;
-  o.hidden = 8;
-  o.epochs = 1;
-  o.episodes = 16;
-  o.steps_per_epoch = 16;
+  AgentOptions o = bandit_options(8, 1, 16, AgentOptions{}.test_episodes);
   o.seq_len = 4;
   Bandit b(3, 0, 2);
   PpoAgent a(1, 3, o, 9);

@@ -20,16 +20,7 @@ using namespace metanas::testing;
 namespace {
 
 meta::MetaConfig rl_config(meta::rl::AgentKind kind) {
-  meta::MetaConfig c;
-  c.seed = 5;
-  c.model.search = tiny_search_config(2, 2);
-  c.episodes.ways = 3;
-  c.episodes.train_shots = 2;
-  c.episodes.queries = 2;
-  c.task.steps = 2;
-  c.task.batch_size = 4;
-  c.meta.meta_batch_size = 2;
-  c.meta.warmup_iterations = 0;
+  meta::MetaConfig c = tiny_meta_config(5);
   c.eval.arch_steps = 1;
   c.eval.weight_steps = 1;
   c.meta_rl.agent = kind;

@@ -12,50 +12,13 @@
 #include "metanas/engine/ops.h"
 #include "metanas/nas/nas.h"
 #include "tests/nas/fixtures.h"
+#include "tests/nas/forward_fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
 using namespace metanas::testing;
 
 namespace {
-
-void set_logit(SearchNetwork& net, int param, int64_t flat, float v) {
-  Tensor& t = (*net.alphas())[param];
-  std::vector<float> x = t.to_vector();
-  x[static_cast<size_t>(flat)] = v;
-  t.copy_(Tensor::from_vector(x, t.shape()));
-}
-
-struct Outputs {
-  std::vector<float> logits, galpha, gweight;
-  uint64_t syncs = 0;
-};
-
-Outputs run(SearchNetwork& net, const Tensor& x, const ForwardContext& ctx) {
-  net.alphas()->zero_grad();
-  net.weights().zero_grad();
-  const uint64_t s0 = host_syncs(Device::CPU);
-  Tensor y = net.forward(x, ctx);
-  Outputs o;
-  o.syncs = host_syncs(Device::CPU) - s0;
-  o.logits = y.to_vector();
-  std::vector<float> r(o.logits.size());
-  for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<float>((i * 7) % 5) - 2.f;
-  y.backward(Tensor::from_vector(r, y.shape()));
-  o.galpha = net.alphas()->grads().to_vector();
-  o.gweight = net.weights().grads().to_vector();
-  return o;
-}
-
-void require_close(const std::vector<float>& a, const std::vector<float>& b, double tol) {
-  REQUIRE(a.size() == b.size());
-  double scale = 0;
-  for (float v : b) scale = std::max(scale, std::fabs(static_cast<double>(v)));
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i << ": " << a[i] << " vs " << b[i]);
-    REQUIRE(std::fabs(static_cast<double>(a[i]) - b[i]) <= tol * std::max(scale, 1e-3));
-  }
-}
 
 // A network with pruned pairs, tiny ops (below the threshold) and meta-pruned ops.
 void prepare_net(SearchNetwork& net) {
@@ -87,9 +50,9 @@ TEST_CASE("the device plan equals the host plan and reads the logits once per ep
     host.drop_key = PhiloxKey{99, 2, 1, 0};
     ForwardContext dev = host;
     dev.plan_epoch = next_plan_epoch();
-    const Outputs h = run(net, x, host);
-    const Outputs d1 = run(net, x, dev);
-    const Outputs d2 = run(net, x, dev);
+    const ForwardOutputs h = forward_backward(net, x, host);
+    const ForwardOutputs d1 = forward_backward(net, x, dev);
+    const ForwardOutputs d2 = forward_backward(net, x, dev);
     REQUIRE(h.syncs >= 1);   // the host plan reads the weights back per forward (+ to_vector)
     REQUIRE(d1.syncs == 1);  // the epoch's one readback of the logits
     REQUIRE(d2.syncs == 0);  // later forwards of the epoch read nothing

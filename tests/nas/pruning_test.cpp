@@ -7,6 +7,7 @@
 #include "metanas/engine/ops.h"
 #include "metanas/nas/nas.h"
 #include "tests/nas/fixtures.h"
+#include "tests/nas/forward_fixtures.h"
 
 using namespace metanas;
 using namespace metanas::nas;
@@ -19,44 +20,6 @@ void randomize_alphas(SearchNetwork& net, uint64_t seed) {
   Rng r(seed);
   ParamSet& a = *net.alphas();
   a.values().copy_(Tensor::randn(Shape{a.numel()}, r));
-}
-
-void set_logit(SearchNetwork& net, int param, int64_t flat, float v) {
-  Tensor& t = (*net.alphas())[param];
-  std::vector<float> x = t.to_vector();
-  x[static_cast<size_t>(flat)] = v;
-  t.copy_(Tensor::from_vector(x, t.shape()));
-}
-
-struct Outputs {
-  std::vector<float> logits, walpha, wgrad;
-  ForwardStats stats;
-};
-
-// Logits, and gradients of sum(logits * R) w.r.t. alphas and weights.
-Outputs run(SearchNetwork& net, const Tensor& x, const ForwardContext& ctx) {
-  net.alphas()->zero_grad();
-  net.weights().zero_grad();
-  Tensor y = net.forward(x, ctx);
-  Outputs o;
-  o.stats = net.last_forward_stats();
-  o.logits = y.to_vector();
-  std::vector<float> r(o.logits.size());
-  for (size_t i = 0; i < r.size(); ++i) r[i] = static_cast<float>((i * 7) % 5) - 2.f;
-  y.backward(Tensor::from_vector(r, y.shape()));
-  o.walpha = net.alphas()->grads().to_vector();
-  o.wgrad = net.weights().grads().to_vector();
-  return o;
-}
-
-void require_close(const std::vector<float>& a, const std::vector<float>& b, double tol) {
-  REQUIRE(a.size() == b.size());
-  double scale = 0;
-  for (float v : b) scale = std::max(scale, std::fabs(static_cast<double>(v)));
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i << ": " << a[i] << " vs " << b[i]);
-    REQUIRE(std::fabs(static_cast<double>(a[i]) - b[i]) <= tol * std::max(scale, 1e-3));
-  }
 }
 
 }  // namespace
@@ -78,14 +41,14 @@ TEST_CASE("meta-pruned ops are not computed and the network equals the one compu
   ForwardContext skip;  // prune_threshold 0: zero weights are skipped
   ForwardContext all;
   all.prune_threshold = -1.f;  // compute everything
-  Outputs a = run(net, x, skip), b = run(net, x, all);
+  ForwardOutputs a = forward_backward(net, x, skip), b = forward_backward(net, x, all);
   REQUIRE(b.stats.ops_computed == b.stats.ops_total);
   REQUIRE(a.stats.ops_total == b.stats.ops_total);
   // one cell of each type: each pruned logit removes exactly one op evaluation
   REQUIRE(a.stats.ops_computed == a.stats.ops_total - pruned);
   require_close(a.logits, b.logits, 1e-5);
-  require_close(a.walpha, b.walpha, 1e-4);
-  require_close(a.wgrad, b.wgrad, 1e-4);
+  require_close(a.galpha, b.galpha, 1e-4);
+  require_close(a.gweight, b.gweight, 1e-4);
 }
 
 TEST_CASE("threshold pruning of small ops and pairs equals the network with them removed",
@@ -106,7 +69,7 @@ TEST_CASE("threshold pruning of small ops and pairs equals the network with them
   Tensor x = random_images(4, 1, 8, 8);
   ForwardContext ctx;
   ctx.prune_threshold = 1e-4f;
-  Outputs pruned = run(net, x, ctx);
+  ForwardOutputs pruned = forward_backward(net, x, ctx);
   const int expected_skipped = 7 + 4;  // all ops of input 2 + the four tiny ops
   REQUIRE(pruned.stats.ops_computed == pruned.stats.ops_total - expected_skipped);
   REQUIRE(pruned.stats.pairs_kept == pruned.stats.pairs_total - 2);
@@ -117,10 +80,10 @@ TEST_CASE("threshold pruning of small ops and pairs equals the network with them
   for (int64_t e : {0, 4, 9, 13}) set_logit(net, ar, e, kPrunedLogit);
   ForwardContext all;
   all.prune_threshold = -1.f;
-  Outputs removed = run(net, x, all);
+  ForwardOutputs removed = forward_backward(net, x, all);
   REQUIRE(removed.stats.ops_computed == removed.stats.ops_total);
   require_close(pruned.logits, removed.logits, 1e-5);
-  require_close(pruned.wgrad, removed.wgrad, 1e-4);
+  require_close(pruned.gweight, removed.gweight, 1e-4);
 }
 
 TEST_CASE("a node whose terms are all pruned outputs zeros", "[nas][pruning]") {
