@@ -1,5 +1,6 @@
 // CPU backend: forwards every Backend kernel (generated from the op table) to
-// kernels/cpu/ and owns host memory.
+// kernels/cpu/ through the active ISA variant's table (cpu_isa.cpp) and owns
+// host memory.
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -7,6 +8,7 @@
 #include "kernels/cpu/host_allocator.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "metanas/engine/backend.h"
+#include "metanas/engine/cpu_isa.h"
 
 namespace metanas {
 
@@ -33,7 +35,7 @@ class CpuBackend final : public Backend {
   void synchronize() override { count_sync(); }
 
 #define MN_KERNEL(name, params, args) \
-  void name params override { k::name args; }
+  void name params override { k::active_kernel_table().name args; }
 #include "metanas/kernels/op_table.def"
 
  private:
@@ -45,7 +47,8 @@ Backend* cpu_backend_instance() {
   // Never destroyed: tensors in other static objects may outlive any
   // destruction order we could pick.
   // Before the first GEMM: OpenBLAS may have picked its SSE3 fallback core.
-  static CpuBackend* instance = (k::ensure_blas_core(), new CpuBackend);
+  // cpu_isa() picks the kernel variant now, so a bad METANAS_CPU_ISA fails here.
+  static CpuBackend* instance = (k::ensure_blas_core(), cpu_isa(), new CpuBackend);
   return instance;
 }
 
