@@ -104,11 +104,8 @@ std::vector<CpuIsa> supported_cpu_isas() {
 }
 
 CpuIsa choose_cpu_isa(const char* request, const CpuFeatures& cpu) {
-  if (request == nullptr || *request == '\0') {
-    // avx512 stays opt-in until it is measured to beat avx2 (cpu_isa.h).
-    if (cpu_isa_compiled(CpuIsa::Avx2) && runnable(CpuIsa::Avx2, cpu)) return CpuIsa::Avx2;
-    return CpuIsa::Baseline;
-  }
+  // Unset: baseline; the wider variants are opt-in until measured to win (cpu_isa.h).
+  if (request == nullptr || *request == '\0') return CpuIsa::Baseline;
   const CpuIsa isa = parse_cpu_isa(request);
   MN_CHECK(cpu_isa_compiled(isa), "METANAS_CPU_ISA=", request,
            ": this build has no such kernel variant (built with a compiler other than GCC?)");

@@ -3,8 +3,9 @@
 // x86-64-v4) and one variant is chosen when the CPU backend is first used:
 // the environment variable METANAS_CPU_ISA=baseline|avx2|avx512 when set
 // (an unknown value, or one this CPU or build lacks, is an error), otherwise
-// avx2 where the CPU has it, else baseline. avx512 is opt-in: it has not been
-// measured to beat avx2 (docs/results.md, "CPU speed, part 3").
+// baseline: avx2 and avx512 are opt-in because neither has been measured to
+// win (on the 2-core AMD EPYC (Zen 1) development VM avx2 was no faster overall
+// and slower on the depthwise convolutions: docs/results.md, "CPU speed, part 3").
 //
 // Results are bitwise independent of the thread count under every ISA, but
 // not equal across ISAs (FMA contraction, vector widths): docs/reproduction.md.
