@@ -27,6 +27,7 @@
 
 #include "metanas/engine/autograd.h"
 #include "metanas/engine/extension.h"
+#include "metanas/engine/cpu_isa.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/random.h"
@@ -250,8 +251,9 @@ int main(int argc, char** argv) {
   // On an oversubscribed machine spinning OpenMP workers stall each other for
   // whole scheduler slices; OMP_WAIT_POLICY=passive avoids that.
   std::printf("engine-bench: device %s, %d reps after %d warm-up, OMP_NUM_THREADS=%s, "
-              "OMP_WAIT_POLICY=%s\n",
-              device_name(dev), reps, warmup, omp ? omp : "(unset)", wait ? wait : "(unset)");
+              "OMP_WAIT_POLICY=%s, CPU kernels %s\n",
+              device_name(dev), reps, warmup, omp ? omp : "(unset)", wait ? wait : "(unset)",
+              cpu_isa_name(cpu_isa()));
   std::printf("%-24s %-12s %8s %8s %8s %8s %8s %9s %9s  %s\n", "op", "input", "fwd ms",
               "bwd ms", "total ms", "fwd min", "bwd min", "fwd rate", "bwd rate", "unit");
 
@@ -284,6 +286,7 @@ int main(int argc, char** argv) {
     j["channels"] = channels;
     j["omp_num_threads"] = omp ? omp : "";
     j["omp_wait_policy"] = wait ? wait : "";
+    j["cpu_isa"] = cpu_isa_name(cpu_isa());
     for (const Result& r : results) {
       nlohmann::json e = {{"op", r.op}, {"input", r.shape}};
       if (!r.error.empty()) {

@@ -11,6 +11,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;
@@ -126,4 +127,5 @@ void minimum_backward(float* da, float* db, const float* dy, const float* a, con
   });
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

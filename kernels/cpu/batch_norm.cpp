@@ -15,6 +15,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 
@@ -202,4 +203,5 @@ void batch_norm_backward_eval(const float* dy, const float* x, const float* gamm
   });
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

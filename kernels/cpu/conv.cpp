@@ -19,6 +19,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 
@@ -522,4 +523,5 @@ void conv2d_backward_weight(const ConvGeom& g, const float* x, const float* dy, 
     gemm_conv_backward_weight(g, x, dy, dw, accumulate);
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

@@ -1,5 +1,6 @@
 // CPU backend: forwards every Backend kernel (generated from the op table) to
-// kernels/cpu/ and owns host memory.
+// kernels/cpu/ through the active ISA variant's table (cpu_isa.cpp) and owns
+// host memory.
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include "kernels/cpu/host_allocator.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "metanas/engine/backend.h"
+#include "metanas/engine/cpu_isa.h"
 #include "metanas/kernels/philox.h"
 
 namespace metanas {
@@ -48,15 +50,15 @@ class CpuBackend final : public Backend {
   void adam_step_biased(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
                         float beta2, float eps, float weight_decay, const float* bias2,
                         const float* grad_scale) override {
-    k::adam_step(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias2[0], bias2[1], grad_scale);
+    k::active_kernel_table().adam_step(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, bias2[0], bias2[1], grad_scale);
   }
   void drop_path_scales_at(const int32_t* key3, uint32_t step, uint32_t op, float p, float* scale,
                            int64_t n) override {
-    k::drop_path_scales(kernels::philox_key_from_words(key3, step, op), p, scale, n);
+    k::active_kernel_table().drop_path_scales(kernels::philox_key_from_words(key3, step, op), p, scale, n);
   }
 
 #define MN_KERNEL(name, params, args) \
-  void name params override { k::name args; }
+  void name params override { k::active_kernel_table().name args; }
 #include "metanas/kernels/op_table.def"
 
  private:
@@ -68,7 +70,8 @@ Backend* cpu_backend_instance() {
   // Never destroyed: tensors in other static objects may outlive any
   // destruction order we could pick.
   // Before the first GEMM: OpenBLAS may have picked its SSE3 fallback core.
-  static CpuBackend* instance = (k::ensure_blas_core(), new CpuBackend);
+  // cpu_isa() picks the kernel variant now, so a bad METANAS_CPU_ISA fails here.
+  static CpuBackend* instance = (k::ensure_blas_core(), cpu_isa(), new CpuBackend);
   return instance;
 }
 

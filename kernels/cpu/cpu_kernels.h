@@ -4,17 +4,67 @@
 // One file per op family: elementwise.cpp, gemm.cpp, optim.cpp,
 // weighted_sum.cpp, softmax.cpp, conv.cpp, pool.cpp, batch_norm.cpp;
 // cpu_backend.cpp forwards the Backend virtuals to them.
+//
+// ISA variants: each family file is compiled once per instruction set
+// (CMakeLists.txt, METANAS_CPU_ISAS) with METANAS_CPU_ISA = baseline | avx2 |
+// avx512; its definitions land in the inline namespace cpu::<isa> and, between
+// MN_CPU_ISA_BEGIN/END, are compiled for that ISA by a target pragma. The pragma
+// (rather than -march on the command line) keeps everything the headers define
+// (std::vector, <algorithm>, ...) at the baseline ISA, so the one copy of those
+// inline functions the linker keeps cannot be an AVX2 one called on an older CPU.
+// cpu_isa.cpp picks one variant's KernelTable at start-up.
 #pragma once
 #include <cstdint>
 #include <string>
 
 #include "metanas/kernels/kernel_types.h"
 
+#ifndef METANAS_CPU_ISA
+#define METANAS_CPU_ISA baseline
+#define METANAS_CPU_ISA_LEVEL 2
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && METANAS_CPU_ISA_LEVEL == 3
+#define MN_CPU_TARGET_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"arch=x86-64-v3\")")
+#define MN_CPU_TARGET_END _Pragma("GCC pop_options")
+#elif defined(__GNUC__) && !defined(__clang__) && METANAS_CPU_ISA_LEVEL == 4
+#define MN_CPU_TARGET_BEGIN _Pragma("GCC push_options") _Pragma("GCC target(\"arch=x86-64-v4\")")
+#define MN_CPU_TARGET_END _Pragma("GCC pop_options")
+#elif METANAS_CPU_ISA_LEVEL == 2
+#define MN_CPU_TARGET_BEGIN
+#define MN_CPU_TARGET_END
+#else
+#error "METANAS_CPU_ISA_LEVEL: 2 (baseline) with any compiler, 3 (avx2) and 4 (avx512) with GCC"
+#endif
+
+// Open/close the ISA namespace (inside namespace metanas::kernels::cpu).
+#define MN_CPU_ISA_BEGIN inline namespace METANAS_CPU_ISA { MN_CPU_TARGET_BEGIN
+#define MN_CPU_ISA_END MN_CPU_TARGET_END }
+
 namespace metanas::kernels::cpu {
 
+// One function pointer per MN_KERNEL of the op table, same parameters: what
+// the CPU backend calls through.
+struct KernelTable {
+#define MN_KERNEL(name, params, args) void(*name) params;
+#include "metanas/kernels/op_table.def"
+#undef MN_KERNEL
+};
+
+inline namespace METANAS_CPU_ISA {
 // One declaration per MN_KERNEL of the op table, same parameters.
 #define MN_KERNEL(name, params, args) void name params;
 #include "metanas/kernels/op_table.def"
+#undef MN_KERNEL
+// This variant's kernels as a table (cpu_isa_table.cpp).
+const KernelTable& isa_kernel_table();
+}  // namespace METANAS_CPU_ISA
+
+// The table the CPU backend calls now (cpu_isa.cpp: chosen on first use from
+// the CPU and METANAS_CPU_ISA). Replacing it is for tests (a spy table that
+// counts calls) and set_cpu_isa(); never while kernels run.
+const KernelTable& active_kernel_table();
+void set_active_kernel_table(const KernelTable* t);
 
 // Re-selects OpenBLAS's kernels when its CPU detection fell back to the SSE3
 // "Prescott" core on an AVX-512/AVX2 CPU (blas_core.cpp); returns the core in

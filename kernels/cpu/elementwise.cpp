@@ -10,6 +10,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // below this, threads cost more than they save
@@ -166,4 +167,5 @@ void scale_rows(float* y, const float* x, const float* scale, int64_t rows, int6
   }
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

@@ -4,6 +4,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 void adam_step(float* p, const float* g, float* m, float* v, int64_t n, float lr, float beta1,
                float beta2, float eps, float weight_decay, float bc1, float bc2,
@@ -40,4 +41,5 @@ void clip_scale(float* scale1, const float* sumsq1, float max_norm) {
   scale1[0] = s < 1.f ? s : 1.f;
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

@@ -12,6 +12,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 
@@ -272,4 +273,5 @@ void avg_pool_backward(const PoolGeom& g, const float* dy, float* dx, bool accum
   });
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

@@ -10,6 +10,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 constexpr int64_t kParallelMin = 1 << 14;  // total elements below which threads do not pay
@@ -132,4 +133,5 @@ void accuracy(float* out1, const float* logits, const int32_t* labels, int64_t r
   out1[0] = static_cast<float>(static_cast<double>(correct) / static_cast<double>(rows));
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu

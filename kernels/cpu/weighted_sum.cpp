@@ -9,6 +9,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
 
 namespace {
 constexpr int64_t kBlock = 2048;           // elements per block (fixed: determinism)
@@ -87,4 +88,5 @@ void weighted_sum_backward(float* const* dxs, float* dw, const float* dy, const 
   }
 }
 
+MN_CPU_ISA_END
 }  // namespace metanas::kernels::cpu
