@@ -125,23 +125,10 @@ std::vector<Result> run_workload() {
       testing::seed_pool(gb);
       const auto c = spec->build(gb);
       REQUIRE(c.has_value());
-      // One input per distinct argument, so that x op x stays one tensor.
-      std::vector<int> uniq;
-      std::vector<size_t> slot;
-      for (int a : c->args) {
-        auto it = std::find(uniq.begin(), uniq.end(), a);
-        slot.push_back(static_cast<size_t>(it - uniq.begin()));
-        if (it == uniq.end()) uniq.push_back(a);
-      }
       std::vector<Tensor> ins;
-      for (int a : uniq) ins.push_back(gb.values[static_cast<size_t>(a)]);
-      const auto run = c->run;
+      for (int a : c->distinct_args()) ins.push_back(gb.values[static_cast<size_t>(a)]);
       run_case(out, op.name + " (draw " + std::to_string(draw) + ")", spec->parity_fwd, spec->parity_bwd,
-               [run, slot](const std::vector<Tensor>& v) {
-                 std::vector<Tensor> args;
-                 for (size_t k : slot) args.push_back(v[k]);
-                 return run(args);
-               },
+               c->over_distinct(),
                ins);
     }
   }

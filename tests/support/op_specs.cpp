@@ -351,4 +351,22 @@ const OpSpec* find_spec(const std::string& op) {
   return nullptr;
 }
 
+std::vector<int> OpCall::distinct_args() const {
+  std::vector<int> uniq;
+  for (int a : args)
+    if (std::find(uniq.begin(), uniq.end(), a) == uniq.end()) uniq.push_back(a);
+  return uniq;
+}
+
+std::function<Tensor(const std::vector<Tensor>&)> OpCall::over_distinct() const {
+  const std::vector<int> uniq = distinct_args();
+  std::vector<size_t> slot;
+  for (int a : args) slot.push_back(static_cast<size_t>(std::find(uniq.begin(), uniq.end(), a) - uniq.begin()));
+  return [f = run, slot](const std::vector<Tensor>& v) {
+    std::vector<Tensor> in;
+    for (size_t k : slot) in.push_back(v[k]);
+    return f(in);
+  };
+}
+
 }  // namespace metanas::testing

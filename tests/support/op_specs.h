@@ -41,6 +41,13 @@ struct GraphBuilder {
 struct OpCall {
   std::vector<int> args;
   std::function<Tensor(const std::vector<Tensor>&)> run;
+
+  // Each distinct argument once, in first-use order: tests that feed the
+  // inputs themselves pass one tensor per entry, so that x op x stays one
+  // tensor (and gets one gradient).
+  std::vector<int> distinct_args() const;
+  // run over the values of distinct_args(), mapped back to args.
+  std::function<Tensor(const std::vector<Tensor>&)> over_distinct() const;
 };
 
 struct OpSpec {
