@@ -5,7 +5,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config catch2 nlohmann-json3-dev libstb-dev
       libopenblas-dev libopenblas-openmp-dev zlib1g-dev unzip graphviz
-      openmpi-bin libopenmpi-dev)  # MPI: distributed meta-training (docs/distributed.md)
+      openmpi-bin libopenmpi-dev  # MPI: distributed meta-training (docs/distributed.md)
+      libdnnl-dev)  # oneDNN: the METANAS_CPU_CONV=dnnl convolutions (docs/results.md)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

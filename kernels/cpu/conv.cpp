@@ -9,7 +9,8 @@
 // thread; with fewer items than threads they run in turn and OpenBLAS
 // threads each GEMM). Weight gradients are summed per fixed sample chunk and
 // the chunks added in order, so results do not depend on the thread count.
-// Bench: benchmarks/engine-bench.
+// With METANAS_CPU_CONV=dnnl, oneDNN takes the cases it is faster on first
+// (conv_dnnl.cpp). Bench: benchmarks/engine-bench, benchmarks/conv-lib.
 #include <omp.h>
 
 #include <algorithm>
@@ -494,6 +495,7 @@ void gemm_conv_backward_weight(const ConvGeom& g, const float* x, const float* d
 
 void conv2d_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
   if (g.N == 0 || g.Cout == 0) return;
+  if (dnnl_conv_forward(g, x, w, y)) return;
   if (is_depthwise(g))
     depthwise_forward(g, x, w, y);
   else
@@ -503,6 +505,7 @@ void conv2d_forward(const ConvGeom& g, const float* x, const float* w, float* y)
 void conv2d_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
                           float* dx, bool accumulate) {
   if (g.N == 0 || g.Cin == 0) return;
+  if (dnnl_conv_backward_data(g, dy, w, x, dx, accumulate)) return;
   if (is_depthwise(g))
     depthwise_backward_data(g, dy, w, x, dx, accumulate);
   else
@@ -517,6 +520,7 @@ void conv2d_backward_weight(const ConvGeom& g, const float* x, const float* dy, 
     if (!accumulate) std::fill(dw, dw + wsize, 0.f);
     return;
   }
+  if (dnnl_conv_backward_weight(g, x, dy, dw, accumulate)) return;
   if (is_depthwise(g))
     depthwise_backward_weight(g, x, dy, dw, accumulate);
   else

@@ -71,6 +71,23 @@ void set_active_kernel_table(const KernelTable* t);
 // use ("" without a DYNAMIC_ARCH OpenBLAS). blas_core_for() is the decision:
 // the core to force for a reported one, or nullptr to keep it.
 std::string ensure_blas_core();
+
+// Which library runs the convolutions oneDNN is faster on (conv_dnnl.cpp):
+// "own" (the default: conv.cpp's kernels) or "dnnl" (oneDNN; only in builds
+// with libdnnl-dev). Chosen on first use from METANAS_CPU_CONV; set_ is for
+// tests and embedders, never while kernels run. An unknown name, or "dnnl"
+// in a build without it, throws.
+void set_cpu_conv_library(const std::string& name);
+std::string cpu_conv_library();
+bool cpu_conv_library_available(const std::string& name);
+// The oneDNN path of conv2d_forward / _backward_data / _backward_weight (same
+// arguments): false when it does not take the case (library "own", a shape it
+// is slower on, or no oneDNN), and then the caller runs its own kernel.
+bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float* y);
+bool dnnl_conv_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
+                             float* dx, bool accumulate);
+bool dnnl_conv_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
+                               bool accumulate);
 const char* blas_core_for(const char* reported, bool avx512, bool avx2_fma);
 
 }  // namespace metanas::kernels::cpu

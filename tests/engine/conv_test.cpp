@@ -3,6 +3,7 @@
 // Cases cover every kernel path: dense / grouped im2col, 1x1 GEMM, depthwise
 // direct, with stride, asymmetric padding, dilation and the fused input relu.
 #include <catch2/catch.hpp>
+#include <omp.h>
 
 #include <cmath>
 #include <string>
@@ -336,4 +337,133 @@ TEST_CASE("conv2d rejects bad inputs with clear errors", "[conv][errors]") {
   CHECK(has(e, "float32"));
   e = conv_error(x, Tensor());
   CHECK(has(e, "undefined"));
+}
+
+// ---- the opt-in oneDNN path (kernels/cpu/conv_dnnl.cpp, METANAS_CPU_CONV=dnnl) ----
+// The whole engine suite runs once more under METANAS_CPU_CONV=dnnl (a ctest
+// entry of tests/CMakeLists.txt); these cases check what that cannot: which
+// cases oneDNN takes, its thread-count independence at batch sizes with
+// several chunks, and the errors of the setting.
+namespace {
+namespace kc = metanas::kernels::cpu;
+
+// Selects a convolution library for a scope and restores the previous one.
+struct ConvLibrary {
+  std::string saved = kc::cpu_conv_library();
+  explicit ConvLibrary(const std::string& name) { kc::set_cpu_conv_library(name); }
+  ~ConvLibrary() { kc::set_cpu_conv_library(saved); }
+};
+
+struct Passes {
+  std::vector<float> y, dx, dw;
+};
+
+// The three kernels (dx and dw accumulate onto fixed start values), on
+// `threads` OpenMP threads; `taken` = which of them the oneDNN path took.
+Passes run_kernels(const ConvGeom& k, const std::vector<float>& x, const std::vector<float>& w,
+                   const std::vector<float>& dy, int threads, bool taken[3]) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  Passes p;
+  p.y.assign(static_cast<size_t>(k.N * k.Cout * k.OH * k.OW), 0.f);
+  p.dx.assign(x.size(), 0.25f);
+  p.dw.assign(w.size(), -0.5f);
+  taken[0] = kc::dnnl_conv_forward(k, x.data(), w.data(), p.y.data());
+  if (!taken[0]) kc::conv2d_forward(k, x.data(), w.data(), p.y.data());
+  taken[1] = kc::dnnl_conv_backward_data(k, dy.data(), w.data(), x.data(), p.dx.data(), true);
+  if (!taken[1]) kc::conv2d_backward_data(k, dy.data(), w.data(), x.data(), p.dx.data(), true);
+  taken[2] = kc::dnnl_conv_backward_weight(k, x.data(), dy.data(), p.dw.data(), true);
+  if (!taken[2]) kc::conv2d_backward_weight(k, x.data(), dy.data(), p.dw.data(), true);
+  omp_set_num_threads(saved);
+  return p;
+}
+}  // namespace
+
+TEST_CASE("oneDNN convolutions: the cases it takes match the reference, bitwise for any thread count",
+          "[conv][dnnl]") {
+  if (!kc::cpu_conv_library_available("dnnl")) {
+    WARN("this build has no oneDNN (libdnnl-dev): nothing to check");
+    return;
+  }
+  ConvLibrary lib("dnnl");
+  Rng rng(23);
+  struct Expect {
+    ConvCase c;
+    bool fwd, bwd_data, bwd_weight;  // taken by oneDNN
+  };
+  const std::vector<Expect> cases = {
+      {{"dense 3x3, 21 samples (8 chunks of 2 and 3)", 21, 16, 7, 7, 16, 3, 3, Conv2dOptions::same(1, 1)},
+       true, true, true},
+      {{"dense 1x5 relu asymmetric pad", 20, 12, 14, 14, 12, 1, 5, opts(1, 1, 0, 0, 2, 2, 1, 1, 1, true)},
+       true, true, true},
+      {{"dense 5x1", 5, 8, 9, 9, 8, 5, 1, opts(1, 1, 2, 2, 0, 0, 1, 1, 1, false)}, true, true, true},
+      {{"dense 3x3 stride 2 relu", 9, 6, 9, 9, 10, 3, 3, Conv2dOptions::same(2, 1)}, true, true, true},
+      {{"depthwise 3x3 relu", 20, 12, 14, 14, 12, 3, 3, Conv2dOptions::same(1, 1, 1, 12)}, true, true, true},
+      {{"depthwise 3x3 stride 2", 7, 8, 9, 9, 8, 3, 3, Conv2dOptions::same(2, 1, 1, 8)}, true, true, true},
+      {{"depthwise 3x3 dilation 2: forward only", 6, 8, 9, 9, 8, 3, 3, Conv2dOptions::same(1, 2, 2, 8)},
+       true, false, false},
+      {{"pointwise 1x1: the engine's GEMM", 6, 8, 7, 7, 8, 1, 1, Conv2dOptions::same(1, 0)}, false, false, false},
+      {{"grouped (not depthwise): the engine's", 4, 8, 7, 7, 8, 3, 3, Conv2dOptions::same(1, 1, 1, 2)},
+       false, false, false},
+  };
+  for (auto e : cases) {
+    if (e.c.name.find("relu") != std::string::npos) e.c.opt.relu_input = true;
+    INFO(e.c.name);
+    const Geo g(e.c);
+    const ConvGeom k = kernel_geom(g);
+    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+    auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+    bool taken[3];
+    const Passes one = run_kernels(k, xv, wv, dyv, 1, taken);
+    CHECK(taken[0] == e.fwd);
+    CHECK(taken[1] == e.bwd_data);
+    CHECK(taken[2] == e.bwd_weight);
+    auto rdx = ref_backward_data(g, xv, wv, dyv);
+    auto rdw = ref_backward_weight(g, xv, dyv);
+    for (auto& v : rdx) v += 0.25;
+    for (auto& v : rdw) v -= 0.5;
+    CHECK(close_ratio(one.y, ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(one.dx, rdx, 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(one.dw, rdw, 1e-4, 1e-5) <= 1.0);
+    for (int threads : {2, 3}) {
+      INFO(threads << " threads");
+      bool t2[3];
+      const Passes p = run_kernels(k, xv, wv, dyv, threads, t2);
+      CHECK(p.y == one.y);
+      CHECK(p.dx == one.dx);
+      CHECK(p.dw == one.dw);
+    }
+  }
+}
+
+TEST_CASE("oneDNN convolutions: off by default, and bad settings are clear errors", "[conv][dnnl]") {
+  // Whatever METANAS_CPU_CONV this process runs under, "own" turns oneDNN off.
+  {
+    ConvLibrary lib("own");
+    CHECK(kc::cpu_conv_library() == "own");
+    std::vector<float> x(2 * 3 * 5 * 5, 1.f), w(4 * 3 * 3 * 3, 1.f), y(2 * 4 * 5 * 5);
+    ConvGeom k;
+    k.N = 2, k.Cin = 3, k.H = k.W = 5, k.Cout = 4, k.KH = k.KW = 3;
+    k.pad_top = k.pad_bottom = k.pad_left = k.pad_right = 1;
+    k.OH = k.OW = 5;
+    CHECK_FALSE(kc::dnnl_conv_forward(k, x.data(), w.data(), y.data()));
+  }
+  std::string e;
+  try {
+    kc::set_cpu_conv_library("cudnn");
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  CHECK(has(e, "unknown convolution library 'cudnn' (own | dnnl)"));
+  CHECK(kc::cpu_conv_library_available("own"));
+  if (!kc::cpu_conv_library_available("dnnl")) {
+    e.clear();
+    try {
+      kc::set_cpu_conv_library("dnnl");
+    } catch (const Error& err) {
+      e = err.what();
+    }
+    CHECK(has(e, "this build has no oneDNN"));
+  }
 }

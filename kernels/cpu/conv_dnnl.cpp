@@ -1,0 +1,476 @@
+// oneDNN convolutions for the CPU backend, opt-in: METANAS_CPU_CONV=dnnl (or
+// set_cpu_conv_library("dnnl")); the default stays the engine's own kernels
+// (conv.cpp), so results of the default build are unchanged.
+//
+// Why: conv-lib-bench (benchmarks/conv-lib, docs/results.md "oneDNN and
+// libxsmm per op") measured oneDNN 2.6 (Debian's libdnnl-dev, what PyTorch's
+// CPU convolutions are) up to 2x faster than im2col + OpenBLAS on the dense
+// 3x3 / 1x5 / 5x1 convolutions at 14x14 and 7x7 and up to 6x on non-dilated
+// depthwise ones, and slower on 1x1 convolutions and on the backward passes of
+// dilated depthwise ones. So handles() takes the first two and leaves the
+// rest to conv.cpp.
+//
+// Determinism: oneDNN's own threading splits the weight-gradient reduction by
+// the thread count, so every oneDNN call here is planned and run on one
+// thread, over work items fixed by the batch size alone: kChunks sample
+// chunks, the same for every pass; the weight gradient sums one partial per
+// chunk in chunk order. Results are therefore bitwise independent of the
+// thread count (tests/engine/conv_dnnl_test.cpp), though not equal to those of
+// the engine's own kernels (another summation order).
+//
+// Each primitive set (per geometry, pass and chunk size) is created once and
+// kept; primitives are immutable and run concurrently from several threads,
+// each with its own scratchpad (scratchpad_mode::user) and staging buffers.
+#include <omp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cpu/cpu_kernels.h"
+
+#ifdef METANAS_HAVE_DNNL
+#include <dnnl.hpp>
+#endif
+
+namespace metanas::kernels::cpu {
+
+namespace {
+// -1: not read yet, 0: the engine's kernels, 1: oneDNN.
+std::atomic<int> g_conv_lib{-1};
+
+int parse_conv_library(const std::string& name, const char* where) {
+  if (name.empty() || name == "own") return 0;
+  if (name == "dnnl" || name == "onednn") {
+#ifdef METANAS_HAVE_DNNL
+    return 1;
+#else
+    MN_KTHROW(where, "=", name, ": this build has no oneDNN (install libdnnl-dev, i.e. run "
+              "scripts/install-deps.sh, and rebuild)");
+#endif
+  }
+  MN_KTHROW(where, ": unknown convolution library '", name, "' (own | dnnl)");
+}
+
+int conv_lib() {
+  int v = g_conv_lib.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("METANAS_CPU_CONV");
+    v = parse_conv_library(e ? e : "", "METANAS_CPU_CONV");
+    g_conv_lib.store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+}  // namespace
+
+void set_cpu_conv_library(const std::string& name) {
+  g_conv_lib.store(parse_conv_library(name, "set_cpu_conv_library"));
+}
+
+std::string cpu_conv_library() { return conv_lib() == 1 ? "dnnl" : "own"; }
+
+bool cpu_conv_library_available(const std::string& name) {
+#ifdef METANAS_HAVE_DNNL
+  return name == "own" || name == "dnnl" || name == "onednn";
+#else
+  return name == "own";
+#endif
+}
+
+#ifndef METANAS_HAVE_DNNL
+
+bool dnnl_conv_forward(const ConvGeom&, const float*, const float*, float*) { return false; }
+bool dnnl_conv_backward_data(const ConvGeom&, const float*, const float*, const float*, float*,
+                             bool) {
+  return false;
+}
+bool dnnl_conv_backward_weight(const ConvGeom&, const float*, const float*, float*, bool) {
+  return false;
+}
+
+#else
+
+namespace {
+
+using dnnl::memory;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+enum class Pass { forward, backward_data, backward_weight };
+
+constexpr int64_t kChunks = 8;  // sample chunks per call (fixed: determinism)
+
+bool is_depthwise(const ConvGeom& g) {
+  return g.groups > 1 && g.groups == g.Cin && g.groups == g.Cout;
+}
+
+// The cases conv-lib-bench found oneDNN faster on (see the file comment).
+bool handles(const ConvGeom& g, Pass p) {
+  if (conv_lib() != 1 || g.N <= 0) return false;
+  if (g.groups == 1) return g.KH * g.KW > 1;
+  if (!is_depthwise(g)) return false;
+  const bool dilated = g.dil_h > 1 || g.dil_w > 1;
+  return !dilated || p == Pass::forward;
+}
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream s(cpu_engine());
+  return s;
+}
+
+// oneDNN (OpenMP runtime) plans a primitive for omp_get_max_threads() threads
+// and runs it with as many; one thread makes its work independent of ours.
+struct OneThread {
+  int saved = omp_get_max_threads();
+  OneThread() { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(saved); }
+};
+
+// A tensor of the primitive: its engine-layout (NCHW / (G)OIHW) description,
+// the primitive's, and the reorder from one to the other when they differ.
+struct Stage {
+  memory::desc user, prim;
+  bool reorder = false;
+  dnnl::reorder conv_in, conv_out;  // user -> prim (inputs), prim -> user (outputs)
+  void make(const memory::desc& u, const memory::desc& p, bool is_input) {
+    user = u;
+    prim = p;
+    reorder = u != p;
+    if (!reorder) return;
+    const auto& eng = cpu_engine();
+    if (is_input)
+      conv_in = dnnl::reorder(dnnl::reorder::primitive_desc(eng, u, eng, p));
+    else
+      conv_out = dnnl::reorder(dnnl::reorder::primitive_desc(eng, p, eng, u));
+  }
+  size_t prim_floats() const { return reorder ? prim.get_size() / sizeof(float) : 0; }
+};
+
+// One pass's primitive for one chunk size: a (activation input), b (second
+// input: weights, or dy for the weight gradient), out.
+struct Prims {
+  dnnl::primitive conv;
+  int arg_a = 0, arg_b = 0, arg_out = 0;
+  Stage a, b, out;
+  size_t scratch_bytes = 0;
+};
+
+memory::dims weight_dims(const ConvGeom& g) {
+  if (g.groups == 1) return {g.Cout, g.Cin, g.KH, g.KW};
+  return {g.groups, g.Cout / g.groups, g.Cin / g.groups, g.KH, g.KW};
+}
+
+std::unique_ptr<Prims> make_prims(const ConvGeom& g, Pass p, int64_t mb) {
+  OneThread one;
+  const auto& eng = cpu_engine();
+  const memory::dims xd = {mb, g.Cin, g.H, g.W}, yd = {mb, g.Cout, g.OH, g.OW};
+  const memory::dims wd = weight_dims(g);
+  const memory::dims strides = {g.stride_h, g.stride_w}, dil = {g.dil_h - 1, g.dil_w - 1};
+  const memory::dims pl = {g.pad_top, g.pad_left}, pr = {g.pad_bottom, g.pad_right};
+  const memory::desc x_md(xd, dt::f32, tag::nchw), y_md(yd, dt::f32, tag::nchw);
+  const memory::desc w_md(wd, dt::f32, g.groups == 1 ? tag::oihw : tag::goihw);
+  const memory::desc xa(xd, dt::f32, tag::any), ya(yd, dt::f32, tag::any), wa(wd, dt::f32, tag::any);
+  const auto algo = dnnl::algorithm::convolution_direct;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+
+  auto P = std::make_unique<Prims>();
+  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, xa, wa, ya, strides,
+                                     dil, pl, pr);
+  const dnnl::convolution_forward::primitive_desc fpd(fd, attr, eng);
+  if (p == Pass::forward) {
+    P->conv = dnnl::convolution_forward(fpd);
+    P->arg_a = DNNL_ARG_SRC, P->arg_b = DNNL_ARG_WEIGHTS, P->arg_out = DNNL_ARG_DST;
+    P->a.make(x_md, fpd.src_desc(), true);
+    P->b.make(w_md, fpd.weights_desc(), true);
+    P->out.make(y_md, fpd.dst_desc(), false);
+    P->scratch_bytes = fpd.scratchpad_desc().get_size();
+  } else if (p == Pass::backward_data) {
+    dnnl::convolution_backward_data::desc bd(algo, xa, wa, ya, strides, dil, pl, pr);
+    const dnnl::convolution_backward_data::primitive_desc bpd(bd, attr, eng, fpd);
+    P->conv = dnnl::convolution_backward_data(bpd);
+    P->arg_a = DNNL_ARG_DIFF_DST, P->arg_b = DNNL_ARG_WEIGHTS, P->arg_out = DNNL_ARG_DIFF_SRC;
+    P->a.make(y_md, bpd.diff_dst_desc(), true);
+    P->b.make(w_md, bpd.weights_desc(), true);
+    P->out.make(x_md, bpd.diff_src_desc(), false);
+    P->scratch_bytes = bpd.scratchpad_desc().get_size();
+  } else {
+    dnnl::convolution_backward_weights::desc ud(algo, xa, wa, ya, strides, dil, pl, pr);
+    const dnnl::convolution_backward_weights::primitive_desc upd(ud, attr, eng, fpd);
+    P->conv = dnnl::convolution_backward_weights(upd);
+    P->arg_a = DNNL_ARG_SRC, P->arg_b = DNNL_ARG_DIFF_DST, P->arg_out = DNNL_ARG_DIFF_WEIGHTS;
+    P->a.make(x_md, upd.src_desc(), true);
+    P->b.make(y_md, upd.diff_dst_desc(), true);
+    P->out.make(w_md, upd.diff_weights_desc(), false);
+    P->scratch_bytes = upd.scratchpad_desc().get_size();
+  }
+  return P;
+}
+
+using Key = std::tuple<std::vector<int64_t>, int, int64_t>;
+
+// The primitives for (geometry, pass, chunk size), created on first use;
+// nullptr (remembered) when oneDNN cannot build them, and the caller falls
+// back to the engine's kernels.
+const Prims* prims_for(const ConvGeom& g, Pass p, int64_t mb) {
+  static std::mutex mu;
+  static std::map<Key, std::unique_ptr<Prims>> cache;
+  Key key{{g.Cin, g.H, g.W, g.Cout, g.KH, g.KW, g.stride_h, g.stride_w, g.pad_top, g.pad_bottom,
+           g.pad_left, g.pad_right, g.dil_h, g.dil_w, g.groups, g.OH, g.OW},
+          static_cast<int>(p), mb};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    std::unique_ptr<Prims> made;
+    try {
+      made = make_prims(g, p, mb);
+    } catch (const dnnl::error&) {
+      made = nullptr;  // e.g. a shape no implementation takes: our kernels run it
+    }
+    it = cache.emplace(std::move(key), std::move(made)).first;
+  }
+  return it->second.get();
+}
+
+float* thread_buffer(int slot, size_t floats) {
+  thread_local std::vector<float> bufs[4];
+  auto& b = bufs[slot];
+  if (b.size() < floats) {
+    std::vector<float>().swap(b);
+    b.resize(floats);
+  }
+  return b.data();
+}
+
+uint8_t* thread_scratchpad(size_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (buf.size() < bytes) {
+    std::vector<uint8_t>().swap(buf);
+    buf.resize(bytes);
+  }
+  return buf.data();
+}
+
+// Sample range of chunk c of N samples in P chunks.
+inline void chunk_range(int64_t N, int64_t P, int64_t c, int64_t& n0, int64_t& n1) {
+  n0 = c * N / P;
+  n1 = (c + 1) * N / P;
+}
+
+// The chunk sizes N / P rounds to (one or two values), with their primitives.
+struct Plan {
+  int64_t P = 0;
+  int64_t mb[2] = {0, 0};
+  const Prims* prims[2] = {nullptr, nullptr};
+  const Prims* for_size(int64_t m) const { return m == mb[0] ? prims[0] : prims[1]; }
+};
+
+bool make_plan(const ConvGeom& g, Pass p, Plan& plan) {
+  plan.P = std::min<int64_t>(g.N, kChunks);
+  int k = 0;
+  for (int64_t c = 0; c < plan.P; ++c) {
+    int64_t n0, n1;
+    chunk_range(g.N, plan.P, c, n0, n1);
+    const int64_t m = n1 - n0;  // >= 1 (P <= N); floor or ceil of N / P: two values at most
+    if (m == plan.mb[0] || m == plan.mb[1]) continue;
+    MN_KCHECK(k < 2, "oneDNN convolution: more than two chunk sizes");
+    plan.mb[k] = m;
+    plan.prims[k] = prims_for(g, p, m);
+    if (!plan.prims[k]) return false;
+    ++k;
+  }
+  return true;
+}
+
+// Runs body(chunk) over the plan's chunks: split over our threads when there
+// are several, each running oneDNN single-threaded. Exceptions are carried out
+// of the parallel region and rethrown.
+template <typename Body>
+void for_chunks(int64_t P, Body body) {
+  std::string error;
+  auto guarded = [&](int64_t c) {
+    try {
+      body(c);
+    } catch (const std::exception& e) {
+#pragma omp critical(metanas_dnnl_error)
+      if (error.empty()) error = e.what();
+    }
+  };
+  if (omp_get_max_threads() > 1 && P > 1 && !omp_in_parallel()) {
+#pragma omp parallel
+    {
+      OneThread one;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < P; ++c) guarded(c);
+    }
+  } else {
+    OneThread one;
+    for (int64_t c = 0; c < P; ++c) guarded(c);
+  }
+  if (!error.empty()) MN_KTHROW("oneDNN convolution: ", error);
+}
+
+// Runs a reorder (when the stage has one) from src to dst on this thread.
+void run_reorder(const dnnl::reorder& r, const memory::desc& from, void* src,
+                 const memory::desc& to, void* dst) {
+  const auto& eng = cpu_engine();
+  memory m_from(from, eng, src), m_to(to, eng, dst);
+  r.execute(thread_stream(), m_from, m_to);
+}
+
+// The primitive's copy of an input chunk: the user data itself, or reordered
+// into this thread's buffer `slot`.
+void* stage_in(const Stage& s, const float* user, int slot) {
+  if (!s.reorder) return const_cast<float*>(user);
+  float* buf = thread_buffer(slot, s.prim_floats());
+  run_reorder(s.conv_in, s.user, const_cast<float*>(user), s.prim, buf);
+  return buf;
+}
+
+void execute(const Prims& P, void* a, void* b, void* out) {
+  const auto& eng = cpu_engine();
+  std::unordered_map<int, memory> args{{P.arg_a, memory(P.a.prim, eng, a)},
+                                       {P.arg_b, memory(P.b.prim, eng, b)},
+                                       {P.arg_out, memory(P.out.prim, eng, out)}};
+  if (P.scratch_bytes > 0) {
+    const memory::desc sd({static_cast<memory::dim>(P.scratch_bytes)}, dt::u8, tag::x);
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(sd, eng, thread_scratchpad(P.scratch_bytes)));
+  }
+  P.conv.execute(thread_stream(), args);
+}
+
+// The weights in each plan primitive's layout, reordered once per call (on
+// the calling thread) and shared by the chunks.
+struct SharedWeights {
+  std::vector<float> buf[2];
+  void* ptr[2] = {nullptr, nullptr};
+  void make(const Plan& plan, const float* w) {
+    OneThread one;
+    for (int k = 0; k < 2; ++k) {
+      const Prims* P = plan.prims[k];
+      if (!P) continue;
+      if (!P->b.reorder) {
+        ptr[k] = const_cast<float*>(w);
+        continue;
+      }
+      buf[k].resize(P->b.prim_floats());
+      run_reorder(P->b.conv_in, P->b.user, const_cast<float*>(w), P->b.prim, buf[k].data());
+      ptr[k] = buf[k].data();
+    }
+  }
+  void* for_prims(const Plan& plan, const Prims* P) const { return P == plan.prims[0] ? ptr[0] : ptr[1]; }
+};
+
+// relu(x) of a chunk into this thread's buffer `slot` (the engine's
+// relu_input convolutions read max(x, 0)).
+const float* relu_copy(const float* x, int64_t n, int slot) {
+  float* buf = thread_buffer(slot, static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) buf[i] = x[i] > 0.f ? x[i] : 0.f;
+  return buf;
+}
+
+}  // namespace
+
+bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
+  if (!handles(g, Pass::forward)) return false;
+  Plan plan;
+  if (!make_plan(g, Pass::forward, plan)) return false;
+  SharedWeights sw;
+  sw.make(plan, w);
+  const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
+  for_chunks(plan.P, [&](int64_t c) {
+    int64_t n0, n1;
+    chunk_range(g.N, plan.P, c, n0, n1);
+    const Prims& P = *plan.for_size(n1 - n0);
+    const float* xin = x + n0 * xs;
+    if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
+    void* a = stage_in(P.a, xin, 0);
+    float* yc = y + n0 * ys;
+    void* out = P.out.reorder ? static_cast<void*>(thread_buffer(1, P.out.prim_floats())) : yc;
+    execute(P, a, sw.for_prims(plan, &P), out);
+    if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, yc);
+  });
+  return true;
+}
+
+bool dnnl_conv_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
+                             float* dx, bool accumulate) {
+  if (!handles(g, Pass::backward_data)) return false;
+  Plan plan;
+  if (!make_plan(g, Pass::backward_data, plan)) return false;
+  SharedWeights sw;
+  sw.make(plan, w);
+  const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
+  for_chunks(plan.P, [&](int64_t c) {
+    int64_t n0, n1;
+    chunk_range(g.N, plan.P, c, n0, n1);
+    const int64_t n = (n1 - n0) * xs;
+    const Prims& P = *plan.for_size(n1 - n0);
+    void* a = stage_in(P.a, dy + n0 * ys, 0);
+    float* dxc = dx + n0 * xs;
+    // Straight into dx when nothing is added, masked or reordered.
+    const bool direct = !P.out.reorder && !accumulate && !g.relu_input;
+    void* out = direct ? static_cast<void*>(dxc) : thread_buffer(1, P.out.reorder ? P.out.prim_floats() : n);
+    execute(P, a, sw.for_prims(plan, &P), out);
+    if (direct) return;
+    const float* raw = static_cast<const float*>(out);
+    if (P.out.reorder) {
+      float* user = thread_buffer(2, static_cast<size_t>(n));
+      run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, user);
+      raw = user;
+    }
+    const float* xc = x + n0 * xs;
+    for (int64_t i = 0; i < n; ++i) {
+      const float v = (g.relu_input && !(xc[i] > 0.f)) ? 0.f : raw[i];
+      dxc[i] = accumulate ? dxc[i] + v : v;
+    }
+  });
+  return true;
+}
+
+bool dnnl_conv_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
+                               bool accumulate) {
+  if (!handles(g, Pass::backward_weight)) return false;
+  Plan plan;
+  if (!make_plan(g, Pass::backward_weight, plan)) return false;
+  const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
+  const int64_t wsize = g.Cout * (g.Cin / g.groups) * g.KH * g.KW;
+  // One engine-layout partial per chunk, summed in chunk order below.
+  std::vector<float> partial(static_cast<size_t>(plan.P * wsize));
+  for_chunks(plan.P, [&](int64_t c) {
+    int64_t n0, n1;
+    chunk_range(g.N, plan.P, c, n0, n1);
+    const Prims& P = *plan.for_size(n1 - n0);
+    const float* xin = x + n0 * xs;
+    if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
+    void* a = stage_in(P.a, xin, 0);
+    void* b = stage_in(P.b, dy + n0 * ys, 1);
+    float* pc = partial.data() + c * wsize;
+    void* out = P.out.reorder ? static_cast<void*>(thread_buffer(2, P.out.prim_floats())) : pc;
+    execute(P, a, b, out);
+    if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, pc);
+  });
+  for (int64_t j = 0; j < wsize; ++j) {
+    float t = 0.f;
+    for (int64_t c = 0; c < plan.P; ++c) t += partial[c * wsize + j];
+    dw[j] = accumulate ? dw[j] + t : t;
+  }
+  return true;
+}
+
+#endif  // METANAS_HAVE_DNNL
+
+}  // namespace metanas::kernels::cpu
