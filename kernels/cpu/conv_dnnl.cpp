@@ -7,8 +7,9 @@
 // CPU convolutions are) up to 2x faster than im2col + OpenBLAS on the dense
 // 3x3 / 1x5 / 5x1 convolutions at 14x14 and 7x7 and up to 6x on non-dilated
 // depthwise ones, and slower on 1x1 convolutions and on the backward passes of
-// dilated depthwise ones. So handles() takes the first two and leaves the
-// rest to conv.cpp.
+// dilated depthwise ones; called through this file (engine-bench), the
+// depthwise backward passes lost their lead. So handles() takes the dense
+// convolutions and the depthwise forward pass and leaves the rest to conv.cpp.
 //
 // Determinism: oneDNN's own threading splits the weight-gradient reduction by
 // the thread count, so every oneDNN call here is planned and run on one
@@ -112,13 +113,15 @@ bool is_depthwise(const ConvGeom& g) {
   return g.groups > 1 && g.groups == g.Cin && g.groups == g.Cout;
 }
 
-// The cases conv-lib-bench found oneDNN faster on (see the file comment).
+// The cases oneDNN is faster on here, measured twice: per library call
+// (conv-lib-bench) and through this file (engine-bench, both settings; see
+// the file comment): dense convolutions with a kernel larger than 1x1, all
+// passes; depthwise ones forward only (their backward passes lost, through
+// the chunked calls, to the engine's direct kernels).
 bool handles(const ConvGeom& g, Pass p) {
   if (conv_lib() != 1 || g.N <= 0) return false;
   if (g.groups == 1) return g.KH * g.KW > 1;
-  if (!is_depthwise(g)) return false;
-  const bool dilated = g.dil_h > 1 || g.dil_w > 1;
-  return !dilated || p == Pass::forward;
+  return is_depthwise(g) && p == Pass::forward;
 }
 
 const dnnl::engine& cpu_engine() {
