@@ -385,90 +385,90 @@ const float* relu_copy(const float* x, int64_t n, int slot) {
   return buf;
 }
 
-}  // namespace
-
-bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
-  if (!handles(g, Pass::forward)) return false;
+// The shared frame of the three passes: whether oneDNN takes the case, the
+// chunk plan, the weights reordered once when the pass reads them (w), then
+// prepare() (only when oneDNN takes the case) and body(chunk, n0, n1, prims,
+// weights in the primitive's layout) per chunk.
+template <typename Prepare, typename Body>
+bool over_chunks(const ConvGeom& g, Pass p, const float* w, Prepare prepare, Body body) {
+  if (!handles(g, p)) return false;
   Plan plan;
-  if (!make_plan(g, Pass::forward, plan)) return false;
+  if (!make_plan(g, p, plan)) return false;
   SharedWeights sw;
-  sw.make(plan, w);
-  const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
+  if (w) sw.make(plan, w);
+  prepare();
   for_chunks(plan.P, [&](int64_t c) {
     int64_t n0, n1;
     chunk_range(g.N, plan.P, c, n0, n1);
     const Prims& P = *plan.for_size(n1 - n0);
-    const float* xin = x + n0 * xs;
-    if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
-    void* a = stage_in(P.a, xin, 0);
-    float* yc = y + n0 * ys;
-    void* out = P.out.reorder ? static_cast<void*>(thread_buffer(1, P.out.prim_floats())) : yc;
-    execute(P, a, sw.for_prims(plan, &P), out);
-    if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, yc);
+    body(c, n0, n1, P, w ? sw.for_prims(plan, &P) : nullptr);
   });
   return true;
 }
 
+// The primitive's output buffer for a chunk whose engine-layout output is
+// `user`: user itself when no reorder follows, else this thread's buffer.
+void* stage_out(const Stage& s, float* user, int slot) {
+  return s.reorder ? static_cast<void*>(thread_buffer(slot, s.prim_floats())) : user;
+}
+
+}  // namespace
+
+bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
+  const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
+  return over_chunks(g, Pass::forward, w, [] {}, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
+    const float* xin = x + n0 * xs;
+    if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
+    float* yc = y + n0 * ys;
+    void* out = stage_out(P.out, yc, 1);
+    execute(P, stage_in(P.a, xin, 0), wp, out);
+    if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, yc);
+  });
+}
+
 bool dnnl_conv_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
                              float* dx, bool accumulate) {
-  if (!handles(g, Pass::backward_data)) return false;
-  Plan plan;
-  if (!make_plan(g, Pass::backward_data, plan)) return false;
-  SharedWeights sw;
-  sw.make(plan, w);
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
-  for_chunks(plan.P, [&](int64_t c) {
-    int64_t n0, n1;
-    chunk_range(g.N, plan.P, c, n0, n1);
+  return over_chunks(g, Pass::backward_data, w, [] {}, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
     const int64_t n = (n1 - n0) * xs;
-    const Prims& P = *plan.for_size(n1 - n0);
-    void* a = stage_in(P.a, dy + n0 * ys, 0);
     float* dxc = dx + n0 * xs;
     // Straight into dx when nothing is added, masked or reordered.
     const bool direct = !P.out.reorder && !accumulate && !g.relu_input;
-    void* out = direct ? static_cast<void*>(dxc) : thread_buffer(1, P.out.reorder ? P.out.prim_floats() : n);
-    execute(P, a, sw.for_prims(plan, &P), out);
+    float* raw = direct ? dxc : thread_buffer(2, static_cast<size_t>(n));
+    void* out = stage_out(P.out, raw, 1);
+    execute(P, stage_in(P.a, dy + n0 * ys, 0), wp, out);
+    if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, raw);
     if (direct) return;
-    const float* raw = static_cast<const float*>(out);
-    if (P.out.reorder) {
-      float* user = thread_buffer(2, static_cast<size_t>(n));
-      run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, user);
-      raw = user;
-    }
     const float* xc = x + n0 * xs;
     for (int64_t i = 0; i < n; ++i) {
       const float v = (g.relu_input && !(xc[i] > 0.f)) ? 0.f : raw[i];
       dxc[i] = accumulate ? dxc[i] + v : v;
     }
   });
-  return true;
 }
 
 bool dnnl_conv_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
                                bool accumulate) {
-  if (!handles(g, Pass::backward_weight)) return false;
-  Plan plan;
-  if (!make_plan(g, Pass::backward_weight, plan)) return false;
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
-  const int64_t wsize = g.Cout * (g.Cin / g.groups) * g.KH * g.KW;
+  const int64_t wsize = g.Cout * (g.groups > 0 ? g.Cin / g.groups : 0) * g.KH * g.KW;
+  const int64_t chunks = std::min<int64_t>(g.N, kChunks);  // = the plan's P
   // One engine-layout partial per chunk, summed in chunk order below.
-  std::vector<float> partial(static_cast<size_t>(plan.P * wsize));
-  for_chunks(plan.P, [&](int64_t c) {
-    int64_t n0, n1;
-    chunk_range(g.N, plan.P, c, n0, n1);
-    const Prims& P = *plan.for_size(n1 - n0);
+  std::vector<float> partial;
+  const bool taken = over_chunks(
+      g, Pass::backward_weight, nullptr,
+      [&] { partial.assign(static_cast<size_t>(chunks * wsize), 0.f); },
+      [&](int64_t c, int64_t n0, int64_t n1, const Prims& P, void*) {
     const float* xin = x + n0 * xs;
     if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
-    void* a = stage_in(P.a, xin, 0);
-    void* b = stage_in(P.b, dy + n0 * ys, 1);
     float* pc = partial.data() + c * wsize;
-    void* out = P.out.reorder ? static_cast<void*>(thread_buffer(2, P.out.prim_floats())) : pc;
-    execute(P, a, b, out);
+    void* out = stage_out(P.out, pc, 2);
+    execute(P, stage_in(P.a, xin, 0), stage_in(P.b, dy + n0 * ys, 1), out);
     if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, pc);
-  });
+      });
+  if (!taken) return false;
   for (int64_t j = 0; j < wsize; ++j) {
     float t = 0.f;
-    for (int64_t c = 0; c < plan.P; ++c) t += partial[c * wsize + j];
+    for (int64_t c = 0; c < chunks; ++c) t += partial[c * wsize + j];
     dw[j] = accumulate ? dw[j] + t : t;
   }
   return true;
