@@ -10,7 +10,7 @@
 // threads each GEMM). Weight gradients are summed per fixed sample chunk and
 // the chunks added in order, so results do not depend on the thread count.
 // With METANAS_CPU_CONV=dnnl, oneDNN takes the cases it is faster on first
-// (conv_dnnl.cpp). Bench: benchmarks/engine-bench, benchmarks/conv-lib.
+// (conv_library.cpp, plugin dnnl/conv_dnnl.cpp). Bench: benchmarks/engine-bench, benchmarks/conv-lib.
 #include <omp.h>
 
 #include <algorithm>

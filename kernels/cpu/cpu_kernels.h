@@ -72,11 +72,12 @@ void set_active_kernel_table(const KernelTable* t);
 // the core to force for a reported one, or nullptr to keep it.
 std::string ensure_blas_core();
 
-// Which library runs the convolutions oneDNN is faster on (conv_dnnl.cpp):
+// Which library runs the convolutions oneDNN is faster on (conv_library.cpp;
+// the oneDNN code is the plugin libmetanas_dnnl.so, kernels/cpu/dnnl):
 // "own" (the default: conv.cpp's kernels) or "dnnl" (oneDNN; only in builds
 // with libdnnl-dev). Chosen on first use from METANAS_CPU_CONV; set_ is for
 // tests and embedders, never while kernels run. An unknown name, or "dnnl"
-// in a build without it, throws.
+// when the plugin cannot be loaded, throws.
 void set_cpu_conv_library(const std::string& name);
 std::string cpu_conv_library();
 bool cpu_conv_library_available(const std::string& name);

@@ -339,7 +339,7 @@ TEST_CASE("conv2d rejects bad inputs with clear errors", "[conv][errors]") {
   CHECK(has(e, "undefined"));
 }
 
-// ---- the opt-in oneDNN path (kernels/cpu/conv_dnnl.cpp, METANAS_CPU_CONV=dnnl) ----
+// ---- the opt-in oneDNN path (METANAS_CPU_CONV=dnnl: kernels/cpu/conv_library.cpp, plugin kernels/cpu/dnnl) ----
 // The whole engine suite runs once more under METANAS_CPU_CONV=dnnl (a ctest
 // entry of tests/CMakeLists.txt); these cases check what that cannot: which
 // cases oneDNN takes, its thread-count independence at batch sizes with
@@ -465,6 +465,6 @@ TEST_CASE("oneDNN convolutions: off by default, and bad settings are clear error
     } catch (const Error& err) {
       e = err.what();
     }
-    CHECK(has(e, "this build has no oneDNN"));
+    CHECK(has(e, "oneDNN plugin libmetanas_dnnl.so could not be loaded"));
   }
 }

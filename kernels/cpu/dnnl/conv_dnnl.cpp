@@ -1,10 +1,12 @@
-// oneDNN convolutions for the CPU backend, opt-in: METANAS_CPU_CONV=dnnl (or
-// set_cpu_conv_library("dnnl")); the default stays the engine's own kernels
-// (conv.cpp), so results of the default build are unchanged.
+// The oneDNN convolutions of the CPU backend, built as a plugin
+// (libmetanas_dnnl.so) that kernels/cpu/conv_library.cpp loads when
+// METANAS_CPU_CONV=dnnl asks for it: the engine library itself does not link
+// oneDNN, so a program that never asks runs where libdnnl is not installed
+// (the GPU machine's bundle, a user's deployment) and carries none of its 38 MB.
 //
-// Why: conv-lib-bench (benchmarks/conv-lib, docs/results.md "oneDNN and
-// libxsmm per op") measured oneDNN 2.6 (Debian's libdnnl-dev, what PyTorch's
-// CPU convolutions are) up to 2x faster than im2col + OpenBLAS on the dense
+// Why oneDNN: conv-lib-bench (benchmarks/conv-lib, docs/results.md "CPU speed,
+// part 4") measured oneDNN 2.6 (Debian's libdnnl-dev, what PyTorch's CPU
+// convolutions are) up to 2x faster than im2col + OpenBLAS on the dense
 // 3x3 / 1x5 / 5x1 convolutions at 14x14 and 7x7 and up to 6x on non-dilated
 // depthwise ones, and slower on 1x1 convolutions and on the backward passes of
 // dilated depthwise ones; called through this file (engine-bench), the
@@ -16,8 +18,8 @@
 // thread, over work items fixed by the batch size alone: kChunks sample
 // chunks, the same for every pass; the weight gradient sums one partial per
 // chunk in chunk order. Results are therefore bitwise independent of the
-// thread count (tests/engine/conv_dnnl_test.cpp), though not equal to those of
-// the engine's own kernels (another summation order).
+// thread count (tests/engine/conv_test.cpp "oneDNN convolutions"), though not
+// equal to those of the engine's own kernels (another summation order).
 //
 // Each primitive set (per geometry, pass and chunk size) is created once and
 // kept; primitives are immutable and run concurrently from several threads,
@@ -36,68 +38,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/cpu/cpu_kernels.h"
-
-#ifdef METANAS_HAVE_DNNL
 #include <dnnl.hpp>
-#endif
 
-namespace metanas::kernels::cpu {
+#include "metanas/kernels/kernel_types.h"
 
-namespace {
-// -1: not read yet, 0: the engine's kernels, 1: oneDNN.
-std::atomic<int> g_conv_lib{-1};
-
-int parse_conv_library(const std::string& name, const char* where) {
-  if (name.empty() || name == "own") return 0;
-  if (name == "dnnl" || name == "onednn") {
-#ifdef METANAS_HAVE_DNNL
-    return 1;
-#else
-    MN_KTHROW(where, "=", name, ": this build has no oneDNN (install libdnnl-dev, i.e. run "
-              "scripts/install-deps.sh, and rebuild)");
-#endif
-  }
-  MN_KTHROW(where, ": unknown convolution library '", name, "' (own | dnnl)");
-}
-
-int conv_lib() {
-  int v = g_conv_lib.load(std::memory_order_relaxed);
-  if (v < 0) {
-    const char* e = std::getenv("METANAS_CPU_CONV");
-    v = parse_conv_library(e ? e : "", "METANAS_CPU_CONV");
-    g_conv_lib.store(v, std::memory_order_relaxed);
-  }
-  return v;
-}
-}  // namespace
-
-void set_cpu_conv_library(const std::string& name) {
-  g_conv_lib.store(parse_conv_library(name, "set_cpu_conv_library"));
-}
-
-std::string cpu_conv_library() { return conv_lib() == 1 ? "dnnl" : "own"; }
-
-bool cpu_conv_library_available(const std::string& name) {
-#ifdef METANAS_HAVE_DNNL
-  return name == "own" || name == "dnnl" || name == "onednn";
-#else
-  return name == "own";
-#endif
-}
-
-#ifndef METANAS_HAVE_DNNL
-
-bool dnnl_conv_forward(const ConvGeom&, const float*, const float*, float*) { return false; }
-bool dnnl_conv_backward_data(const ConvGeom&, const float*, const float*, const float*, float*,
-                             bool) {
-  return false;
-}
-bool dnnl_conv_backward_weight(const ConvGeom&, const float*, const float*, float*, bool) {
-  return false;
-}
-
-#else
+namespace metanas::kernels::cpu::dnnl_plugin {
 
 namespace {
 
@@ -119,7 +64,7 @@ bool is_depthwise(const ConvGeom& g) {
 // passes; depthwise ones forward only (their backward passes lost, through
 // the chunked calls, to the engine's direct kernels).
 bool handles(const ConvGeom& g, Pass p) {
-  if (conv_lib() != 1 || g.N <= 0) return false;
+  if (g.N <= 0) return false;
   if (g.groups == 1) return g.KH * g.KW > 1;
   return is_depthwise(g) && p == Pass::forward;
 }
@@ -414,7 +359,7 @@ void* stage_out(const Stage& s, float* user, int slot) {
 
 }  // namespace
 
-bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
+bool conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
   return over_chunks(g, Pass::forward, w, [] {}, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
     const float* xin = x + n0 * xs;
@@ -426,8 +371,8 @@ bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float*
   });
 }
 
-bool dnnl_conv_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
-                             float* dx, bool accumulate) {
+bool conv_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
+                        float* dx, bool accumulate) {
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
   return over_chunks(g, Pass::backward_data, w, [] {}, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
     const int64_t n = (n1 - n0) * xs;
@@ -447,8 +392,8 @@ bool dnnl_conv_backward_data(const ConvGeom& g, const float* dy, const float* w,
   });
 }
 
-bool dnnl_conv_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
-                               bool accumulate) {
+bool conv_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
+                          bool accumulate) {
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
   const int64_t wsize = g.Cout * (g.groups > 0 ? g.Cin / g.groups : 0) * g.KH * g.KW;
   const int64_t chunks = std::min<int64_t>(g.N, kChunks);  // = the plan's P
@@ -474,6 +419,24 @@ bool dnnl_conv_backward_weight(const ConvGeom& g, const float* x, const float* d
   return true;
 }
 
-#endif  // METANAS_HAVE_DNNL
 
-}  // namespace metanas::kernels::cpu
+}  // namespace metanas::kernels::cpu::dnnl_plugin
+
+// The plugin's interface (kernels/cpu/conv_library.cpp looks these up by
+// name): the same arguments as the conv2d kernels, true when oneDNN ran it.
+extern "C" {
+__attribute__((visibility("default"))) bool metanas_dnnl_conv_forward(const metanas::ConvGeom* g,
+                                                                      const float* x, const float* w,
+                                                                      float* y) {
+  return metanas::kernels::cpu::dnnl_plugin::conv_forward(*g, x, w, y);
+}
+__attribute__((visibility("default"))) bool metanas_dnnl_conv_backward_data(
+    const metanas::ConvGeom* g, const float* dy, const float* w, const float* x, float* dx,
+    bool accumulate) {
+  return metanas::kernels::cpu::dnnl_plugin::conv_backward_data(*g, dy, w, x, dx, accumulate);
+}
+__attribute__((visibility("default"))) bool metanas_dnnl_conv_backward_weight(
+    const metanas::ConvGeom* g, const float* x, const float* dy, float* dw, bool accumulate) {
+  return metanas::kernels::cpu::dnnl_plugin::conv_backward_weight(*g, x, dy, dw, accumulate);
+}
+}
