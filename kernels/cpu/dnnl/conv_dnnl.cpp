@@ -193,8 +193,11 @@ const Prims* prims_for(const ConvGeom& g, Pass p, int64_t mb) {
   return it->second.get();
 }
 
+// This thread's staging buffer `slot`, kept between calls: 0-3 for one
+// chunk's tensors, 4-5 for the weights a call shares with its chunks, 6 for
+// the weight-gradient partials (no allocation per call or chunk).
 float* thread_buffer(int slot, size_t floats) {
-  thread_local std::vector<float> bufs[4];
+  thread_local std::vector<float> bufs[7];
   auto& b = bufs[slot];
   if (b.size() < floats) {
     std::vector<float>().swap(b);
@@ -303,7 +306,6 @@ void execute(const Prims& P, void* a, void* b, void* out) {
 // The weights in each plan primitive's layout, reordered once per call (on
 // the calling thread) and shared by the chunks.
 struct SharedWeights {
-  std::vector<float> buf[2];
   void* ptr[2] = {nullptr, nullptr};
   void make(const Plan& plan, const float* w) {
     OneThread one;
@@ -314,9 +316,9 @@ struct SharedWeights {
         ptr[k] = const_cast<float*>(w);
         continue;
       }
-      buf[k].resize(P->b.prim_floats());
-      run_reorder(P->b.conv_in, P->b.user, const_cast<float*>(w), P->b.prim, buf[k].data());
-      ptr[k] = buf[k].data();
+      float* buf = thread_buffer(4 + k, P->b.prim_floats());  // the calling thread's
+      run_reorder(P->b.conv_in, P->b.user, const_cast<float*>(w), P->b.prim, buf);
+      ptr[k] = buf;
     }
   }
   void* for_prims(const Plan& plan, const Prims* P) const { return P == plan.prims[0] ? ptr[0] : ptr[1]; }
@@ -332,16 +334,14 @@ const float* relu_copy(const float* x, int64_t n, int slot) {
 
 // The shared frame of the three passes: whether oneDNN takes the case, the
 // chunk plan, the weights reordered once when the pass reads them (w), then
-// prepare() (only when oneDNN takes the case) and body(chunk, n0, n1, prims,
-// weights in the primitive's layout) per chunk.
-template <typename Prepare, typename Body>
-bool over_chunks(const ConvGeom& g, Pass p, const float* w, Prepare prepare, Body body) {
+// body(chunk, n0, n1, prims, weights in the primitive's layout) per chunk.
+template <typename Body>
+bool over_chunks(const ConvGeom& g, Pass p, const float* w, Body body) {
   if (!handles(g, p)) return false;
   Plan plan;
   if (!make_plan(g, p, plan)) return false;
   SharedWeights sw;
   if (w) sw.make(plan, w);
-  prepare();
   for_chunks(plan.P, [&](int64_t c) {
     int64_t n0, n1;
     chunk_range(g.N, plan.P, c, n0, n1);
@@ -361,7 +361,7 @@ void* stage_out(const Stage& s, float* user, int slot) {
 
 bool conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
-  return over_chunks(g, Pass::forward, w, [] {}, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
+  return over_chunks(g, Pass::forward, w, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
     const float* xin = x + n0 * xs;
     if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
     float* yc = y + n0 * ys;
@@ -374,7 +374,7 @@ bool conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
 bool conv_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
                         float* dx, bool accumulate) {
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
-  return over_chunks(g, Pass::backward_data, w, [] {}, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
+  return over_chunks(g, Pass::backward_data, w, [&](int64_t, int64_t n0, int64_t n1, const Prims& P, void* wp) {
     const int64_t n = (n1 - n0) * xs;
     float* dxc = dx + n0 * xs;
     // Straight into dx when nothing is added, masked or reordered.
@@ -397,19 +397,20 @@ bool conv_backward_weight(const ConvGeom& g, const float* x, const float* dy, fl
   const int64_t xs = g.Cin * g.H * g.W, ys = g.Cout * g.OH * g.OW;
   const int64_t wsize = g.Cout * (g.groups > 0 ? g.Cin / g.groups : 0) * g.KH * g.KW;
   const int64_t chunks = std::min<int64_t>(g.N, kChunks);  // = the plan's P
-  // One engine-layout partial per chunk, summed in chunk order below.
-  std::vector<float> partial;
-  const bool taken = over_chunks(
-      g, Pass::backward_weight, nullptr,
-      [&] { partial.assign(static_cast<size_t>(chunks * wsize), 0.f); },
-      [&](int64_t c, int64_t n0, int64_t n1, const Prims& P, void*) {
-    const float* xin = x + n0 * xs;
-    if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
-    float* pc = partial.data() + c * wsize;
-    void* out = stage_out(P.out, pc, 2);
-    execute(P, stage_in(P.a, xin, 0), stage_in(P.b, dy + n0 * ys, 1), out);
-    if (P.out.reorder) run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, pc);
-      });
+  if (!handles(g, Pass::backward_weight)) return false;  // before sizing the partials
+  // One engine-layout partial per chunk (each written whole by its chunk),
+  // summed in chunk order below.
+  float* const partial = thread_buffer(6, static_cast<size_t>(chunks * wsize));
+  const bool taken = over_chunks(g, Pass::backward_weight, nullptr,
+                                 [&](int64_t c, int64_t n0, int64_t n1, const Prims& P, void*) {
+                                   const float* xin = x + n0 * xs;
+                                   if (g.relu_input) xin = relu_copy(xin, (n1 - n0) * xs, 3);
+                                   float* pc = partial + c * wsize;
+                                   void* out = stage_out(P.out, pc, 2);
+                                   execute(P, stage_in(P.a, xin, 0), stage_in(P.b, dy + n0 * ys, 1), out);
+                                   if (P.out.reorder)
+                                     run_reorder(P.out.conv_out, P.out.prim, out, P.out.user, pc);
+                                 });
   if (!taken) return false;
   for (int64_t j = 0; j < wsize; ++j) {
     float t = 0.f;
