@@ -176,114 +176,193 @@ void for_items(int64_t items, int64_t scratch_floats, bool parallel, Body body) 
 }
 
 // ---------------------------------------------------------------------------
-// Depthwise direct kernel.
+// Depthwise direct kernels on flat planes.
 // A plane is copied (relu applied) into a zero-padded buffer split into
-// `stride_w` column phases: phase p holds padded columns p, p+s, p+2s, ...
-// Then the tap (kh, kw) for output row oh reads the contiguous run
-// phase[(kw*dw) % s][oh*sh + kh*dh][(kw*dw)/s + ow], ow = 0..OW-1.
+// stride phases in both dimensions: phase (a, b) is the grid of padded
+// elements (r*sh + a, c*sw + b), Hq x Wq, row-major. The tap (kh, kw) of
+// output (oh, ow) then reads phase ((kh*dh) % sh, (kw*dw) % sw) at row
+// oh + (kh*dh)/sh, column ow + (kw*dw)/sw: for every output of the plane at
+// once, laid out with row stride Wq, one contiguous run per tap. So each pass
+// is a single long vectorised loop per plane (OH*Wq outputs, of which the
+// columns ow >= OW are discarded) instead of a short loop per row: rows here
+// are 7..28 floats, and the per-row setup and vector remainders cost more
+// than the arithmetic. A slack of Wq zeros after the phases keeps the
+// discarded columns' reads inside the buffer.
 // ---------------------------------------------------------------------------
-struct PhaseLayout {
-  int64_t Hp, Wp, Wq, s;
-  PhaseLayout(int64_t rows, int64_t cols, int64_t stride)
-      : Hp(rows), Wp(cols), Wq((cols + stride - 1) / stride), s(stride) {}
-  explicit PhaseLayout(const ConvGeom& g)
-      : PhaseLayout(g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right, g.stride_w) {}
-  int64_t floats() const { return s * Hp * Wq; }
-  // Start of the run read by tap column offset cw (= kw * dil_w) in padded row r.
-  int64_t run(int64_t r, int64_t cw) const { return ((cw % s) * Hp + r) * Wq + cw / s; }
-  // Phase-p entries j of padded row r holding source columns j*s + p - left in [0, n): [lo, hi).
-  void valid(int64_t p, int64_t left, int64_t n, int64_t& lo, int64_t& hi) const {
-    const int64_t a = left - p;  // need j*s >= a and j*s < n + a
-    lo = a <= 0 ? 0 : (a + s - 1) / s;
-    hi = n + a <= 0 ? 0 : std::min(Wq, (n + a + s - 1) / s);
-    hi = std::max(lo, hi);
-  }
+struct FlatLayout {
+  int64_t sh, sw, Hq, Wq, block;
+  FlatLayout(int64_t rows, int64_t cols, int64_t stride_h, int64_t stride_w)
+      : sh(stride_h),
+        sw(stride_w),
+        Hq((rows + stride_h - 1) / stride_h),
+        Wq((cols + stride_w - 1) / stride_w),
+        block(Hq * Wq) {}
+  explicit FlatLayout(const ConvGeom& g)
+      : FlatLayout(g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right, g.stride_h, g.stride_w) {}
+  int64_t floats() const { return sh * sw * block + Wq; }
+  // Offset of padded element (r, c).
+  int64_t at(int64_t r, int64_t c) const { return ((r % sh) * sw + c % sw) * block + (r / sh) * Wq + c / sw; }
+  // Start of the run read by tap row/column offsets (rh, cw) = (kh*dh, kw*dw).
+  int64_t run(int64_t rh, int64_t cw) const { return at(rh, cw); }
 };
 
-// Copies rows x[0..rows) of width n into the phase buffer at padded (top, left), relu'd when asked.
-void fill_phases(const PhaseLayout& L, const float* x, int64_t rows, int64_t n, int64_t top,
-                 int64_t left, bool relu, float* buf) {
+// Zeroes the buffer and copies rows x[0..rows) of width n to padded (top, left), relu'd when asked.
+void fill_flat(const FlatLayout& L, const float* x, int64_t rows, int64_t n, int64_t top, int64_t left,
+               bool relu, float* buf) {
   std::fill(buf, buf + L.floats(), 0.f);
   for (int64_t i = 0; i < rows; ++i) {
     const float* __restrict xr = x + i * n;
     const int64_t r = i + top;
-    if (L.s == 1) {
-      float* __restrict dst = buf + r * L.Wq + left;
+    if (L.sw == 1) {
+      float* __restrict dst = buf + L.at(r, left);
       if (relu)
         for (int64_t j = 0; j < n; ++j) dst[j] = std::max(xr[j], 0.f);
       else
         std::memcpy(dst, xr, static_cast<size_t>(n) * sizeof(float));
       continue;
     }
-    for (int64_t p = 0; p < L.s; ++p) {
-      int64_t lo, hi;
-      L.valid(p, left, n, lo, hi);
-      float* __restrict dst = buf + (p * L.Hp + r) * L.Wq;
-      const float* src = xr + p - left;
-      for (int64_t j = lo; j < hi; ++j) dst[j] = relu_if(src[j * L.s], relu);
+    if (L.sw == 2) {
+      // Pad the row into `wide` (2*Wq floats), then split even / odd columns:
+      // constant-stride loops that vectorise (a gather per element does not).
+      float* __restrict wide = buf + L.floats();
+      for (int64_t c = 0; c < left; ++c) wide[c] = 0.f;
+      if (relu)
+        for (int64_t j = 0; j < n; ++j) wide[left + j] = std::max(xr[j], 0.f);
+      else
+        for (int64_t j = 0; j < n; ++j) wide[left + j] = xr[j];
+      for (int64_t c = left + n; c < 2 * L.Wq; ++c) wide[c] = 0.f;
+      float* __restrict e = buf + L.at(r, 0);
+      float* __restrict o = buf + L.at(r, 1);
+      for (int64_t k = 0; k < L.Wq; ++k) {
+        e[k] = wide[2 * k];
+        o[k] = wide[2 * k + 1];
+      }
+      continue;
+    }
+    for (int64_t b = 0; b < L.sw; ++b) {
+      // source columns j with (j + left) % sw == b
+      const int64_t j0 = ((b - left) % L.sw + L.sw) % L.sw;
+      if (j0 >= n) continue;
+      float* __restrict dst = buf + L.at(r, j0 + left);
+      const int64_t cnt = (n - j0 + L.sw - 1) / L.sw;
+      for (int64_t k = 0; k < cnt; ++k) dst[k] = relu_if(xr[j0 + k * L.sw], relu);
     }
   }
 }
 
-// out[o] = sum_t w[t] * src[t][o], o < len, taps summed in order. With the tap
-// count fixed at compile time the tap loop unrolls and o vectorises, so each
-// output is written once instead of once per tap.
-template <int T>
-void taps_row(float* __restrict out, const float* const* src, const float* w, int64_t len) {
-  const float* s[T];
-  float wt[T];
-  for (int t = 0; t < T; ++t) {
-    s[t] = src[t];
-    wt[t] = w[t];
+// The scratch fill_flat needs after the layout's floats.
+int64_t fill_scratch(const FlatLayout& L) { return L.sw == 2 ? 2 * L.Wq : 0; }
+
+// row[j] = padded element (r, j + left) for j < n: the gather of fill_flat's layout.
+void gather_row(const FlatLayout& L, const float* buf, int64_t r, int64_t left, int64_t n, float* row) {
+  if (L.sw == 1) {
+    const float* __restrict src = buf + L.at(r, left);
+    for (int64_t j = 0; j < n; ++j) row[j] = src[j];
+    return;
   }
-  for (int64_t o = 0; o < len; ++o) {
-    float acc = 0.f;
-#pragma GCC unroll 32
-    for (int t = 0; t < T; ++t) acc += wt[t] * s[t][o];
-    out[o] = acc;
+  for (int64_t b = 0; b < L.sw; ++b) {
+    const int64_t j0 = ((b - left) % L.sw + L.sw) % L.sw;
+    if (j0 >= n) continue;
+    const float* __restrict src = buf + L.at(r, j0 + left);
+    const int64_t cnt = (n - j0 + L.sw - 1) / L.sw;
+    for (int64_t k = 0; k < cnt; ++k) row[j0 + k * L.sw] = src[k];
   }
 }
 
-void taps_row_any(float* __restrict out, const float* const* src, const float* w, int64_t T,
-                  int64_t len) {
+// out[i] = sum_t w[t] * src[off[t] + i], i < len, taps summed in order. With the
+// tap count fixed at compile time the tap loop unrolls and i vectorises.
+template <int T>
+void taps_flat(float* __restrict out, const float* src, const int64_t* off, const float* w, int64_t len) {
+  const float* s[T];
+  float wt[T];
+  for (int t = 0; t < T; ++t) {
+    s[t] = src + off[t];
+    wt[t] = w[t];
+  }
+  for (int64_t i = 0; i < len; ++i) {
+    float acc = 0.f;
+#pragma GCC unroll 32
+    for (int t = 0; t < T; ++t) acc += wt[t] * s[t][i];
+    out[i] = acc;
+  }
+}
+
+void taps_flat_any(float* __restrict out, const float* src, const int64_t* off, const float* w, int64_t T,
+                   int64_t len) {
   switch (T) {
-    case 9: return taps_row<9>(out, src, w, len);
-    case 25: return taps_row<25>(out, src, w, len);
-    case 5: return taps_row<5>(out, src, w, len);
+    case 9: return taps_flat<9>(out, src, off, w, len);
+    case 25: return taps_flat<25>(out, src, off, w, len);
+    case 5: return taps_flat<5>(out, src, off, w, len);
+    case 3: return taps_flat<3>(out, src, off, w, len);
     default: break;
   }
   std::fill(out, out + len, 0.f);
   for (int64_t t = 0; t < T; ++t) {
-    const float* __restrict st = src[t];
+    const float* __restrict st = src + off[t];
     const float wv = w[t];
-    for (int64_t o = 0; o < len; ++o) out[o] += wv * st[o];
+    for (int64_t i = 0; i < len; ++i) out[i] += wv * st[i];
   }
 }
 
-// Runs body(plane, thread_buffer, thread_pointer_array) over the N*C planes.
+// dst[i] += w * src[i]: the scatter of the strided backward-data pass.
+void axpy_run(float* __restrict dst, const float* __restrict src, float w, int64_t len) {
+  for (int64_t i = 0; i < len; ++i) dst[i] += w * src[i];
+}
+
+// sum_i a[i] * b[i] in kDotLanes float lanes (fixed order), lanes added in double.
+constexpr int kDotLanes = 16;
+double dot_lanes(const float* __restrict a, const float* __restrict b, int64_t n) {
+  float acc[kDotLanes] = {};
+  int64_t i = 0;
+  for (; i + kDotLanes <= n; i += kDotLanes)
+    for (int j = 0; j < kDotLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  double s = 0;
+  for (int j = 0; i < n; ++i, ++j) acc[j] += a[i] * b[i];
+  for (int j = 0; j < kDotLanes; ++j) s += acc[j];
+  return s;
+}
+
+// The tap runs of a geometry in layout L (one per kh, kw).
+std::vector<int64_t> tap_runs(const ConvGeom& g, const FlatLayout& L) {
+  std::vector<int64_t> off(static_cast<size_t>(g.KH * g.KW));
+  for (int64_t kh = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw) off[static_cast<size_t>(kh * g.KW + kw)] = L.run(kh * g.dil_h, kw * g.dil_w);
+  return off;
+}
+
+// Copies an [rows, cols] plane into row stride Wq with zeros in columns >= cols.
+void widen_rows(const float* src, int64_t rows, int64_t cols, int64_t Wq, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* __restrict d = dst + r * Wq;
+    const float* __restrict s = src + r * cols;
+    for (int64_t c = 0; c < cols; ++c) d[c] = s[c];
+    for (int64_t c = cols; c < Wq; ++c) d[c] = 0.f;
+  }
+}
+
+// Runs body(plane, thread_buffer) over the N*C planes.
 template <typename Body>
 void for_planes(const ConvGeom& g, int64_t buf_floats, Body body) {
   const int64_t planes = g.N * g.Cin;
 #pragma omp parallel if (forward_flops(g) >= kParallelMinFlops)
   {
     float* buf = thread_scratch(buf_floats);  // every body fills what it reads
-    std::vector<const float*> ptrs(static_cast<size_t>(g.KH * g.KW));
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) body(p, buf, ptrs.data());
+    for (int64_t p = 0; p < planes; ++p) body(p, buf);
   }
 }
 
 void depthwise_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
-  const PhaseLayout L(g);
-  const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW;
-  for_planes(g, L.floats(), [&](int64_t p, float* buf, const float** src) {
-    fill_phases(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      for (int64_t kh = 0; kh < g.KH; ++kh)
-        for (int64_t kw = 0; kw < g.KW; ++kw)
-          src[kh * g.KW + kw] = buf + L.run(oh * g.stride_h + kh * g.dil_h, kw * g.dil_w);
-      taps_row_any(y + p * OHW + oh * g.OW, src, w + (p % g.Cin) * KK, KK, g.OW);
-    }
+  const FlatLayout L(g);
+  const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW, len = g.OH * L.Wq;
+  const std::vector<int64_t> off = tap_runs(g, L);
+  for_planes(g, L.floats() + std::max(len, fill_scratch(L)), [&](int64_t p, float* buf) {
+    float* out = buf + L.floats();  // after the fill (fill_flat's scratch is there too)
+    fill_flat(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
+    taps_flat_any(out, buf, off.data(), w + (p % g.Cin) * KK, KK, len);
+    float* yp = y + p * OHW;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = out[oh * L.Wq + ow];
   });
 }
 
@@ -294,84 +373,65 @@ void depthwise_backward_data(const ConvGeom& g, const float* dy, const float* w,
   if (g.stride_h == 1 && g.stride_w == 1) {
     // Stride 1: dx is dy, zero-extended by (A, B) rows/columns, correlated
     // with the flipped kernel: dx[i][j] = sum wf[kh][kw] * Q[i + pt + kh*dh][j + pl + kw*dw],
-    // Q[a][b] = dy[a - A][b - B]. Same row kernel as the forward.
-    const PhaseLayout Q(g.H + g.pad_top + A, g.W + g.pad_left + B, 1);
-    for_planes(g, Q.floats() + g.W + KK, [&](int64_t p, float* buf, const float** src) {
-      float* row = buf + Q.floats();
-      float* wf = row + g.W;
+    // Q[a][b] = dy[a - A][b - B]. Same flat tap kernel as the forward.
+    const FlatLayout Q(g.H + g.pad_top + A, g.W + g.pad_left + B, 1, 1);
+    const int64_t len = g.H * Q.Wq;
+    std::vector<int64_t> off(static_cast<size_t>(KK));
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw)
+        off[static_cast<size_t>(kh * g.KW + kw)] = Q.at(g.pad_top + kh * g.dil_h, g.pad_left + kw * g.dil_w);
+    for_planes(g, Q.floats() + len + KK, [&](int64_t p, float* buf) {
+      float* out = buf + Q.floats();
+      float* wf = out + len;
       const float* wc = w + (p % g.Cin) * KK;
       for (int64_t t = 0; t < KK; ++t) wf[t] = wc[KK - 1 - t];
-      const int64_t rows = std::min(g.OH, Q.Hp - A), cols = std::min(g.OW, Q.Wp - B);
+      const int64_t rows = std::min(g.OH, Q.Hq - A), cols = std::min(g.OW, Q.Wq - B);
       std::fill(buf, buf + Q.floats(), 0.f);
       for (int64_t i = 0; i < rows; ++i)
-        std::memcpy(buf + (i + A) * Q.Wq + B, dy + p * OHW + i * g.OW,
-                    static_cast<size_t>(cols) * sizeof(float));
+        std::memcpy(buf + (i + A) * Q.Wq + B, dy + p * OHW + i * g.OW, static_cast<size_t>(cols) * sizeof(float));
+      taps_flat_any(out, buf, off.data(), wf, KK, len);
       for (int64_t ih = 0; ih < g.H; ++ih) {
-        for (int64_t kh = 0; kh < g.KH; ++kh)
-          for (int64_t kw = 0; kw < g.KW; ++kw)
-            src[kh * g.KW + kw] = buf + (ih + g.pad_top + kh * g.dil_h) * Q.Wq + g.pad_left + kw * g.dil_w;
-        taps_row_any(row, src, wf, KK, g.W);
-        const int64_t off = p * HW + ih * g.W;
-        write_grad(dx + off, row, g.relu_input ? x + off : nullptr, g.relu_input, accumulate, g.W);
+        const int64_t o = p * HW + ih * g.W;
+        write_grad(dx + o, out + ih * Q.Wq, g.relu_input ? x + o : nullptr, g.relu_input, accumulate, g.W);
       }
     });
     return;
   }
-  // Strided: scatter dy into the padded phase-split gradient, then gather.
-  const PhaseLayout L(g);
-  for_planes(g, L.floats() + g.W, [&](int64_t p, float* buf, const float**) {
+  // Strided: scatter dy (widened to row stride Wq, zeros in the discarded
+  // columns) into the padded phase-split gradient, one run per tap, then gather.
+  const FlatLayout L(g);
+  const int64_t len = g.OH * L.Wq;
+  const std::vector<int64_t> off = tap_runs(g, L);
+  for_planes(g, L.floats() + len + g.W, [&](int64_t p, float* buf) {
+    float* dyq = buf + L.floats();
+    float* row = dyq + len;
     const float* wc = w + (p % g.Cin) * KK;
     std::fill(buf, buf + L.floats(), 0.f);
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      const float* __restrict dyr = dy + p * OHW + oh * g.OW;
-      for (int64_t kh = 0; kh < g.KH; ++kh) {
-        const int64_t r = oh * g.stride_h + kh * g.dil_h;
-        for (int64_t kw = 0; kw < g.KW; ++kw) {
-          float* __restrict dst = buf + L.run(r, kw * g.dil_w);
-          const float wv = wc[kh * g.KW + kw];
-          for (int64_t ow = 0; ow < g.OW; ++ow) dst[ow] += wv * dyr[ow];
-        }
-      }
-    }
-    float* row = buf + L.floats();
+    widen_rows(dy + p * OHW, g.OH, g.OW, L.Wq, dyq);
+    for (int64_t t = 0; t < KK; ++t) axpy_run(buf + off[static_cast<size_t>(t)], dyq, wc[t], len);
     for (int64_t ih = 0; ih < g.H; ++ih) {
-      const int64_t r = ih + g.pad_top;
-      for (int64_t ph = 0; ph < L.s; ++ph) {
-        int64_t lo, hi;
-        L.valid(ph, g.pad_left, g.W, lo, hi);
-        const float* __restrict src = buf + (ph * L.Hp + r) * L.Wq;
-        float* dst = row + ph - g.pad_left;
-        for (int64_t j = lo; j < hi; ++j) dst[j * L.s] = src[j];
-      }
-      const int64_t off = p * HW + ih * g.W;
-      write_grad(dx + off, row, g.relu_input ? x + off : nullptr, g.relu_input, accumulate, g.W);
+      gather_row(L, buf, ih + g.pad_top, g.pad_left, g.W, row);
+      const int64_t o = p * HW + ih * g.W;
+      write_grad(dx + o, row, g.relu_input ? x + o : nullptr, g.relu_input, accumulate, g.W);
     }
   });
 }
 
 void depthwise_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
                                bool accumulate) {
-  const PhaseLayout L(g);
-  const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.Cin;
+  const FlatLayout L(g);
+  const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.Cin, len = g.OH * L.Wq;
+  const std::vector<int64_t> off = tap_runs(g, L);
   // One partial per (sample, channel, tap), summed over samples in order below.
   std::vector<double> partial(static_cast<size_t>(g.N * C * KK));
-  // Buffer: the phase-split input, then a per-column accumulator [OW].
-  for_planes(g, L.floats() + g.OW, [&](int64_t p, float* buf, const float**) {
-    fill_phases(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
-    float* __restrict acc = buf + L.floats();
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        std::fill(acc, acc + g.OW, 0.f);
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          const float* __restrict dyr = dy + p * OHW + oh * g.OW;
-          const float* __restrict src = buf + L.run(oh * g.stride_h + kh * g.dil_h, kw * g.dil_w);
-          for (int64_t ow = 0; ow < g.OW; ++ow) acc[ow] += dyr[ow] * src[ow];
-        }
-        double t = 0;
-        for (int64_t ow = 0; ow < g.OW; ++ow) t += acc[ow];
-        partial[static_cast<size_t>(p * KK + kh * g.KW + kw)] = t;
-      }
-    }
+  // Buffer: the phase-split input, then dy widened to row stride Wq (zeros in
+  // the discarded columns, so the flat dot products count only real outputs).
+  for_planes(g, L.floats() + std::max(len, fill_scratch(L)), [&](int64_t p, float* buf) {
+    float* dyq = buf + L.floats();  // written after the fill, whose scratch it reuses
+    fill_flat(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
+    widen_rows(dy + p * OHW, g.OH, g.OW, L.Wq, dyq);
+    for (int64_t t = 0; t < KK; ++t)
+      partial[static_cast<size_t>(p * KK + t)] = dot_lanes(dyq, buf + off[static_cast<size_t>(t)], len);
   });
   for (int64_t j = 0; j < C * KK; ++j) {
     double s = 0;

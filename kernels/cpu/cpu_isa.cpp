@@ -25,12 +25,15 @@ namespace avx512 {
 const KernelTable& isa_kernel_table();
 }
 #endif
+// kernel_profile.cpp: the timing wrapper of METANAS_CPU_PROFILE.
+const KernelTable* profiled_kernel_table(const KernelTable* inner);
+bool cpu_profile_requested();
 }  // namespace kernels::cpu
 
 namespace {
 namespace k = kernels::cpu;
 
-const k::KernelTable* table_of(CpuIsa isa) {
+const k::KernelTable* isa_table(CpuIsa isa) {
   switch (isa) {
     case CpuIsa::Baseline: return &k::baseline::isa_kernel_table();
 #if METANAS_CPU_HAVE_AVX2
@@ -41,6 +44,12 @@ const k::KernelTable* table_of(CpuIsa isa) {
 #endif
     default: return nullptr;
   }
+}
+
+// The ISA's table, behind the timing wrapper when METANAS_CPU_PROFILE is set.
+const k::KernelTable* table_of(CpuIsa isa) {
+  const k::KernelTable* t = isa_table(isa);
+  return t != nullptr && k::cpu_profile_requested() ? k::profiled_kernel_table(t) : t;
 }
 
 bool runnable(CpuIsa isa, const CpuFeatures& cpu) {
