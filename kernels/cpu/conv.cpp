@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/flat_plane.h"
 
 namespace metanas::kernels::cpu {
 MN_CPU_ISA_BEGIN
@@ -176,99 +177,9 @@ void for_items(int64_t items, int64_t scratch_floats, bool parallel, Body body) 
 }
 
 // ---------------------------------------------------------------------------
-// Depthwise direct kernels on flat planes.
-// A plane is copied (relu applied) into a zero-padded buffer split into
-// stride phases in both dimensions: phase (a, b) is the grid of padded
-// elements (r*sh + a, c*sw + b), Hq x Wq, row-major. The tap (kh, kw) of
-// output (oh, ow) then reads phase ((kh*dh) % sh, (kw*dw) % sw) at row
-// oh + (kh*dh)/sh, column ow + (kw*dw)/sw: for every output of the plane at
-// once, laid out with row stride Wq, one contiguous run per tap. So each pass
-// is a single long vectorised loop per plane (OH*Wq outputs, of which the
-// columns ow >= OW are discarded) instead of a short loop per row: rows here
-// are 7..28 floats, and the per-row setup and vector remainders cost more
-// than the arithmetic. A slack of Wq zeros after the phases keeps the
-// discarded columns' reads inside the buffer.
+// Depthwise direct kernels on flat planes (flat_plane.h: the layout, why, and
+// the fill / gather of a plane).
 // ---------------------------------------------------------------------------
-struct FlatLayout {
-  int64_t sh, sw, Hq, Wq, block;
-  FlatLayout(int64_t rows, int64_t cols, int64_t stride_h, int64_t stride_w)
-      : sh(stride_h),
-        sw(stride_w),
-        Hq((rows + stride_h - 1) / stride_h),
-        Wq((cols + stride_w - 1) / stride_w),
-        block(Hq * Wq) {}
-  explicit FlatLayout(const ConvGeom& g)
-      : FlatLayout(g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right, g.stride_h, g.stride_w) {}
-  int64_t floats() const { return sh * sw * block + Wq; }
-  // Offset of padded element (r, c).
-  int64_t at(int64_t r, int64_t c) const { return ((r % sh) * sw + c % sw) * block + (r / sh) * Wq + c / sw; }
-  // Start of the run read by tap row/column offsets (rh, cw) = (kh*dh, kw*dw).
-  int64_t run(int64_t rh, int64_t cw) const { return at(rh, cw); }
-};
-
-// Zeroes the buffer and copies rows x[0..rows) of width n to padded (top, left), relu'd when asked.
-void fill_flat(const FlatLayout& L, const float* x, int64_t rows, int64_t n, int64_t top, int64_t left,
-               bool relu, float* buf) {
-  std::fill(buf, buf + L.floats(), 0.f);
-  for (int64_t i = 0; i < rows; ++i) {
-    const float* __restrict xr = x + i * n;
-    const int64_t r = i + top;
-    if (L.sw == 1) {
-      float* __restrict dst = buf + L.at(r, left);
-      if (relu)
-        for (int64_t j = 0; j < n; ++j) dst[j] = std::max(xr[j], 0.f);
-      else
-        std::memcpy(dst, xr, static_cast<size_t>(n) * sizeof(float));
-      continue;
-    }
-    if (L.sw == 2) {
-      // Pad the row into `wide` (2*Wq floats), then split even / odd columns:
-      // constant-stride loops that vectorise (a gather per element does not).
-      float* __restrict wide = buf + L.floats();
-      for (int64_t c = 0; c < left; ++c) wide[c] = 0.f;
-      if (relu)
-        for (int64_t j = 0; j < n; ++j) wide[left + j] = std::max(xr[j], 0.f);
-      else
-        for (int64_t j = 0; j < n; ++j) wide[left + j] = xr[j];
-      for (int64_t c = left + n; c < 2 * L.Wq; ++c) wide[c] = 0.f;
-      float* __restrict e = buf + L.at(r, 0);
-      float* __restrict o = buf + L.at(r, 1);
-      for (int64_t k = 0; k < L.Wq; ++k) {
-        e[k] = wide[2 * k];
-        o[k] = wide[2 * k + 1];
-      }
-      continue;
-    }
-    for (int64_t b = 0; b < L.sw; ++b) {
-      // source columns j with (j + left) % sw == b
-      const int64_t j0 = ((b - left) % L.sw + L.sw) % L.sw;
-      if (j0 >= n) continue;
-      float* __restrict dst = buf + L.at(r, j0 + left);
-      const int64_t cnt = (n - j0 + L.sw - 1) / L.sw;
-      for (int64_t k = 0; k < cnt; ++k) dst[k] = relu_if(xr[j0 + k * L.sw], relu);
-    }
-  }
-}
-
-// The scratch fill_flat needs after the layout's floats.
-int64_t fill_scratch(const FlatLayout& L) { return L.sw == 2 ? 2 * L.Wq : 0; }
-
-// row[j] = padded element (r, j + left) for j < n: the gather of fill_flat's layout.
-void gather_row(const FlatLayout& L, const float* buf, int64_t r, int64_t left, int64_t n, float* row) {
-  if (L.sw == 1) {
-    const float* __restrict src = buf + L.at(r, left);
-    for (int64_t j = 0; j < n; ++j) row[j] = src[j];
-    return;
-  }
-  for (int64_t b = 0; b < L.sw; ++b) {
-    const int64_t j0 = ((b - left) % L.sw + L.sw) % L.sw;
-    if (j0 >= n) continue;
-    const float* __restrict src = buf + L.at(r, j0 + left);
-    const int64_t cnt = (n - j0 + L.sw - 1) / L.sw;
-    for (int64_t k = 0; k < cnt; ++k) row[j0 + k * L.sw] = src[k];
-  }
-}
-
 // out[i] = sum_t w[t] * src[off[t] + i], i < len, taps summed in order. With the
 // tap count fixed at compile time the tap loop unrolls and i vectorises.
 template <int T>
@@ -322,22 +233,16 @@ double dot_lanes(const float* __restrict a, const float* __restrict b, int64_t n
   return s;
 }
 
+FlatLayout conv_layout(const ConvGeom& g) {
+  return FlatLayout(g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right, g.stride_h, g.stride_w);
+}
+
 // The tap runs of a geometry in layout L (one per kh, kw).
 std::vector<int64_t> tap_runs(const ConvGeom& g, const FlatLayout& L) {
   std::vector<int64_t> off(static_cast<size_t>(g.KH * g.KW));
   for (int64_t kh = 0; kh < g.KH; ++kh)
     for (int64_t kw = 0; kw < g.KW; ++kw) off[static_cast<size_t>(kh * g.KW + kw)] = L.run(kh * g.dil_h, kw * g.dil_w);
   return off;
-}
-
-// Copies an [rows, cols] plane into row stride Wq with zeros in columns >= cols.
-void widen_rows(const float* src, int64_t rows, int64_t cols, int64_t Wq, float* dst) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* __restrict d = dst + r * Wq;
-    const float* __restrict s = src + r * cols;
-    for (int64_t c = 0; c < cols; ++c) d[c] = s[c];
-    for (int64_t c = cols; c < Wq; ++c) d[c] = 0.f;
-  }
 }
 
 // Runs body(plane, thread_buffer) over the N*C planes.
@@ -353,7 +258,7 @@ void for_planes(const ConvGeom& g, int64_t buf_floats, Body body) {
 }
 
 void depthwise_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
-  const FlatLayout L(g);
+  const FlatLayout L = conv_layout(g);
   const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW, len = g.OH * L.Wq;
   const std::vector<int64_t> off = tap_runs(g, L);
   for_planes(g, L.floats() + std::max(len, fill_scratch(L)), [&](int64_t p, float* buf) {
@@ -399,7 +304,7 @@ void depthwise_backward_data(const ConvGeom& g, const float* dy, const float* w,
   }
   // Strided: scatter dy (widened to row stride Wq, zeros in the discarded
   // columns) into the padded phase-split gradient, one run per tap, then gather.
-  const FlatLayout L(g);
+  const FlatLayout L = conv_layout(g);
   const int64_t len = g.OH * L.Wq;
   const std::vector<int64_t> off = tap_runs(g, L);
   for_planes(g, L.floats() + len + g.W, [&](int64_t p, float* buf) {
@@ -419,7 +324,7 @@ void depthwise_backward_data(const ConvGeom& g, const float* dy, const float* w,
 
 void depthwise_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw,
                                bool accumulate) {
-  const FlatLayout L(g);
+  const FlatLayout L = conv_layout(g);
   const int64_t KK = g.KH * g.KW, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.Cin, len = g.OH * L.Wq;
   const std::vector<int64_t> off = tap_runs(g, L);
   // One partial per (sample, channel, tap), summed over samples in order below.

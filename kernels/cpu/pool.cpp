@@ -3,13 +3,18 @@
 // is the int32 index ih * W + iw into the input plane) and an average divides
 // by the number of real pixels in the window (PyTorch count_include_pad=False).
 // Planes are independent, so the work is split over N*C planes and every
-// result is deterministic. Both poolings are separable (a row pass, then a
-// column pass) so the inner loops run branch-free over output rows.
+// result is deterministic. Windows with k >= 2*pad + 1 (the 3x3 pad-1 pools
+// of the search spaces) run on flat planes (flat_plane.h): one long loop per
+// plane over every output with the k*k taps unrolled. Other windows use the
+// separable form (a row pass, then a column pass).
 // Bench: benchmarks/engine-bench.
 #include <algorithm>
 #include <vector>
 
+#include <limits>
+
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/flat_plane.h"
 
 namespace metanas::kernels::cpu {
 MN_CPU_ISA_BEGIN
@@ -32,7 +37,9 @@ void for_planes(const PoolGeom& g, int64_t buf_floats, Body body) {
   const int64_t planes = g.N * g.C;
 #pragma omp parallel if (planes * g.OH * g.OW >= kParallelMin)
   {
-    std::vector<float> buf(static_cast<size_t>(buf_floats));
+    // Kept between calls (a vector per call cost an allocation per thread per pool).
+    thread_local std::vector<float> buf;
+    if (static_cast<int64_t>(buf.size()) < buf_floats) buf.resize(static_cast<size_t>(buf_floats));
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) body(p, buf.data());
   }
@@ -116,6 +123,181 @@ void max_pool_2x2s2(const PoolGeom& g, const float* x, float* y, int32_t* argmax
   }
 }
 
+// ---------------------------------------------------------------------------
+// Flat-plane pools. With k >= 2*pad + 1 the window's tap (pad, pad) is a real
+// pixel for every output, so padding can be a neutral value (-inf for the
+// max, 0 for the sum) and the count of real pixels is a per-output constant.
+// ---------------------------------------------------------------------------
+bool flat_pool(const PoolGeom& g) { return g.k >= 2 * g.pad + 1 && g.k <= 5 && !(g.k == 2 && g.stride == 2 && g.pad == 0); }
+
+struct FlatPool {
+  FlatLayout L;
+  int64_t len;              // OH * Wq flat outputs
+  std::vector<int64_t> off;  // tap (kh, kw) -> run start
+  std::vector<int32_t> delta;  // tap -> kh * W + kw (argmax offset from the window corner)
+  std::vector<float> inv;      // [OH * Wq] 1 / real pixels of the window, 0 in discarded columns
+  explicit FlatPool(const PoolGeom& g)
+      : L(g.H + 2 * g.pad, g.W + 2 * g.pad, g.stride, g.stride), len(g.OH * L.Wq) {
+    for (int64_t kh = 0; kh < g.k; ++kh)
+      for (int64_t kw = 0; kw < g.k; ++kw) {
+        off.push_back(L.run(kh, kw));
+        delta.push_back(static_cast<int32_t>(kh * g.W + kw));
+      }
+    const std::vector<float> compact = inverse_counts(g);
+    inv.assign(static_cast<size_t>(len), 0.f);
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow)
+        inv[static_cast<size_t>(oh * L.Wq + ow)] = compact[static_cast<size_t>(oh * g.OW + ow)];
+  }
+};
+
+// Running max over the taps in window order (strict >: the first maximum in
+// row-major order wins); ct starts at the always-real tap (pad, pad), so a
+// window of -inf pixels still points at a real one.
+template <int T>
+void max_taps(float* __restrict mv, int32_t* __restrict mt, const float* buf, const int64_t* off,
+              const int32_t* delta, int32_t center, int64_t len) {
+  const float* s[T];
+  int32_t d[T];
+  for (int t = 0; t < T; ++t) {
+    s[t] = buf + off[t];
+    d[t] = delta[t];
+  }
+  for (int64_t i = 0; i < len; ++i) {
+    float cur = -std::numeric_limits<float>::infinity();
+    int32_t ct = center;
+#pragma GCC unroll 32
+    for (int t = 0; t < T; ++t) {
+      const float v = s[t][i];
+      const bool m = v > cur;
+      cur = m ? v : cur;
+      ct = m ? d[t] : ct;
+    }
+    mv[i] = cur;
+    mt[i] = ct;
+  }
+}
+
+void max_taps_any(float* mv, int32_t* mt, const float* buf, const int64_t* off, const int32_t* delta,
+                  int32_t center, int64_t T, int64_t len) {
+  switch (T) {
+    case 9: return max_taps<9>(mv, mt, buf, off, delta, center, len);
+    case 4: return max_taps<4>(mv, mt, buf, off, delta, center, len);
+    case 16: return max_taps<16>(mv, mt, buf, off, delta, center, len);
+    case 25: return max_taps<25>(mv, mt, buf, off, delta, center, len);
+    default: break;
+  }
+  for (int64_t i = 0; i < len; ++i) {
+    mv[i] = -std::numeric_limits<float>::infinity();
+    mt[i] = center;
+  }
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < len; ++i) {
+      const float v = buf[off[t] + i];
+      const bool m = v > mv[i];
+      mv[i] = m ? v : mv[i];
+      mt[i] = m ? delta[t] : mt[i];
+    }
+}
+
+template <int T>
+void sum_taps(float* __restrict out, const float* buf, const int64_t* off, const float* __restrict inv, int64_t len) {
+  const float* s[T];
+  for (int t = 0; t < T; ++t) s[t] = buf + off[t];
+  for (int64_t i = 0; i < len; ++i) {
+    float acc = 0.f;
+#pragma GCC unroll 32
+    for (int t = 0; t < T; ++t) acc += s[t][i];
+    out[i] = acc * inv[i];
+  }
+}
+
+void sum_taps_any(float* out, const float* buf, const int64_t* off, const float* inv, int64_t T, int64_t len) {
+  switch (T) {
+    case 9: return sum_taps<9>(out, buf, off, inv, len);
+    case 4: return sum_taps<4>(out, buf, off, inv, len);
+    case 16: return sum_taps<16>(out, buf, off, inv, len);
+    case 25: return sum_taps<25>(out, buf, off, inv, len);
+    default: break;
+  }
+  std::fill(out, out + len, 0.f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t i = 0; i < len; ++i) out[i] += buf[off[t] + i];
+  for (int64_t i = 0; i < len; ++i) out[i] *= inv[i];
+}
+
+void max_pool_flat(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
+  const FlatPool F(g);
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, T = g.k * g.k;
+  const int32_t center = F.delta[static_cast<size_t>(g.pad * g.k + g.pad)];
+  // Buffer: the -inf padded plane (+ fill scratch), flat maxima, flat argmax offsets.
+  const int64_t head = F.L.floats() + fill_scratch(F.L);
+  for_planes(g, head + 2 * F.len, [&](int64_t p, float* buf) {
+    float* mv = buf + head;
+    int32_t* mt = reinterpret_cast<int32_t*>(mv + F.len);
+    fill_flat(F.L, x + p * HW, g.H, g.W, g.pad, g.pad, false, buf, -std::numeric_limits<float>::infinity());
+    max_taps_any(mv, mt, buf, F.off.data(), F.delta.data(), center, T, F.len);
+    float* yp = y + p * OHW;
+    int32_t* ap = argmax + p * OHW;
+    for (int64_t oh = 0; oh < g.OH; ++oh) {
+      const int32_t row0 = static_cast<int32_t>((oh * g.stride - g.pad) * g.W - g.pad);
+      for (int64_t ow = 0; ow < g.OW; ++ow) {
+        yp[oh * g.OW + ow] = mv[oh * F.L.Wq + ow];
+        ap[oh * g.OW + ow] = row0 + static_cast<int32_t>(ow * g.stride) + mt[oh * F.L.Wq + ow];
+      }
+    }
+  });
+}
+
+void avg_pool_flat_forward(const PoolGeom& g, const float* x, float* y) {
+  const FlatPool F(g);
+  const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, T = g.k * g.k;
+  const int64_t head = F.L.floats() + fill_scratch(F.L);
+  for_planes(g, head + F.len, [&](int64_t p, float* buf) {
+    float* out = buf + head;
+    fill_flat(F.L, x + p * HW, g.H, g.W, g.pad, g.pad, false, buf);
+    sum_taps_any(out, buf, F.off.data(), F.inv.data(), T, F.len);
+    float* yp = y + p * OHW;
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = out[oh * F.L.Wq + ow];
+  });
+}
+
+// Stride 1: dx is the correlation of dy / count, zero-extended by k - 1 rows
+// and columns, with a k x k window of ones (as the depthwise backward-data
+// pass): each dx element sums its k*k windows in registers, written once.
+// (Scattering k*k runs into the plane instead was slower than the separable form.)
+void avg_pool_flat_backward_s1(const PoolGeom& g, const float* dy, float* dx, bool accumulate) {
+  const int64_t A = g.k - 1, HW = g.H * g.W, OHW = g.OH * g.OW, T = g.k * g.k;
+  const FlatLayout Q(g.H + g.pad + A, g.W + g.pad + A, 1, 1);
+  const int64_t len = g.H * Q.Wq;
+  std::vector<int64_t> off;
+  for (int64_t kh = 0; kh < g.k; ++kh)
+    for (int64_t kw = 0; kw < g.k; ++kw) off.push_back(Q.at(g.pad + kh, g.pad + kw));
+  const std::vector<float> inv = inverse_counts(g);
+  const std::vector<float> ones(static_cast<size_t>(len), 1.f);
+  const int64_t rows = std::min(g.OH, Q.Hq - A), cols = std::min(g.OW, Q.Wq - A);
+  for_planes(g, Q.floats() + len, [&](int64_t p, float* buf) {
+    float* out = buf + Q.floats();
+    std::fill(buf, buf + Q.floats(), 0.f);
+    const float* gp = dy + p * OHW;
+    for (int64_t i = 0; i < rows; ++i) {
+      float* __restrict q = buf + (i + A) * Q.Wq + A;
+      for (int64_t j = 0; j < cols; ++j) q[j] = gp[i * g.OW + j] * inv[static_cast<size_t>(i * g.OW + j)];
+    }
+    sum_taps_any(out, buf, off.data(), ones.data(), T, len);
+    float* dp = dx + p * HW;
+    for (int64_t ih = 0; ih < g.H; ++ih) {
+      const float* __restrict o = out + ih * Q.Wq;
+      float* __restrict dr = dp + ih * g.W;
+      if (accumulate)
+        for (int64_t j = 0; j < g.W; ++j) dr[j] += o[j];
+      else
+        for (int64_t j = 0; j < g.W; ++j) dr[j] = o[j];
+    }
+  });
+}
+
 }  // namespace
 
 // Separable: a row pass keeps, per input row and output column, the row
@@ -123,6 +305,7 @@ void max_pool_2x2s2(const PoolGeom& g, const float* x, float* y, int32_t* argmax
 // row holding the window maximum, i.e. the first maximum in row-major order.
 void max_pool_forward(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   if (g.k == 2 && g.stride == 2 && g.pad == 0) return max_pool_2x2s2(g, x, y, argmax);
+  if (flat_pool(g)) return max_pool_flat(g, x, y, argmax);
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, planes = g.N * g.C;
   const ColTaps T(g);
   std::vector<int64_t> first(static_cast<size_t>(g.OW));  // first real column of each window
@@ -207,6 +390,7 @@ void max_pool_backward(const PoolGeom& g, const float* dy, const int32_t* argmax
 }
 
 void avg_pool_forward(const PoolGeom& g, const float* x, float* y) {
+  if (flat_pool(g)) return avg_pool_flat_forward(g, x, y);
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
   const ColTaps T(g);
   const std::vector<float> inv = inverse_counts(g);
@@ -240,6 +424,7 @@ void avg_pool_forward(const PoolGeom& g, const float* x, float* y) {
 }
 
 void avg_pool_backward(const PoolGeom& g, const float* dy, float* dx, bool accumulate) {
+  if (flat_pool(g) && g.stride == 1) return avg_pool_flat_backward_s1(g, dy, dx, accumulate);
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW;
   const ColTaps T(g);
   const std::vector<float> inv = inverse_counts(g);

@@ -1,0 +1,114 @@
+// Flat planes: the layout the depthwise convolutions and the 3x3 poolings
+// compute on (kernels/cpu/conv.cpp, pool.cpp).
+// A plane is copied (relu applied when asked) into a padded buffer split into
+// stride phases in both dimensions: phase (a, b) is the grid of padded
+// elements (r*sh + a, c*sw + b), Hq x Wq, row-major. The tap (kh, kw) of
+// output (oh, ow) then reads phase ((kh*dh) % sh, (kw*dw) % sw) at row
+// oh + (kh*dh)/sh, column ow + (kw*dw)/sw: for every output of the plane at
+// once, laid out with row stride Wq, one contiguous run per tap. So each pass
+// is a single long vectorised loop per plane (OH*Wq outputs, of which the
+// columns ow >= OW are discarded) instead of a short loop per row: rows here
+// are 7..28 floats, and the per-row setup and vector remainders cost more
+// than the arithmetic. A slack of Wq padding floats after the phases keeps
+// the discarded columns' reads inside the buffer.
+// Compiled into each ISA variant of the files that include it (MN_CPU_ISA_BEGIN).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+namespace metanas::kernels::cpu {
+MN_CPU_ISA_BEGIN
+
+struct FlatLayout {
+  int64_t sh, sw, Hq, Wq, block;
+  FlatLayout(int64_t rows, int64_t cols, int64_t stride_h, int64_t stride_w)
+      : sh(stride_h),
+        sw(stride_w),
+        Hq((rows + stride_h - 1) / stride_h),
+        Wq((cols + stride_w - 1) / stride_w),
+        block(Hq * Wq) {}
+  int64_t floats() const { return sh * sw * block + Wq; }
+  // Offset of padded element (r, c).
+  int64_t at(int64_t r, int64_t c) const { return ((r % sh) * sw + c % sw) * block + (r / sh) * Wq + c / sw; }
+  // Start of the run read by tap row/column offsets (rh, cw) = (kh*dh, kw*dw).
+  int64_t run(int64_t rh, int64_t cw) const { return at(rh, cw); }
+};
+
+// Sets the buffer to `fill` (the padding: 0, or -inf for max pooling) and
+// copies rows x[0..rows) of width n to padded (top, left), relu'd when asked.
+// Needs fill_scratch(L) floats after L.floats().
+inline void fill_flat(const FlatLayout& L, const float* x, int64_t rows, int64_t n, int64_t top, int64_t left,
+                      bool relu, float* buf, float fill = 0.f) {
+  std::fill(buf, buf + L.floats(), fill);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* __restrict xr = x + i * n;
+    const int64_t r = i + top;
+    if (L.sw == 1) {
+      float* __restrict dst = buf + L.at(r, left);
+      if (relu)
+        for (int64_t j = 0; j < n; ++j) dst[j] = std::max(xr[j], 0.f);
+      else
+        std::memcpy(dst, xr, static_cast<size_t>(n) * sizeof(float));
+      continue;
+    }
+    if (L.sw == 2) {
+      // Pad the row into `wide` (2*Wq floats), then split even / odd columns:
+      // constant-stride loops that vectorise (a gather per element does not).
+      float* __restrict wide = buf + L.floats();
+      for (int64_t c = 0; c < left; ++c) wide[c] = fill;
+      if (relu)
+        for (int64_t j = 0; j < n; ++j) wide[left + j] = std::max(xr[j], 0.f);
+      else
+        for (int64_t j = 0; j < n; ++j) wide[left + j] = xr[j];
+      for (int64_t c = left + n; c < 2 * L.Wq; ++c) wide[c] = fill;
+      float* __restrict e = buf + L.at(r, 0);
+      float* __restrict o = buf + L.at(r, 1);
+      for (int64_t k = 0; k < L.Wq; ++k) {
+        e[k] = wide[2 * k];
+        o[k] = wide[2 * k + 1];
+      }
+      continue;
+    }
+    for (int64_t b = 0; b < L.sw; ++b) {
+      // source columns j with (j + left) % sw == b
+      const int64_t j0 = ((b - left) % L.sw + L.sw) % L.sw;
+      if (j0 >= n) continue;
+      float* __restrict dst = buf + L.at(r, j0 + left);
+      const int64_t cnt = (n - j0 + L.sw - 1) / L.sw;
+      for (int64_t k = 0; k < cnt; ++k) dst[k] = relu ? std::max(xr[j0 + k * L.sw], 0.f) : xr[j0 + k * L.sw];
+    }
+  }
+}
+
+// The scratch fill_flat needs after the layout's floats.
+inline int64_t fill_scratch(const FlatLayout& L) { return L.sw == 2 ? 2 * L.Wq : 0; }
+
+// row[j] = padded element (r, j + left) for j < n: the gather of fill_flat's layout.
+inline void gather_row(const FlatLayout& L, const float* buf, int64_t r, int64_t left, int64_t n, float* row) {
+  if (L.sw == 1) {
+    const float* __restrict src = buf + L.at(r, left);
+    for (int64_t j = 0; j < n; ++j) row[j] = src[j];
+    return;
+  }
+  for (int64_t b = 0; b < L.sw; ++b) {
+    const int64_t j0 = ((b - left) % L.sw + L.sw) % L.sw;
+    if (j0 >= n) continue;
+    const float* __restrict src = buf + L.at(r, j0 + left);
+    const int64_t cnt = (n - j0 + L.sw - 1) / L.sw;
+    for (int64_t k = 0; k < cnt; ++k) row[j0 + k * L.sw] = src[k];
+  }
+}
+
+// Copies an [rows, cols] plane into row stride Wq with zeros in columns >= cols.
+inline void widen_rows(const float* src, int64_t rows, int64_t cols, int64_t Wq, float* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* __restrict d = dst + r * Wq;
+    const float* __restrict s = src + r * cols;
+    for (int64_t c = 0; c < cols; ++c) d[c] = s[c];
+    for (int64_t c = cols; c < Wq; ++c) d[c] = 0.f;
+  }
+}
+
+MN_CPU_ISA_END
+}  // namespace metanas::kernels::cpu
