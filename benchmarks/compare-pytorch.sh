@@ -12,10 +12,14 @@
 #
 #   benchmarks/compare-pytorch.sh [--quick] [--build DIR] [--threads "1 2"] [--n N]
 #                                 [--workloads "reptile4 fomaml4 metanas"] [--w1-meta-batch M]
-#                                 [--task-parallel]
+#                                 [--task-parallel] [--passive]
 #
-# --task-parallel: our 4-conv workloads run with meta.task_parallel=true (the tasks of a meta-batch
-# concurrently, one per thread; the same work per iteration, each task from the same start state).
+# --task-parallel: our workloads run with meta.task_parallel=true (the tasks of a meta-batch
+# concurrently, one per thread; the same work per iteration, each task from the same start state;
+# for W1 that is MetaNAS's task-parallel semantics, docs/reproduction.md, not the sequential one).
+# --passive: OMP_WAIT_POLICY=passive on both sides (for a loaded machine, where spinning threads
+# steal the cores of other jobs). By default the OpenMP runtime's own policy is left alone, as a
+# user runs it: passive waits cost every parallel region a futex wake (~15% of W1 on 2 cores).
 #
 # --quick: one timed iteration, no warm-up, meta-batch 1 everywhere (a smoke run, seconds).
 # Defaults: n=3 repetitions (each 1 warm-up + 1 timed iteration) for the 4-conv workloads; W1 runs
@@ -33,6 +37,7 @@ n=3
 w1_mb=2
 quick=0
 task_parallel=0
+passive=0
 workloads="reptile4 fomaml4 metanas"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -43,7 +48,8 @@ while [[ $# -gt 0 ]]; do
     --workloads) workloads="$2"; shift ;;
     --w1-meta-batch) w1_mb="$2"; shift ;;
     --task-parallel) task_parallel=1 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    --passive) passive=1 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "compare-pytorch.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -60,7 +66,7 @@ if ! "$py" -c "import torch" 2>/dev/null; then
 fi
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-export OMP_WAIT_POLICY=passive
+if [[ $passive -eq 1 ]]; then export OMP_WAIT_POLICY=passive; fi
 
 # A copy of a preset with the meta-batch replaced (for --quick and the W1 meta-batch).
 config_with_mb() {  # src (or "" for the built-in W1 setting) meta_batch out [task_parallel]
@@ -84,6 +90,7 @@ if [[ -z "$peak_core" ]]; then
 fi
 echo "# compare-pytorch: $(date -u '+%F %T UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# OpenBLAS core for the sgemm peak: ${peak_core:-detected}; PyTorch runs with its defaults (oneDNN convolutions)"
+echo "# OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(runtime default)}; ours: METANAS_CPU_CONV=${METANAS_CPU_CONV:-own} METANAS_CPU_ISA=${METANAS_CPU_ISA:-(default)}"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| workload | threads | ours s (median) | PyTorch s (median) | ratio ours/PyTorch | GFLOP | ours GFLOP/s | PyTorch GFLOP/s | sgemm peak GFLOP/s | FLOP floor s | load |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
@@ -99,7 +106,7 @@ for t in $threads_list; do
     esac
     if [[ $quick -eq 1 ]]; then mb=1; ni=1; nw=0; fi
     cfg="$tmp/$w-$mb.json"
-    tp=0; [[ $task_parallel -eq 1 && $w != metanas ]] && tp=1
+    tp=0; [[ $task_parallel -eq 1 ]] && tp=1
     config_with_mb "$src" "$mb" "$cfg" "$tp"
     # W1 = configs/omniglot-20w1s.json (meta-step-bench's built-in setting; the bench switches
     # pruning and the architecture warm-up off). Each repetition is a fresh process of each side

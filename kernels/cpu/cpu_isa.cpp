@@ -25,9 +25,7 @@ namespace avx512 {
 const KernelTable& isa_kernel_table();
 }
 #endif
-// kernel_profile.cpp: the timing wrapper of METANAS_CPU_PROFILE.
-const KernelTable* profiled_kernel_table(const KernelTable* inner);
-bool cpu_profile_requested();
+bool cpu_profile_requested();  // kernel_profile.cpp: METANAS_CPU_PROFILE is set
 }  // namespace kernels::cpu
 
 namespace {
@@ -113,8 +111,9 @@ std::vector<CpuIsa> supported_cpu_isas() {
 }
 
 CpuIsa choose_cpu_isa(const char* request, const CpuFeatures& cpu) {
-  // Unset: baseline; the wider variants are opt-in until measured to win (cpu_isa.h).
-  if (request == nullptr || *request == '\0') return CpuIsa::Baseline;
+  // Unset: avx2 where the CPU and the build have it (measured to win, cpu_isa.h), else baseline.
+  if (request == nullptr || *request == '\0')
+    return cpu_isa_compiled(CpuIsa::Avx2) && runnable(CpuIsa::Avx2, cpu) ? CpuIsa::Avx2 : CpuIsa::Baseline;
   const CpuIsa isa = parse_cpu_isa(request);
   MN_CHECK(cpu_isa_compiled(isa), "METANAS_CPU_ISA=", request,
            ": this build has no such kernel variant (built with a compiler other than GCC?)");

@@ -66,6 +66,12 @@ const KernelTable& isa_kernel_table();
 const KernelTable& active_kernel_table();
 void set_active_kernel_table(const KernelTable* t);
 
+// METANAS_CPU_PROFILE (kernel_profile.cpp): a table that times every kernel
+// of `inner` (one process-wide set of counters, printed to stderr at exit),
+// and the counters so far as the printed table.
+const KernelTable* profiled_kernel_table(const KernelTable* inner);
+std::string kernel_profile_report();
+
 // Re-selects OpenBLAS's kernels when its CPU detection fell back to the SSE3
 // "Prescott" core on an AVX-512/AVX2 CPU (blas_core.cpp); returns the core in
 // use ("" without a DYNAMIC_ARCH OpenBLAS). blas_core_for() is the decision:

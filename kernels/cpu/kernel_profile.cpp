@@ -32,20 +32,31 @@ struct Profile {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
   ~Profile() {
+    if (!stats.empty()) std::fputs(report().c_str(), stderr);
+  }
+
+  std::string report() {
+    std::lock_guard<std::mutex> lock(mu);
     std::vector<std::pair<std::string, Stat>> rows(stats.begin(), stats.end());
     double total = 0;
     for (const auto& r : rows) total += r.second.seconds;
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::fprintf(stderr, "\nMETANAS_CPU_PROFILE: %.3f s in CPU kernels of %.3f s since the first kernel call\n",
-                 total, wall);
-    std::fprintf(stderr, "%10s %6s %10s %12s  %s\n", "seconds", "%", "calls", "us/call", "kernel");
-    for (const auto& r : rows)
-      std::fprintf(stderr, "%10.3f %6.2f %10lld %12.2f  %s\n", r.second.seconds,
-                   total > 0 ? 100.0 * r.second.seconds / total : 0.0,
-                   static_cast<long long>(r.second.calls),
-                   r.second.calls ? 1e6 * r.second.seconds / r.second.calls : 0.0, r.first.c_str());
+    std::string out;
+    char line[512];
+    std::snprintf(line, sizeof line, "\nMETANAS_CPU_PROFILE: %.3f s in CPU kernels of %.3f s since the first kernel call\n",
+                  total, wall);
+    out += line;
+    std::snprintf(line, sizeof line, "%10s %6s %10s %12s  %s\n", "seconds", "%", "calls", "us/call", "kernel");
+    out += line;
+    for (const auto& r : rows) {
+      std::snprintf(line, sizeof line, "%10.3f %6.2f %10lld %12.2f  %s\n", r.second.seconds,
+                    total > 0 ? 100.0 * r.second.seconds / total : 0.0, static_cast<long long>(r.second.calls),
+                    r.second.calls ? 1e6 * r.second.seconds / r.second.calls : 0.0, r.first.c_str());
+      out += line;
+    }
+    return out;
   }
 };
 
@@ -109,9 +120,11 @@ const KernelTable* profiled_kernel_table(const KernelTable* inner) {
 #include "metanas/kernels/op_table.def"
 #undef MN_KERNEL
   };
-  profile().inner = inner;
+  if (inner != &table) profile().inner = inner;  // wrapping the wrapper would recurse
   return &table;
 }
+
+std::string kernel_profile_report() { return profile().report(); }
 
 bool cpu_profile_requested() {
   const char* v = std::getenv("METANAS_CPU_PROFILE");

@@ -207,11 +207,13 @@ TEST_CASE("cpu isa: METANAS_CPU_ISA values, unsupported requests and the automat
   CpuFeatures none, v3, v4;
   v3.x86_64_v3 = true;
   v4.x86_64_v3 = v4.x86_64_v4 = true;
-  // Unset or empty: baseline on any CPU (the wider variants are opt-in).
+  // Unset or empty: avx2 on an x86-64-v3 (or v4) CPU when built, else baseline; avx512 is opt-in.
+  const CpuIsa wide = cpu_isa_compiled(CpuIsa::Avx2) ? CpuIsa::Avx2 : CpuIsa::Baseline;
   REQUIRE(choose_cpu_isa(nullptr, none) == CpuIsa::Baseline);
   REQUIRE(choose_cpu_isa("", none) == CpuIsa::Baseline);
-  REQUIRE(choose_cpu_isa(nullptr, v3) == CpuIsa::Baseline);
-  REQUIRE(choose_cpu_isa(nullptr, v4) == CpuIsa::Baseline);
+  REQUIRE(choose_cpu_isa(nullptr, v3) == wide);
+  REQUIRE(choose_cpu_isa("", v3) == wide);
+  REQUIRE(choose_cpu_isa(nullptr, v4) == wide);
   if (cpu_isa_compiled(CpuIsa::Avx2)) REQUIRE(choose_cpu_isa("avx2", v3) == CpuIsa::Avx2);
   REQUIRE(choose_cpu_isa("baseline", v4) == CpuIsa::Baseline);
   REQUIRE_THROWS_WITH(choose_cpu_isa("avx2", none), Contains("does not support x86-64-v3"));

@@ -3,9 +3,12 @@
 // x86-64-v4) and one variant is chosen when the CPU backend is first used:
 // the environment variable METANAS_CPU_ISA=baseline|avx2|avx512 when set
 // (an unknown value, or one this CPU or build lacks, is an error), otherwise
-// baseline: avx2 and avx512 are opt-in because neither has been measured to
-// win (on the 2-core AMD EPYC (Zen 1) development VM avx2 was no faster overall
-// and slower on the depthwise convolutions: docs/results.md, "CPU speed, part 3").
+// avx2 on a CPU with x86-64-v3 (and a GCC build), else baseline. avx2 became
+// the default once the depthwise convolutions and pools ran on flat planes
+// (kernels/cpu/flat_plane.h): before, their 7..28-float rows left 8-wide
+// loops mostly remainder and avx2 was no faster (docs/results.md, "CPU speed,
+// part 3"); now W1 runs ~10% faster under it on AMD Zen 3 ("part 5").
+// avx512 stays opt-in: not measured to win.
 //
 // Results are bitwise independent of the thread count under every ISA, but
 // not equal across ISAs (FMA contraction, vector widths): docs/reproduction.md.
