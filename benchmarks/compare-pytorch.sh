@@ -23,7 +23,8 @@
 #
 # --quick: one timed iteration, no warm-up, meta-batch 1 everywhere (a smoke run, seconds).
 # Defaults: n=3 repetitions (each 1 warm-up + 1 timed iteration) for the 4-conv workloads; W1 runs
-# n=1 (no warm-up)
+# n=1 (1 warm-up + 1 timed iteration: a first iteration costs both sides 10-30% more, page faults,
+# caches and primitive creation, which a training run pays once)
 # at meta-batch --w1-meta-batch (default 2; 10 is the full W1, about 5x longer): its time is
 # linear in the meta-batch, so the ratio is that of the full W1.
 # Not a test. PyTorch is a benchmark dependency only: the script installs python3-torch with
@@ -101,7 +102,7 @@ for t in $threads_list; do
     case "$w" in
       reptile4) src="$root/configs/reptile-4conv-omniglot.json"; mb=5; ni=$n; nw=1 ;;
       fomaml4) src="$root/configs/fomaml-4conv-omniglot.json"; mb=16; ni=$n; nw=1 ;;
-      metanas) src="$root/configs/omniglot-20w1s.json"; mb=$w1_mb; ni=1; nw=0 ;;
+      metanas) src="$root/configs/omniglot-20w1s.json"; mb=$w1_mb; ni=1; nw=1 ;;
       *) echo "compare-pytorch.sh: unknown workload '$w'" >&2; exit 2 ;;
     esac
     if [[ $quick -eq 1 ]]; then mb=1; ni=1; nw=0; fi

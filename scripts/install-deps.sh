@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config catch2 nlohmann-json3-dev libstb-dev
       libopenblas-dev libopenblas-openmp-dev zlib1g-dev unzip graphviz
       openmpi-bin libopenmpi-dev  # MPI: distributed meta-training (docs/distributed.md)
-      libdnnl-dev)  # oneDNN: the METANAS_CPU_CONV=dnnl convolutions (docs/results.md)
+      libdnnl-dev)  # oneDNN: the default CPU convolutions where faster (docs/cli.md, METANAS_CPU_CONV)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,5 +1,6 @@
-// Which library runs the CPU convolutions oneDNN is faster on: the engine's
-// own kernels (conv.cpp, the default) or oneDNN (METANAS_CPU_CONV=dnnl). The
+// Which library runs the CPU convolutions oneDNN is faster on: oneDNN when its
+// plugin loads (the default, METANAS_CPU_CONV unset or =auto; =dnnl insists on
+// it) or the engine's own kernels (conv.cpp; =own, or auto without the plugin). The
 // oneDNN code is a plugin, libmetanas_dnnl.so (kernels/cpu/dnnl/conv_dnnl.cpp),
 // loaded here with dlopen the first time it is asked for, from the folder
 // this library was loaded from (then the loader's search path): the engine
@@ -72,13 +73,14 @@ const Plugin& plugin() {
 std::atomic<int> g_conv_lib{-1};
 
 int parse_conv_library(const std::string& name, const char* where) {
-  if (name.empty() || name == "own") return 0;
+  if (name.empty() || name == "auto") return plugin().forward ? 1 : 0;
+  if (name == "own") return 0;
   if (name == "dnnl" || name == "onednn") {
     const Plugin& p = plugin();
     if (!p.forward) MN_KTHROW(where, "=", name, ": ", p.error);
     return 1;
   }
-  MN_KTHROW(where, ": unknown convolution library '", name, "' (own | dnnl)");
+  MN_KTHROW(where, ": unknown convolution library '", name, "' (auto | own | dnnl)");
 }
 
 int conv_lib() {
@@ -100,7 +102,7 @@ void set_cpu_conv_library(const std::string& name) {
 std::string cpu_conv_library() { return conv_lib() == 1 ? "dnnl" : "own"; }
 
 bool cpu_conv_library_available(const std::string& name) {
-  if (name == "own") return true;
+  if (name == "own" || name == "auto" || name.empty()) return true;
   return (name == "dnnl" || name == "onednn") && plugin().forward != nullptr;
 }
 

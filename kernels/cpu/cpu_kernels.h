@@ -80,10 +80,11 @@ std::string ensure_blas_core();
 
 // Which library runs the convolutions oneDNN is faster on (conv_library.cpp;
 // the oneDNN code is the plugin libmetanas_dnnl.so, kernels/cpu/dnnl):
-// "own" (the default: conv.cpp's kernels) or "dnnl" (oneDNN; only in builds
-// with libdnnl-dev). Chosen on first use from METANAS_CPU_CONV; set_ is for
+// "dnnl" (oneDNN; only in builds with libdnnl-dev) or "own" (conv.cpp's
+// kernels). Chosen on first use from METANAS_CPU_CONV: unset or "auto" is
+// dnnl when the plugin loads, else own. set_ ("auto", "own", "dnnl") is for
 // tests and embedders, never while kernels run. An unknown name, or "dnnl"
-// when the plugin cannot be loaded, throws.
+// when the plugin cannot be loaded, throws; cpu_conv_library() says which runs.
 void set_cpu_conv_library(const std::string& name);
 std::string cpu_conv_library();
 bool cpu_conv_library_available(const std::string& name);

@@ -339,9 +339,9 @@ TEST_CASE("conv2d rejects bad inputs with clear errors", "[conv][errors]") {
   CHECK(has(e, "undefined"));
 }
 
-// ---- the opt-in oneDNN path (METANAS_CPU_CONV=dnnl: kernels/cpu/conv_library.cpp, plugin kernels/cpu/dnnl) ----
-// The whole engine suite runs once more under METANAS_CPU_CONV=dnnl (a ctest
-// entry of tests/CMakeLists.txt); these cases check what that cannot: which
+// ---- the oneDNN path (the default where its plugin loads: kernels/cpu/conv_library.cpp, plugin kernels/cpu/dnnl) ----
+// The whole engine suite runs under it by default and once more under
+// METANAS_CPU_CONV=own (a ctest entry of tests/CMakeLists.txt); these cases check what that cannot: which
 // cases oneDNN takes, its thread-count independence at batch sizes with
 // several chunks, and the errors of the setting.
 namespace {
@@ -438,7 +438,15 @@ TEST_CASE("oneDNN convolutions: the cases it takes match the reference, bitwise 
   }
 }
 
-TEST_CASE("oneDNN convolutions: off by default, and bad settings are clear errors", "[conv][dnnl]") {
+TEST_CASE("oneDNN convolutions: on by default where the plugin loads, and bad settings are clear errors",
+          "[conv][dnnl]") {
+  {
+    // auto (the default): oneDNN exactly when its plugin can be loaded, else the engine's kernels.
+    ConvLibrary lib("auto");
+    CHECK(kc::cpu_conv_library() == (kc::cpu_conv_library_available("dnnl") ? "dnnl" : "own"));
+    ConvLibrary unset("");
+    CHECK(kc::cpu_conv_library() == (kc::cpu_conv_library_available("dnnl") ? "dnnl" : "own"));
+  }
   // Whatever METANAS_CPU_CONV this process runs under, "own" turns oneDNN off.
   {
     ConvLibrary lib("own");
@@ -456,7 +464,7 @@ TEST_CASE("oneDNN convolutions: off by default, and bad settings are clear error
   } catch (const Error& err) {
     e = err.what();
   }
-  CHECK(has(e, "unknown convolution library 'cudnn' (own | dnnl)"));
+  CHECK(has(e, "unknown convolution library 'cudnn' (auto | own | dnnl)"));
   CHECK(kc::cpu_conv_library_available("own"));
   if (!kc::cpu_conv_library_available("dnnl")) {
     e.clear();
