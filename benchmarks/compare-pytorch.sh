@@ -91,7 +91,7 @@ if [[ -z "$peak_core" ]]; then
 fi
 echo "# compare-pytorch: $(date -u '+%F %T UTC'), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 echo "# OpenBLAS core for the sgemm peak: ${peak_core:-detected}; PyTorch runs with its defaults (oneDNN convolutions)"
-echo "# OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(runtime default)}; ours: METANAS_CPU_CONV=${METANAS_CPU_CONV:-own} METANAS_CPU_ISA=${METANAS_CPU_ISA:-(default)}"
+echo "# OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-(runtime default)}; ours: METANAS_CPU_CONV=${METANAS_CPU_CONV:-(default: auto)} METANAS_CPU_ISA=${METANAS_CPU_ISA:-(default)}"
 echo "# load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| workload | threads | ours s (median) | PyTorch s (median) | ratio ours/PyTorch | GFLOP | ours GFLOP/s | PyTorch GFLOP/s | sgemm peak GFLOP/s | FLOP floor s | load |\n'
 printf '|---|---|---|---|---|---|---|---|---|---|---|\n'

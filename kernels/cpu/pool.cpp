@@ -100,6 +100,12 @@ inline void max_row_tap(float* __restrict hm, int32_t* __restrict hc, const floa
 // is real, so one pass per output row reads its two input rows directly. The
 // comparisons are the separable pass's (row maxima first, ties to the first
 // element, then the upper row unless the lower one is larger): same bits.
+// In the 256-bit builds GCC's vectorisation of the stride-2 reads (cross-lane
+// permutes) made this 1.13x slower than the 128-bit one (engine-bench), so
+// there it is vectorised 128 bits wide, as in the baseline build.
+#if METANAS_CPU_ISA_LEVEL >= 3
+__attribute__((target("prefer-vector-width=128")))
+#endif
 void max_pool_2x2s2(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
   const int64_t HW = g.H * g.W, OHW = g.OH * g.OW, planes = g.N * g.C;
 #pragma omp parallel for schedule(static) if (planes * OHW >= kParallelMin)
