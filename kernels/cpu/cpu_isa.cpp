@@ -44,7 +44,8 @@ const k::KernelTable* isa_table(CpuIsa isa) {
   }
 }
 
-// The ISA's table, behind the timing wrapper when METANAS_CPU_PROFILE is set.
+// The ISA's table, behind the timing wrapper when METANAS_CPU_PROFILE is set
+// (which then wraps it: only for the table being installed as the active one).
 const k::KernelTable* table_of(CpuIsa isa) {
   const k::KernelTable* t = isa_table(isa);
   return t != nullptr && k::cpu_profile_requested() ? k::profiled_kernel_table(t) : t;
@@ -100,7 +101,8 @@ CpuFeatures detect_cpu_features() {
   return f;
 }
 
-bool cpu_isa_compiled(CpuIsa isa) { return table_of(isa) != nullptr; }
+// isa_table, not table_of: asking must not re-point the profile's wrapped table.
+bool cpu_isa_compiled(CpuIsa isa) { return isa_table(isa) != nullptr; }
 
 std::vector<CpuIsa> supported_cpu_isas() {
   const CpuFeatures cpu = detect_cpu_features();
