@@ -7,6 +7,7 @@
 #include <dnnl.hpp>
 
 #include "conv_lib.h"
+#include "kernels/cpu/dnnl/conv_dnnl_descs.h"
 
 namespace convlib {
 namespace {
@@ -46,24 +47,12 @@ class DnnlConv final : public ConvImpl {
     dw_.assign(w_.size(), 0.f);
     xr_.assign(x_.size(), 0.f);
 
-    const memory::dims xd = {g.N, g.Cin, g.H, g.W}, yd = {g.N, g.Cout, g.OH, g.OW};
-    const memory::dims wd = g.groups == 1
-                                ? memory::dims{g.Cout, g.Cin, g.KH, g.KW}
-                                : memory::dims{g.groups, g.Cout / g.groups, g.Cin / g.groups, g.KH, g.KW};
-    const memory::dims strides = {g.stride_h, g.stride_w}, dil = {g.dil_h - 1, g.dil_w - 1};
-    const memory::dims pl = {g.pad_top, g.pad_left}, pr = {g.pad_bottom, g.pad_right};
-    const memory::desc x_md(xd, dt::f32, tag::nchw), y_md(yd, dt::f32, tag::nchw);
-    const memory::desc w_md(wd, dt::f32, g.groups == 1 ? tag::oihw : tag::goihw);
-    const memory::desc xa(xd, dt::f32, tag::any), ya(yd, dt::f32, tag::any), wa(wd, dt::f32, tag::any);
-    const auto algo = dnnl::algorithm::convolution_direct;
-
-    dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, xa, wa, ya, strides,
-                                       dil, pl, pr);
-    fwd_pd_ = dnnl::convolution_forward::primitive_desc(fd, eng_);
-    dnnl::convolution_backward_data::desc bd(algo, xa, wa, ya, strides, dil, pl, pr);
-    bwd_pd_ = dnnl::convolution_backward_data::primitive_desc(bd, eng_, fwd_pd_);
-    dnnl::convolution_backward_weights::desc ud(algo, xa, wa, ya, strides, dil, pl, pr);
-    upd_pd_ = dnnl::convolution_backward_weights::primitive_desc(ud, eng_, fwd_pd_);
+    // The plugin's descriptors (kernels/cpu/dnnl/conv_dnnl_descs.h), over the whole batch.
+    const metanas::kernels::cpu::dnnl_descs::ConvDescs descs(g, g.N);
+    const memory::desc &x_md = descs.x_md, &y_md = descs.y_md, &w_md = descs.w_md;
+    fwd_pd_ = dnnl::convolution_forward::primitive_desc(descs.forward(), eng_);
+    bwd_pd_ = dnnl::convolution_backward_data::primitive_desc(descs.backward_data(), eng_, fwd_pd_);
+    upd_pd_ = dnnl::convolution_backward_weights::primitive_desc(descs.backward_weights(), eng_, fwd_pd_);
     fwd_ = dnnl::convolution_forward(fwd_pd_);
     bwd_ = dnnl::convolution_backward_data(bwd_pd_);
     upd_ = dnnl::convolution_backward_weights(upd_pd_);

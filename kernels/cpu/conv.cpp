@@ -241,7 +241,7 @@ FlatLayout conv_layout(const ConvGeom& g) {
 std::vector<int64_t> tap_runs(const ConvGeom& g, const FlatLayout& L) {
   std::vector<int64_t> off(static_cast<size_t>(g.KH * g.KW));
   for (int64_t kh = 0; kh < g.KH; ++kh)
-    for (int64_t kw = 0; kw < g.KW; ++kw) off[static_cast<size_t>(kh * g.KW + kw)] = L.run(kh * g.dil_h, kw * g.dil_w);
+    for (int64_t kw = 0; kw < g.KW; ++kw) off[static_cast<size_t>(kh * g.KW + kw)] = L.at(kh * g.dil_h, kw * g.dil_w);
   return off;
 }
 

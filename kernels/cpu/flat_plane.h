@@ -29,10 +29,9 @@ struct FlatLayout {
         Wq((cols + stride_w - 1) / stride_w),
         block(Hq * Wq) {}
   int64_t floats() const { return sh * sw * block + Wq; }
-  // Offset of padded element (r, c).
+  // Offset of padded element (r, c); for tap offsets (r, c) = (kh*dh, kw*dw),
+  // the start of the run that tap reads for output (0, 0).
   int64_t at(int64_t r, int64_t c) const { return ((r % sh) * sw + c % sw) * block + (r / sh) * Wq + c / sw; }
-  // Start of the run read by tap row/column offsets (rh, cw) = (kh*dh, kw*dw).
-  int64_t run(int64_t rh, int64_t cw) const { return at(rh, cw); }
 };
 
 // Sets the buffer to `fill` (the padding: 0, or -inf for max pooling) and

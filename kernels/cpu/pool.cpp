@@ -146,7 +146,7 @@ struct FlatPool {
       : L(g.H + 2 * g.pad, g.W + 2 * g.pad, g.stride, g.stride), len(g.OH * L.Wq) {
     for (int64_t kh = 0; kh < g.k; ++kh)
       for (int64_t kw = 0; kw < g.k; ++kw) {
-        off.push_back(L.run(kh, kw));
+        off.push_back(L.at(kh, kw));
         delta.push_back(static_cast<int32_t>(kh * g.W + kw));
       }
     const std::vector<float> compact = inverse_counts(g);
@@ -206,7 +206,8 @@ void max_taps_any(float* mv, int32_t* mt, const float* buf, const int64_t* off, 
     }
 }
 
-template <int T>
+// out[i] = (sum of the taps) * inv[i], or the plain sum when inv is null.
+template <int T, bool kScale>
 void sum_taps(float* __restrict out, const float* buf, const int64_t* off, const float* __restrict inv, int64_t len) {
   const float* s[T];
   for (int t = 0; t < T; ++t) s[t] = buf + off[t];
@@ -214,22 +215,31 @@ void sum_taps(float* __restrict out, const float* buf, const int64_t* off, const
     float acc = 0.f;
 #pragma GCC unroll 32
     for (int t = 0; t < T; ++t) acc += s[t][i];
-    out[i] = acc * inv[i];
+    out[i] = kScale ? acc * inv[i] : acc;
   }
+}
+
+template <int T>
+void sum_taps_t(float* out, const float* buf, const int64_t* off, const float* inv, int64_t len) {
+  if (inv)
+    sum_taps<T, true>(out, buf, off, inv, len);
+  else
+    sum_taps<T, false>(out, buf, off, inv, len);
 }
 
 void sum_taps_any(float* out, const float* buf, const int64_t* off, const float* inv, int64_t T, int64_t len) {
   switch (T) {
-    case 9: return sum_taps<9>(out, buf, off, inv, len);
-    case 4: return sum_taps<4>(out, buf, off, inv, len);
-    case 16: return sum_taps<16>(out, buf, off, inv, len);
-    case 25: return sum_taps<25>(out, buf, off, inv, len);
+    case 9: return sum_taps_t<9>(out, buf, off, inv, len);
+    case 4: return sum_taps_t<4>(out, buf, off, inv, len);
+    case 16: return sum_taps_t<16>(out, buf, off, inv, len);
+    case 25: return sum_taps_t<25>(out, buf, off, inv, len);
     default: break;
   }
   std::fill(out, out + len, 0.f);
   for (int64_t t = 0; t < T; ++t)
     for (int64_t i = 0; i < len; ++i) out[i] += buf[off[t] + i];
-  for (int64_t i = 0; i < len; ++i) out[i] *= inv[i];
+  if (inv)
+    for (int64_t i = 0; i < len; ++i) out[i] *= inv[i];
 }
 
 void max_pool_flat(const PoolGeom& g, const float* x, float* y, int32_t* argmax) {
@@ -281,7 +291,6 @@ void avg_pool_flat_backward_s1(const PoolGeom& g, const float* dy, float* dx, bo
   for (int64_t kh = 0; kh < g.k; ++kh)
     for (int64_t kw = 0; kw < g.k; ++kw) off.push_back(Q.at(g.pad + kh, g.pad + kw));
   const std::vector<float> inv = inverse_counts(g);
-  const std::vector<float> ones(static_cast<size_t>(len), 1.f);
   const int64_t rows = std::min(g.OH, Q.Hq - A), cols = std::min(g.OW, Q.Wq - A);
   for_planes(g, Q.floats() + len, [&](int64_t p, float* buf) {
     float* out = buf + Q.floats();
@@ -291,7 +300,7 @@ void avg_pool_flat_backward_s1(const PoolGeom& g, const float* dy, float* dx, bo
       float* __restrict q = buf + (i + A) * Q.Wq + A;
       for (int64_t j = 0; j < cols; ++j) q[j] = gp[i * g.OW + j] * inv[static_cast<size_t>(i * g.OW + j)];
     }
-    sum_taps_any(out, buf, off.data(), ones.data(), T, len);
+    sum_taps_any(out, buf, off.data(), nullptr, T, len);  // a window of ones
     float* dp = dx + p * HW;
     for (int64_t ih = 0; ih < g.H; ++ih) {
       const float* __restrict o = out + ih * Q.Wq;

@@ -38,6 +38,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "conv_dnnl_descs.h"
+
 #include <dnnl.hpp>
 
 #include "metanas/kernels/kernel_types.h"
@@ -124,53 +126,37 @@ struct Prims {
   size_t scratch_bytes = 0;
 };
 
-memory::dims weight_dims(const ConvGeom& g) {
-  if (g.groups == 1) return {g.Cout, g.Cin, g.KH, g.KW};
-  return {g.groups, g.Cout / g.groups, g.Cin / g.groups, g.KH, g.KW};
-}
-
 std::unique_ptr<Prims> make_prims(const ConvGeom& g, Pass p, int64_t mb) {
   OneThread one;
   const auto& eng = cpu_engine();
-  const memory::dims xd = {mb, g.Cin, g.H, g.W}, yd = {mb, g.Cout, g.OH, g.OW};
-  const memory::dims wd = weight_dims(g);
-  const memory::dims strides = {g.stride_h, g.stride_w}, dil = {g.dil_h - 1, g.dil_w - 1};
-  const memory::dims pl = {g.pad_top, g.pad_left}, pr = {g.pad_bottom, g.pad_right};
-  const memory::desc x_md(xd, dt::f32, tag::nchw), y_md(yd, dt::f32, tag::nchw);
-  const memory::desc w_md(wd, dt::f32, g.groups == 1 ? tag::oihw : tag::goihw);
-  const memory::desc xa(xd, dt::f32, tag::any), ya(yd, dt::f32, tag::any), wa(wd, dt::f32, tag::any);
-  const auto algo = dnnl::algorithm::convolution_direct;
+  const dnnl_descs::ConvDescs d(g, mb);
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
 
   auto P = std::make_unique<Prims>();
-  dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, xa, wa, ya, strides,
-                                     dil, pl, pr);
-  const dnnl::convolution_forward::primitive_desc fpd(fd, attr, eng);
+  const dnnl::convolution_forward::primitive_desc fpd(d.forward(), attr, eng);
   if (p == Pass::forward) {
     P->conv = dnnl::convolution_forward(fpd);
     P->arg_a = DNNL_ARG_SRC, P->arg_b = DNNL_ARG_WEIGHTS, P->arg_out = DNNL_ARG_DST;
-    P->a.make(x_md, fpd.src_desc(), true);
-    P->b.make(w_md, fpd.weights_desc(), true);
-    P->out.make(y_md, fpd.dst_desc(), false);
+    P->a.make(d.x_md, fpd.src_desc(), true);
+    P->b.make(d.w_md, fpd.weights_desc(), true);
+    P->out.make(d.y_md, fpd.dst_desc(), false);
     P->scratch_bytes = fpd.scratchpad_desc().get_size();
   } else if (p == Pass::backward_data) {
-    dnnl::convolution_backward_data::desc bd(algo, xa, wa, ya, strides, dil, pl, pr);
-    const dnnl::convolution_backward_data::primitive_desc bpd(bd, attr, eng, fpd);
+    const dnnl::convolution_backward_data::primitive_desc bpd(d.backward_data(), attr, eng, fpd);
     P->conv = dnnl::convolution_backward_data(bpd);
     P->arg_a = DNNL_ARG_DIFF_DST, P->arg_b = DNNL_ARG_WEIGHTS, P->arg_out = DNNL_ARG_DIFF_SRC;
-    P->a.make(y_md, bpd.diff_dst_desc(), true);
-    P->b.make(w_md, bpd.weights_desc(), true);
-    P->out.make(x_md, bpd.diff_src_desc(), false);
+    P->a.make(d.y_md, bpd.diff_dst_desc(), true);
+    P->b.make(d.w_md, bpd.weights_desc(), true);
+    P->out.make(d.x_md, bpd.diff_src_desc(), false);
     P->scratch_bytes = bpd.scratchpad_desc().get_size();
   } else {
-    dnnl::convolution_backward_weights::desc ud(algo, xa, wa, ya, strides, dil, pl, pr);
-    const dnnl::convolution_backward_weights::primitive_desc upd(ud, attr, eng, fpd);
+    const dnnl::convolution_backward_weights::primitive_desc upd(d.backward_weights(), attr, eng, fpd);
     P->conv = dnnl::convolution_backward_weights(upd);
     P->arg_a = DNNL_ARG_SRC, P->arg_b = DNNL_ARG_DIFF_DST, P->arg_out = DNNL_ARG_DIFF_WEIGHTS;
-    P->a.make(x_md, upd.src_desc(), true);
-    P->b.make(y_md, upd.diff_dst_desc(), true);
-    P->out.make(w_md, upd.diff_weights_desc(), false);
+    P->a.make(d.x_md, upd.src_desc(), true);
+    P->b.make(d.y_md, upd.diff_dst_desc(), true);
+    P->out.make(d.w_md, upd.diff_weights_desc(), false);
     P->scratch_bytes = upd.scratchpad_desc().get_size();
   }
   return P;
