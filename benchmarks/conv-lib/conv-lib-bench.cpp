@@ -1,5 +1,7 @@
-// conv-lib-bench: the engine's CPU convolution kernels (im2col + OpenBLAS,
-// direct depthwise) against oneDNN and libxsmm on the shapes the networks
+// conv-lib-bench: the engine's CPU convolution kernels (shifted GEMM for narrow
+// stride-1 dense convs, im2col + OpenBLAS, direct depthwise; run it under
+// METANAS_CPU_CONV=own so that "ours" is only those, and METANAS_CPU_SHIFTED_CONV=0
+// for the kernels before the shifted ones) against oneDNN and libxsmm on the shapes the networks
 // use: the 4-conv networks' dense 3x3 (--channels 64) and the MetaNAS ops
 // (--channels 28; 1x5/5x1 pairs, 1x1, depthwise 3x3 with dilation / stride),
 // at 28x28, 14x14 and 7x7, for forward, backward-data and backward-weight.

@@ -9,14 +9,16 @@
 // thread; with fewer items than threads they run in turn and OpenBLAS
 // threads each GEMM). Weight gradients are summed per fixed sample chunk and
 // the chunks added in order, so results do not depend on the thread count.
-// With METANAS_CPU_CONV=dnnl, oneDNN takes the cases it is faster on first
-// (conv_library.cpp, plugin dnnl/conv_dnnl.cpp). Bench: benchmarks/engine-bench, benchmarks/conv-lib.
+// Stride-1 dense convs go to the shifted-GEMM kernels first (conv_shifted.cpp;
+// METANAS_CPU_SHIFTED_CONV=0 turns them off); then oneDNN, when its plugin
+// loads, takes the cases it is faster on (conv_library.cpp, plugin dnnl/conv_dnnl.cpp). Bench: benchmarks/engine-bench, benchmarks/conv-lib.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/flat_plane.h"
 
@@ -460,6 +462,7 @@ void gemm_conv_backward_weight(const ConvGeom& g, const float* x, const float* d
 
 void conv2d_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
   if (g.N == 0 || g.Cout == 0) return;
+  if (shifted_conv_forward(g, x, w, y)) return;
   if (dnnl_conv_forward(g, x, w, y)) return;
   if (is_depthwise(g))
     depthwise_forward(g, x, w, y);
@@ -470,6 +473,7 @@ void conv2d_forward(const ConvGeom& g, const float* x, const float* w, float* y)
 void conv2d_backward_data(const ConvGeom& g, const float* dy, const float* w, const float* x,
                           float* dx, bool accumulate) {
   if (g.N == 0 || g.Cin == 0) return;
+  if (shifted_conv_backward_data(g, dy, w, x, dx, accumulate)) return;
   if (dnnl_conv_backward_data(g, dy, w, x, dx, accumulate)) return;
   if (is_depthwise(g))
     depthwise_backward_data(g, dy, w, x, dx, accumulate);
@@ -485,6 +489,7 @@ void conv2d_backward_weight(const ConvGeom& g, const float* x, const float* dy, 
     if (!accumulate) std::fill(dw, dw + wsize, 0.f);
     return;
   }
+  if (shifted_conv_backward_weight(g, x, dy, dw, accumulate)) return;
   if (dnnl_conv_backward_weight(g, x, dy, dw, accumulate)) return;
   if (is_depthwise(g))
     depthwise_backward_weight(g, x, dy, dw, accumulate);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 
+#include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_kernels.h"
 
 namespace metanas::kernels::cpu {
@@ -105,6 +106,30 @@ bool cpu_conv_library_available(const std::string& name) {
   if (name == "own" || name == "auto" || name.empty()) return true;
   return (name == "dnnl" || name == "onednn") && plugin().forward != nullptr;
 }
+
+namespace {
+// -1: not read yet, 0: off, 1: on.
+std::atomic<int> g_shifted{-1};
+}  // namespace
+
+bool shifted_conv_enabled() {
+  int v = g_shifted.load(std::memory_order_relaxed);
+  if (v < 0) {
+    const char* e = std::getenv("METANAS_CPU_SHIFTED_CONV");
+    v = e && std::string(e) == "0" ? 0 : 1;
+    g_shifted.store(v, std::memory_order_relaxed);
+  }
+  return v == 1;
+}
+
+void set_shifted_conv_enabled(bool on) { g_shifted.store(on ? 1 : 0); }
+
+namespace {
+std::atomic<int64_t> g_shifted_calls{0};
+}  // namespace
+
+int64_t shifted_conv_calls() { return g_shifted_calls.load(); }
+void count_shifted_conv_call() { g_shifted_calls.fetch_add(1, std::memory_order_relaxed); }
 
 bool dnnl_conv_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
   return conv_lib() == 1 && plugin().forward(&g, x, w, y);

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "metanas/engine/cpu_isa.h"
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/random.h"
@@ -482,5 +484,117 @@ TEST_CASE("oneDNN convolutions: on by default where the plugin loads, and bad se
       e = err.what();
     }
     CHECK(has(e, "oneDNN plugin libmetanas_dnnl.so could not be loaded"));
+  }
+}
+
+// ---- the shifted-GEMM path (kernels/cpu/conv_shifted.cpp): stride-1 dense convs in AVX2 builds ----
+// Through the active kernel table (the ISA variant this process runs), so the
+// baseline ctest entry checks that it declines and the default entry that it
+// takes its cases; which cases run it is read from its call counter.
+namespace {
+
+struct ShiftedSwitch {
+  bool saved = kc::shifted_conv_enabled();
+  explicit ShiftedSwitch(bool on) { kc::set_shifted_conv_enabled(on); }
+  ~ShiftedSwitch() { kc::set_shifted_conv_enabled(saved); }
+};
+
+// The three kernels on `threads` threads (dx, dw accumulate onto fixed start
+// values); `calls` = how many of them the shifted path took.
+Passes run_table(const ConvGeom& k, const std::vector<float>& x, const std::vector<float>& w,
+                 const std::vector<float>& dy, int threads, int64_t& calls) {
+  const kc::KernelTable& t = kc::active_kernel_table();
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  Passes p;
+  p.y.assign(static_cast<size_t>(k.N * k.Cout * k.OH * k.OW), 0.f);
+  p.dx.assign(x.size(), 0.25f);
+  p.dw.assign(w.size(), -0.5f);
+  const int64_t before = kc::shifted_conv_calls();
+  t.conv2d_forward(k, x.data(), w.data(), p.y.data());
+  t.conv2d_backward_data(k, dy.data(), w.data(), x.data(), p.dx.data(), true);
+  t.conv2d_backward_weight(k, x.data(), dy.data(), p.dw.data(), true);
+  calls = kc::shifted_conv_calls() - before;
+  omp_set_num_threads(saved);
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("shifted-GEMM convolutions: the cases they take match the reference, bitwise for any thread count",
+          "[conv][shifted]") {
+  const bool avx2 = metanas::cpu_isa() != metanas::CpuIsa::Baseline;
+  Rng rng(31);
+  struct Expect {
+    ConvCase c;
+    int calls;  // of the 3 passes, how many it takes in an AVX2 variant
+  };
+  const std::vector<Expect> cases = {
+      {{"MetaNAS 1x5 relu, 28 channels at 28x28, batch 20", 20, 28, 28, 28, 28, 1, 5,
+        opts(1, 1, 0, 0, 2, 2, 1, 1, 1, true)}, 3},
+      {{"MetaNAS 5x1, 28 channels at 14x14", 6, 28, 14, 14, 28, 5, 1, opts(1, 1, 2, 2, 0, 0, 1, 1, 1, false)}, 3},
+      {{"3x3 dilation 2 relu at 7x7 (output count not a multiple of 8)", 3, 8, 7, 7, 8, 3, 3,
+        Conv2dOptions::same(1, 2, 2)}, 3},
+      {{"3x3, 7 -> 5 channels (channel tails) on 9x11", 4, 7, 9, 11, 5, 3, 3, Conv2dOptions::same(1, 1)}, 3},
+      {{"3x3 asymmetric padding within the reach", 2, 4, 8, 6, 6, 3, 3, opts(1, 1, 0, 2, 2, 1, 1, 1, 1, true)},
+       3},
+      {{"3x3 unpadded (valid)", 3, 5, 8, 8, 4, 3, 3, opts(1, 1, 0, 0, 0, 0, 1, 1, 1, false)}, 3},
+      {{"2x3 kernel, dilation (2, 1)", 2, 3, 9, 8, 4, 2, 3, opts(1, 1, 1, 1, 1, 1, 2, 1, 1, true)}, 3},
+      {{"single input channel (a stem)", 5, 1, 12, 12, 16, 3, 3, Conv2dOptions::same(1, 1)}, 3},
+      // (3 samples: with fewer samples than threads, im2col + OpenBLAS runs
+      // one sample at a time with OpenBLAS threading each GEMM, whose bits
+      // then depend on the thread count: docs/results.md, "CPU speed, part 6".)
+      {{"64 -> 64 channels: declined (oneDNN / OpenBLAS are faster)", 3, 64, 7, 7, 64, 3, 3,
+        Conv2dOptions::same(1, 1)}, 0},
+      {{"1x1, 28 channels at 28x28", 4, 28, 28, 28, 28, 1, 1, Conv2dOptions::same(1, 0)}, 3},
+      {{"1x1 relu at 14x14 (4 outputs past the last block of 8)", 5, 12, 14, 14, 9, 1, 1, Conv2dOptions::same(1, 0)},
+       3},
+      {{"1x1 at 7x7: the weight gradient stays with OpenBLAS", 4, 8, 7, 7, 8, 1, 1, Conv2dOptions::same(1, 0)}, 2},
+      {{"1x1 on a 2x3 plane (fewer outputs than a block)", 3, 5, 2, 3, 6, 1, 1, Conv2dOptions::same(1, 0)}, 2},
+      {{"1x1 relu 84 -> 28 (MetaNAS preprocessing): backward-data only", 3, 84, 14, 14, 28, 1, 1,
+        Conv2dOptions::same(1, 0)}, 1},
+      {{"1x1 padded: declined", 2, 4, 5, 5, 4, 1, 1, Conv2dOptions::same(1, 1)}, 0},
+      {{"stride 2: declined", 3, 6, 9, 9, 6, 3, 3, Conv2dOptions::same(2, 1)}, 0},
+      {{"grouped: declined", 2, 8, 7, 7, 8, 3, 3, Conv2dOptions::same(1, 1, 1, 2)}, 0},
+      {{"depthwise: declined", 2, 8, 7, 7, 8, 3, 3, Conv2dOptions::same(1, 1, 1, 8)}, 0},
+      {{"padding beyond the kernel's reach: declined", 2, 3, 5, 5, 4, 3, 3, opts(1, 1, 3, 0, 1, 1, 1, 1, 1, false)},
+       0},
+  };
+  for (auto e : cases) {
+    if (e.c.name.find("relu") != std::string::npos) e.c.opt.relu_input = true;
+    INFO(e.c.name);
+    const Geo g(e.c);
+    const ConvGeom k = kernel_geom(g);
+    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+    auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+    int64_t calls = 0;
+    const Passes one = run_table(k, xv, wv, dyv, 1, calls);
+    CHECK(calls == (avx2 ? e.calls : 0));
+    auto rdx = ref_backward_data(g, xv, wv, dyv);
+    auto rdw = ref_backward_weight(g, xv, dyv);
+    for (auto& v : rdx) v += 0.25;
+    for (auto& v : rdw) v -= 0.5;
+    CHECK(close_ratio(one.y, ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(one.dx, rdx, 1e-5, 1e-5) <= 1.0);
+    CHECK(close_ratio(one.dw, rdw, 1e-4, 1e-5) <= 1.0);
+    for (int threads : {2, 3}) {
+      INFO(threads << " threads");
+      int64_t c2 = 0;
+      const Passes p = run_table(k, xv, wv, dyv, threads, c2);
+      CHECK(c2 == calls);
+      CHECK(p.y == one.y);
+      CHECK(p.dx == one.dx);
+      CHECK(p.dw == one.dw);
+    }
+    if (calls > 0) {
+      // Off: the old paths run instead, to the same values within rounding.
+      ShiftedSwitch off(false);
+      int64_t c0 = 0;
+      const Passes old = run_table(k, xv, wv, dyv, 1, c0);
+      CHECK(c0 == 0);
+      CHECK(close_ratio(old.y, std::vector<double>(one.y.begin(), one.y.end()), 1e-5, 1e-5) <= 1.0);
+      CHECK(close_ratio(old.dw, std::vector<double>(one.dw.begin(), one.dw.end()), 1e-4, 1e-5) <= 1.0);
+    }
   }
 }
