@@ -159,21 +159,19 @@ float* thread_scratch(int64_t floats) {
   return buf.data();
 }
 
-// Runs body(item, thread_scratch) for item in [0, items). When there are
-// enough items every thread takes whole items and GEMMs run single-threaded;
-// otherwise items run one after another and OpenBLAS threads each GEMM.
+// Runs body(item, thread_scratch) for item in [0, items): each thread takes
+// whole items and every GEMM runs single-threaded (OpenBLAS is serial inside
+// an OpenMP region). With fewer items than threads some threads idle: letting
+// OpenBLAS thread those GEMMs instead made the bits depend on the thread count
+// (its threaded SGEMM splits C differently), found at 2 samples on 3 threads.
 template <typename Body>
 void for_items(int64_t items, int64_t scratch_floats, bool parallel, Body body) {
   const int threads = omp_get_max_threads();
-  if (parallel && threads > 1 && items >= threads) {
-#pragma omp parallel
-    {
-      float* scratch = thread_scratch(scratch_floats);
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t i = 0; i < items; ++i) body(i, scratch);
-    }
-  } else {
+  const int team = parallel ? static_cast<int>(std::min<int64_t>(threads, items)) : 1;
+#pragma omp parallel num_threads(team)
+  {
     float* scratch = thread_scratch(scratch_floats);
+#pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < items; ++i) body(i, scratch);
   }
 }
