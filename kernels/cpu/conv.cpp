@@ -21,6 +21,7 @@
 #include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/flat_plane.h"
+#include "kernels/cpu/scratch.h"
 
 namespace metanas::kernels::cpu {
 MN_CPU_ISA_BEGIN
@@ -146,19 +147,6 @@ void write_grad(float* __restrict dst, const float* __restrict src, const float*
   }
 }
 
-// This thread's scratch of at least `floats` floats, kept between calls and
-// not cleared: every user writes all of it before reading. (A fresh zeroed
-// vector per call cost a memset, and above malloc's mmap threshold a page
-// fault per 4 KiB, of up to a few MB per convolution: 8% of a 4-conv task.)
-float* thread_scratch(int64_t floats) {
-  thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < floats) {
-    std::vector<float>().swap(buf);
-    buf.resize(static_cast<size_t>(floats));
-  }
-  return buf.data();
-}
-
 // Runs body(item, thread_scratch) for item in [0, items): each thread takes
 // whole items and every GEMM runs single-threaded (OpenBLAS is serial inside
 // an OpenMP region). With fewer items than threads some threads idle: letting
@@ -170,7 +158,7 @@ void for_items(int64_t items, int64_t scratch_floats, bool parallel, Body body) 
   const int team = parallel ? static_cast<int>(std::min<int64_t>(threads, items)) : 1;
 #pragma omp parallel num_threads(team)
   {
-    float* scratch = thread_scratch(scratch_floats);
+    float* scratch = thread_scratch<ScratchSlot::items>(scratch_floats);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < items; ++i) body(i, scratch);
   }
@@ -251,7 +239,7 @@ void for_planes(const ConvGeom& g, int64_t buf_floats, Body body) {
   const int64_t planes = g.N * g.Cin;
 #pragma omp parallel if (forward_flops(g) >= kParallelMinFlops)
   {
-    float* buf = thread_scratch(buf_floats);  // every body fills what it reads
+    float* buf = thread_scratch<ScratchSlot::items>(buf_floats);  // every body fills what it reads
 #pragma omp for schedule(static)
     for (int64_t p = 0; p < planes; ++p) body(p, buf);
   }
@@ -427,12 +415,7 @@ void gemm_conv_backward_weight(const ConvGeom& g, const float* x, const float* d
   P = std::max<int64_t>(1, std::min<int64_t>(P, kPartialBudget / (wsize * 4)));
   // Not cleared: each chunk's first GEMM writes its partial with beta 0.
   // (Zeroing P partials cost a 2.4 MB memset per 64-channel 3x3 conv.)
-  thread_local std::vector<float> partial_buf;
-  if (P > 1 && static_cast<int64_t>(partial_buf.size()) < P * wsize) {
-    std::vector<float>().swap(partial_buf);
-    partial_buf.resize(static_cast<size_t>(P * wsize));
-  }
-  float* const partial = partial_buf.data();
+  float* const partial = P > 1 ? thread_scratch<ScratchSlot::partials>(P * wsize) : nullptr;
   for_items(P * G, s.operand_floats(g), forward_flops(g) >= kParallelMinFlops,
             [&](int64_t i, float* buf) {
               const int64_t ci = i / G, gi = i % G;

@@ -23,6 +23,7 @@
 // order by one thread, whatever the thread count. AVX2 builds only (the 256-bit
 // accumulators need 16 vector registers); others decline and keep the old paths.
 #include "kernels/cpu/conv_shifted.h"
+#include "kernels/cpu/scratch.h"
 
 #include <omp.h>
 
@@ -133,15 +134,6 @@ void shifted_gemm(const Plane& p, int64_t M, int64_t C, const float* w, const fl
   for (; q < p.Qr; q += 8) out_rows<1>(M, T, C, p.off.data(), w, x, p.stride, y, p.Qr, q);
 }
 
-float* thread_buffer(int64_t floats) {
-  thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < floats) {
-    std::vector<float>().swap(buf);
-    buf.resize(static_cast<size_t>(floats));
-  }
-  return buf.data();
-}
-
 int64_t flops(const ConvGeom& g) { return 2 * g.N * g.Cout * g.OH * g.OW * g.Cin * g.KH * g.KW; }
 
 // body(n, scratch) for every sample, over threads when worth it.
@@ -149,7 +141,7 @@ template <typename Body>
 void for_samples(const ConvGeom& g, int64_t scratch_floats, Body body) {
   const bool parallel = g.N > 1 && flops(g) >= kParallelMinFlops && omp_get_max_threads() > 1;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t n = 0; n < g.N; ++n) body(n, thread_buffer(scratch_floats));
+  for (int64_t n = 0; n < g.N; ++n) body(n, thread_scratch<ScratchSlot::items>(scratch_floats));
 }
 
 Plane forward_plane(const ConvGeom& g) {
@@ -313,62 +305,73 @@ void pw_weight_block(int64_t HW, const float* dy, const float* x, int64_t co, in
       }
 }
 
-// dw [Cout, Cin] (+)= sum_n dy_n [Cout, HW] times f(x_n)^T: samples in order,
-// outermost; blocks of 4 x 3 channels (tails of 1) split over threads.
-void pointwise_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw, bool accumulate) {
-  const int64_t N = g.N, Cin = g.Cin, Cout = g.Cout, HW = g.H * g.W;
-  const int64_t cob = (Cout + 3) / 4, cib = (Cin + 2) / 3, items = cob * cib;
-  constexpr int64_t item_floats = 12 * 8;
-  thread_local std::vector<float> buf;
-  if (static_cast<int64_t>(buf.size()) < items * item_floats) {
-    std::vector<float>().swap(buf);
-    buf.resize(static_cast<size_t>(items * item_floats));
-  }
-  float* acc = buf.data();
+// The weight gradients' work split. Items are blocks of 4 output x 3 input
+// channels (tails of 1), each with lane sums for T taps in acc (full blocks
+// [t][i][j], tail channels [i * 3 + j][t], 8 lanes each). Samples run in
+// order, outermost, so one sample's data (a few hundred KB) serves every item
+// from cache: prepare(n) on one thread, then block(n, co0, ci0, full, sums)
+// for the items over threads; each item's sums see the samples in the same
+// order whatever the thread count. Last, the lanes are added into dw.
+template <typename Prepare, typename Block>
+void weight_items(const ConvGeom& g, int64_t T, float* acc, bool parallel, Prepare prepare, Block block,
+                  float* dw, bool accumulate) {
+  const int64_t Cin = g.Cin, Cout = g.Cout;
+  const int64_t cib = (Cin + 2) / 3, items = (Cout + 3) / 4 * cib, item_floats = T * 12 * 8;
   std::fill(acc, acc + items * item_floats, 0.f);
-  const bool relu = g.relu_input;
-  const bool parallel = flops(g) >= kParallelMinFlops && omp_get_max_threads() > 1 && items > 1;
-#pragma omp parallel if (parallel)
+#pragma omp parallel if (parallel && items > 1)
   {
-    for (int64_t n = 0; n < N; ++n) {
-      const float* xn = x + n * Cin * HW;
-      const float* dn = dy + n * Cout * HW;
+    for (int64_t n = 0; n < g.N; ++n) {
+#pragma omp single
+      prepare(n);  // implicit barrier: the sample's data is ready
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < items; ++item) {
         const int64_t co0 = item / cib * 4, ci0 = item % cib * 3;
-        const int64_t co1 = std::min(co0 + 4, Cout), ci1 = std::min(ci0 + 3, Cin);
-        float* a = acc + item * item_floats;
-        if (co1 - co0 == 4 && ci1 - ci0 == 3) {
-          if (relu)
-            pw_weight_block<4, 3, true>(HW, dn, xn, co0, ci0, a);
-          else
-            pw_weight_block<4, 3, false>(HW, dn, xn, co0, ci0, a);
-          continue;
-        }
-        for (int64_t co = co0; co < co1; ++co)
-          for (int64_t ci = ci0; ci < ci1; ++ci) {
-            float* at = a + ((co - co0) * 3 + (ci - ci0)) * 8;
-            if (relu)
-              pw_weight_block<1, 1, true>(HW, dn, xn, co, ci, at);
-            else
-              pw_weight_block<1, 1, false>(HW, dn, xn, co, ci, at);
-          }
-      }
+        const bool full = co0 + 4 <= Cout && ci0 + 3 <= Cin;
+        block(n, co0, ci0, full, acc + item * item_floats);
+      }  // implicit barrier: the next prepare may overwrite the data
     }
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t co0 = item / cib * 4, ci0 = item % cib * 3;
       const int64_t co1 = std::min(co0 + 4, Cout), ci1 = std::min(ci0 + 3, Cin);
+      const bool full = co1 - co0 == 4 && ci1 - ci0 == 3;
+      const float* a = acc + item * item_floats;
       for (int64_t co = co0; co < co1; ++co)
-        for (int64_t ci = ci0; ci < ci1; ++ci) {
-          const int64_t i = co - co0, j = ci - ci0;
-          const float* l = acc + item * item_floats + (i * 3 + j) * 8;  // one tap: full blocks and tails alike
-          float& dst = dw[co * Cin + ci];
-          const float v = hsum(load8(l));
-          dst = accumulate ? dst + v : v;
-        }
+        for (int64_t ci = ci0; ci < ci1; ++ci)
+          for (int64_t t = 0; t < T; ++t) {
+            const int64_t i = co - co0, j = ci - ci0;
+            const float* l = full ? a + ((t * 4 + i) * 3 + j) * 8 : a + ((i * 3 + j) * T + t) * 8;
+            float& dst = dw[(co * Cin + ci) * T + t];
+            const float v = hsum(load8(l));
+            dst = accumulate ? dst + v : v;
+          }
     }
   }
+}
+
+// The items' sum floats of weight_items.
+int64_t weight_sum_floats(const ConvGeom& g, int64_t T) { return (g.Cout + 3) / 4 * ((g.Cin + 2) / 3) * T * 96; }
+
+// dw [Cout, Cin] (+)= sum_n dy_n [Cout, HW] times f(x_n)^T, straight on the planes.
+template <bool RELU>
+void pointwise_backward_weight(const ConvGeom& g, const float* x, const float* dy, float* dw, bool accumulate) {
+  const int64_t Cin = g.Cin, Cout = g.Cout, HW = g.H * g.W;
+  float* acc = thread_scratch<ScratchSlot::sums>(weight_sum_floats(g, 1));
+  const bool parallel = flops(g) >= kParallelMinFlops && omp_get_max_threads() > 1;
+  weight_items(
+      g, 1, acc, parallel, [](int64_t) {},
+      [&](int64_t n, int64_t co0, int64_t ci0, bool full, float* a) {
+        const float* xn = x + n * Cin * HW;
+        const float* dn = dy + n * Cout * HW;
+        if (full) {
+          pw_weight_block<4, 3, RELU>(HW, dn, xn, co0, ci0, a);
+          return;
+        }
+        for (int64_t co = co0; co < std::min(co0 + 4, Cout); ++co)
+          for (int64_t ci = ci0; ci < std::min(ci0 + 3, Cin); ++ci)
+            pw_weight_block<1, 1, RELU>(HW, dn, xn, co, ci, a + ((co - co0) * 3 + (ci - ci0)) * 8);
+      },
+      dw, accumulate);
 }
 
 }  // namespace
@@ -377,11 +380,11 @@ bool shifted_conv_handles(const ConvGeom& g) {
   if (!shifted_conv_enabled()) return false;
   if (g.groups != 1 || g.stride_h != 1 || g.stride_w != 1 || g.dil_h < 1 || g.dil_w < 1) return false;
   if (g.N < 1 || g.Cin < 1 || g.Cout < 1 || g.KH < 1 || g.KW < 1) return false;
+  if (g.KH * g.KW == 1)  // padded 1x1s (rare) keep the old path
+    return is_pointwise(g) && g.Cin <= 32 && g.Cout <= 32;
   // Wide convs (64 -> 64 channels: REPTILE's 4-conv) overflow L1 with one
   // block's input rows and weights; there oneDNN / im2col + OpenBLAS are faster
   // (measured: docs/results.md "CPU speed, part 6").
-  if (g.KH * g.KW == 1)  // padded 1x1s (rare) keep the old path
-    return is_pointwise(g) && g.Cin <= 32 && g.Cout <= 32;
   if (std::min(g.Cin, g.Cout) > 32 || std::max(g.Cin, g.Cout) > 64) return false;
   const int64_t rh = g.dil_h * (g.KH - 1), rw = g.dil_w * (g.KW - 1);
   // Padding beyond the kernel's reach would make backward-data's padding negative.
@@ -492,36 +495,25 @@ bool shifted_conv_backward_weight(const ConvGeom& g, const float* x, const float
     // Under 64 outputs a plane the per-sample lane sums cost more than they save.
     if (g.H * g.W < 64) return false;
     count_shifted_conv_call();
-    pointwise_backward_weight(g, x, dy, dw, accumulate);
+    if (g.relu_input)
+      pointwise_backward_weight<true>(g, x, dy, dw, accumulate);
+    else
+      pointwise_backward_weight<false>(g, x, dy, dw, accumulate);
     return true;
   }
   count_shifted_conv_call();
   const Plane p = forward_plane(g);
-  const int64_t N = g.N, Cin = g.Cin, Cout = g.Cout, T = p.taps();
+  const int64_t Cin = g.Cin, Cout = g.Cout, T = p.taps();
   const int64_t xn = Cin * p.stride, dn = Cout * p.Qr;
-  // Work items: blocks of 4 output x 3 input channels (tails of 1), each with
-  // its lane sums for all taps. Samples run in order, outermost, so one
-  // sample's planes (a few hundred KB) serve every item from cache; the items
-  // of a sample split over threads, and each item's sums see the samples in the
-  // same order whatever the thread count.
-  const int64_t cob = (Cout + 3) / 4, cib = (Cin + 2) / 3, items = cob * cib;
-  const int64_t item_floats = T * 12 * 8;
-  thread_local std::vector<float> buf;  // the lane sums, then one sample's planes and q-space dy
-  const int64_t need = items * item_floats + xn + dn;
-  if (static_cast<int64_t>(buf.size()) < need) {
-    std::vector<float>().swap(buf);
-    buf.resize(static_cast<size_t>(need));
-  }
-  float* acc = buf.data();
-  float* X = acc + items * item_floats;
+  // The lane sums, then one sample's planes and q-space dy.
+  const int64_t sums = weight_sum_floats(g, T);
+  float* acc = thread_scratch<ScratchSlot::sums>(sums + xn + dn);
+  float* X = acc + sums;
   float* D = X + xn;
-  std::fill(acc, acc + items * item_floats, 0.f);
-  const bool parallel = flops(g) >= kParallelMinFlops && omp_get_max_threads() > 1 && items > 1;
-#pragma omp parallel if (parallel)
-  {
-    for (int64_t n = 0; n < N; ++n) {
-#pragma omp single
-      {
+  const bool parallel = flops(g) >= kParallelMinFlops && omp_get_max_threads() > 1;
+  weight_items(
+      g, T, acc, parallel,
+      [&](int64_t n) {
         p.fill(x + n * Cin * g.H * g.W, Cin, g.relu_input, X);
         std::fill(D, D + dn, 0.f);  // dropped columns and the tail stay zero
         for (int64_t co = 0; co < Cout; ++co)
@@ -530,39 +522,17 @@ bool shifted_conv_backward_weight(const ConvGeom& g, const float* x, const float
             float* r = D + co * p.Qr + oh * p.Wp;
             for (int64_t ow = 0; ow < g.OW; ++ow) r[ow] = s[ow];
           }
-      }  // implicit barrier: the planes are ready
-#pragma omp for schedule(static)
-      for (int64_t item = 0; item < items; ++item) {
-        const int64_t co0 = item / cib * 4, ci0 = item % cib * 3;
-        const int64_t co1 = std::min(co0 + 4, Cout), ci1 = std::min(ci0 + 3, Cin);
-        float* a = acc + item * item_floats;
-        if (co1 - co0 == 4 && ci1 - ci0 == 3) {
+      },
+      [&](int64_t, int64_t co0, int64_t ci0, bool full, float* a) {
+        if (full) {
           weight_block<4, 3>(p, D, X, co0, ci0, a);
-          continue;
+          return;
         }
-        for (int64_t co = co0; co < co1; ++co)
-          for (int64_t ci = ci0; ci < ci1; ++ci)
+        for (int64_t co = co0; co < std::min(co0 + 4, Cout); ++co)
+          for (int64_t ci = ci0; ci < std::min(ci0 + 3, Cin); ++ci)
             weight_block<1, 1>(p, D, X, co, ci, a + ((co - co0) * 3 + (ci - ci0)) * T * 8);
-      }  // implicit barrier: the next sample may overwrite the planes
-    }
-#pragma omp for schedule(static)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t co0 = item / cib * 4, ci0 = item % cib * 3;
-      const int64_t co1 = std::min(co0 + 4, Cout), ci1 = std::min(ci0 + 3, Cin);
-      const bool full = co1 - co0 == 4 && ci1 - ci0 == 3;
-      const float* a = acc + item * item_floats;
-      for (int64_t co = co0; co < co1; ++co)
-        for (int64_t ci = ci0; ci < ci1; ++ci)
-          for (int64_t t = 0; t < T; ++t) {
-            const int64_t i = co - co0, j = ci - ci0;
-            // full blocks: [t][i][j] lanes; tails: [i*3 + j][t] lanes (one 1x1 block each)
-            const float* l = full ? a + ((t * 4 + i) * 3 + j) * 8 : a + ((i * 3 + j) * T + t) * 8;
-            float& dst = dw[(co * Cin + ci) * T + t];
-            const float v = hsum(load8(l));
-            dst = accumulate ? dst + v : v;
-          }
-    }
-  }
+      },
+      dw, accumulate);
   return true;
 }
 

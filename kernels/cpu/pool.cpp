@@ -14,6 +14,7 @@
 #include <limits>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/flat_plane.h"
 
 namespace metanas::kernels::cpu {
@@ -37,11 +38,9 @@ void for_planes(const PoolGeom& g, int64_t buf_floats, Body body) {
   const int64_t planes = g.N * g.C;
 #pragma omp parallel if (planes * g.OH * g.OW >= kParallelMin)
   {
-    // Kept between calls (a vector per call cost an allocation per thread per pool).
-    thread_local std::vector<float> buf;
-    if (static_cast<int64_t>(buf.size()) < buf_floats) buf.resize(static_cast<size_t>(buf_floats));
+    float* buf = thread_scratch<ScratchSlot::pool>(buf_floats);
 #pragma omp for schedule(static)
-    for (int64_t p = 0; p < planes; ++p) body(p, buf.data());
+    for (int64_t p = 0; p < planes; ++p) body(p, buf);
   }
 }
 

@@ -379,6 +379,33 @@ Passes run_kernels(const ConvGeom& k, const std::vector<float>& x, const std::ve
   omp_set_num_threads(saved);
   return p;
 }
+// A case's geometry and random inputs (relu input when its name says "relu").
+struct CaseData {
+  Geo g;
+  ConvGeom k;
+  std::vector<float> x, w, dy;
+  CaseData(ConvCase c, Rng& rng) : g(with_named_relu(c)), k(kernel_geom(g)) {
+    x = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+    w = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+    dy = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+  }
+  static ConvCase with_named_relu(ConvCase c) {
+    if (c.name.find("relu") != std::string::npos) c.opt.relu_input = true;
+    return c;
+  }
+};
+
+// The three passes of run_kernels / run_table against the double references.
+void check_passes(const Geo& g, const Passes& one, const std::vector<float>& xv, const std::vector<float>& wv,
+                  const std::vector<float>& dyv) {
+  auto rdx = ref_backward_data(g, xv, wv, dyv);
+  auto rdw = ref_backward_weight(g, xv, dyv);
+  for (auto& v : rdx) v += 0.25;
+  for (auto& v : rdw) v -= 0.5;
+  CHECK(close_ratio(one.y, ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
+  CHECK(close_ratio(one.dx, rdx, 1e-5, 1e-5) <= 1.0);
+  CHECK(close_ratio(one.dw, rdw, 1e-4, 1e-5) <= 1.0);
+}
 }  // namespace
 
 TEST_CASE("oneDNN convolutions: the cases it takes match the reference, bitwise for any thread count",
@@ -418,25 +445,17 @@ TEST_CASE("oneDNN convolutions: the cases it takes match the reference, bitwise 
        false, false, false},
   };
   for (auto e : cases) {
-    if (e.c.name.find("relu") != std::string::npos) e.c.opt.relu_input = true;
     INFO(e.c.name);
-    const Geo g(e.c);
-    const ConvGeom k = kernel_geom(g);
-    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
-    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
-    auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+    const CaseData d(e.c, rng);
+    const Geo& g = d.g;
+    const ConvGeom& k = d.k;
+    const std::vector<float>&xv = d.x, &wv = d.w, &dyv = d.dy;
     bool taken[3];
     const Passes one = run_kernels(k, xv, wv, dyv, 1, taken);
     CHECK(taken[0] == e.fwd);
     CHECK(taken[1] == e.bwd_data);
     CHECK(taken[2] == e.bwd_weight);
-    auto rdx = ref_backward_data(g, xv, wv, dyv);
-    auto rdw = ref_backward_weight(g, xv, dyv);
-    for (auto& v : rdx) v += 0.25;
-    for (auto& v : rdw) v -= 0.5;
-    CHECK(close_ratio(one.y, ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
-    CHECK(close_ratio(one.dx, rdx, 1e-5, 1e-5) <= 1.0);
-    CHECK(close_ratio(one.dw, rdw, 1e-4, 1e-5) <= 1.0);
+    check_passes(g, one, xv, wv, dyv);
     for (int threads : {2, 3}) {
       INFO(threads << " threads");
       bool t2[3];
@@ -561,23 +580,15 @@ TEST_CASE("shifted-GEMM convolutions: the cases they take match the reference, b
        0},
   };
   for (auto e : cases) {
-    if (e.c.name.find("relu") != std::string::npos) e.c.opt.relu_input = true;
     INFO(e.c.name);
-    const Geo g(e.c);
-    const ConvGeom k = kernel_geom(g);
-    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
-    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
-    auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+    const CaseData d(e.c, rng);
+    const Geo& g = d.g;
+    const ConvGeom& k = d.k;
+    const std::vector<float>&xv = d.x, &wv = d.w, &dyv = d.dy;
     int64_t calls = 0;
     const Passes one = run_table(k, xv, wv, dyv, 1, calls);
     CHECK(calls == (avx2 ? e.calls : 0));
-    auto rdx = ref_backward_data(g, xv, wv, dyv);
-    auto rdw = ref_backward_weight(g, xv, dyv);
-    for (auto& v : rdx) v += 0.25;
-    for (auto& v : rdw) v -= 0.5;
-    CHECK(close_ratio(one.y, ref_forward(g, xv, wv), 1e-5, 1e-5) <= 1.0);
-    CHECK(close_ratio(one.dx, rdx, 1e-5, 1e-5) <= 1.0);
-    CHECK(close_ratio(one.dw, rdw, 1e-4, 1e-5) <= 1.0);
+    check_passes(g, one, xv, wv, dyv);
     for (int threads : {2, 3}) {
       INFO(threads << " threads");
       int64_t c2 = 0;
