@@ -358,6 +358,9 @@ struct ConvLibrary {
 
 struct Passes {
   std::vector<float> y, dx, dw;
+  // Zero outputs; dx and dw start at fixed values the kernels accumulate onto.
+  Passes(const ConvGeom& k, size_t nx, size_t nw)
+      : y(static_cast<size_t>(k.N * k.Cout * k.OH * k.OW), 0.f), dx(nx, 0.25f), dw(nw, -0.5f) {}
 };
 
 // The three kernels (dx and dw accumulate onto fixed start values), on
@@ -366,10 +369,7 @@ Passes run_kernels(const ConvGeom& k, const std::vector<float>& x, const std::ve
                    const std::vector<float>& dy, int threads, bool taken[3]) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
-  Passes p;
-  p.y.assign(static_cast<size_t>(k.N * k.Cout * k.OH * k.OW), 0.f);
-  p.dx.assign(x.size(), 0.25f);
-  p.dw.assign(w.size(), -0.5f);
+  Passes p(k, x.size(), w.size());
   taken[0] = kc::dnnl_conv_forward(k, x.data(), w.data(), p.y.data());
   if (!taken[0]) kc::conv2d_forward(k, x.data(), w.data(), p.y.data());
   taken[1] = kc::dnnl_conv_backward_data(k, dy.data(), w.data(), x.data(), p.dx.data(), true);
@@ -525,10 +525,7 @@ Passes run_table(const ConvGeom& k, const std::vector<float>& x, const std::vect
   const kc::KernelTable& t = kc::active_kernel_table();
   const int saved = omp_get_max_threads();
   omp_set_num_threads(threads);
-  Passes p;
-  p.y.assign(static_cast<size_t>(k.N * k.Cout * k.OH * k.OW), 0.f);
-  p.dx.assign(x.size(), 0.25f);
-  p.dw.assign(w.size(), -0.5f);
+  Passes p(k, x.size(), w.size());
   const int64_t before = kc::shifted_conv_calls();
   t.conv2d_forward(k, x.data(), w.data(), p.y.data());
   t.conv2d_backward_data(k, dy.data(), w.data(), x.data(), p.dx.data(), true);
