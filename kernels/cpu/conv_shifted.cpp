@@ -386,6 +386,9 @@ bool shifted_conv_handles(const ConvGeom& g) {
   // block's input rows and weights; there oneDNN / im2col + OpenBLAS are faster
   // (measured: docs/results.md "CPU speed, part 6").
   if (std::min(g.Cin, g.Cout) > 32 || std::max(g.Cin, g.Cout) > 64) return false;
+  // 3x3 and larger on planes under 64 outputs (7x7): too few outputs per
+  // block row for the taps' loads; oneDNN was faster there (engine-bench).
+  if (g.KH * g.KW >= 9 && g.OH * g.OW < 64) return false;
   const int64_t rh = g.dil_h * (g.KH - 1), rw = g.dil_w * (g.KW - 1);
   // Padding beyond the kernel's reach would make backward-data's padding negative.
   for (int64_t v : {g.pad_top, g.pad_bottom})
