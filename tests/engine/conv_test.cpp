@@ -447,9 +447,7 @@ TEST_CASE("oneDNN convolutions: the cases it takes match the reference, bitwise 
   for (auto e : cases) {
     INFO(e.c.name);
     const CaseData d(e.c, rng);
-    const Geo& g = d.g;
-    const ConvGeom& k = d.k;
-    const std::vector<float>&xv = d.x, &wv = d.w, &dyv = d.dy;
+    const auto& [g, k, xv, wv, dyv] = d;
     bool taken[3];
     const Passes one = run_kernels(k, xv, wv, dyv, 1, taken);
     CHECK(taken[0] == e.fwd);
@@ -582,9 +580,7 @@ TEST_CASE("shifted-GEMM convolutions: the cases they take match the reference, b
   for (auto e : cases) {
     INFO(e.c.name);
     const CaseData d(e.c, rng);
-    const Geo& g = d.g;
-    const ConvGeom& k = d.k;
-    const std::vector<float>&xv = d.x, &wv = d.w, &dyv = d.dy;
+    const auto& [g, k, xv, wv, dyv] = d;
     int64_t calls = 0;
     const Passes one = run_table(k, xv, wv, dyv, 1, calls);
     CHECK(calls == (avx2 ? e.calls : 0));
