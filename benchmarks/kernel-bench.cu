@@ -213,7 +213,7 @@ void bench_weighted_sum(const Options& o, kc::Context& c, cublasHandle_t blas_de
       rec.ours_us = 1e3 * median_ms(o, c.stream, [&](int i) {
         const int r = i % R;
         auto p = ptrs(r);
-        kc::weighted_sum_forward(c, ys[r]->p, p.data(), w->p, K, n);
+        kc::weighted_sum_forward(c, ys[r]->p, p.data(), w->p, nullptr, 0, K, n);
       });
       rec.base_us = 1e3 * median_ms(o, c.stream, [&](int i) {
         const int r = i % R;
@@ -232,7 +232,7 @@ void bench_weighted_sum(const Options& o, kc::Context& c, cublasHandle_t blas_de
         const int r = i % R;
         auto p = ptrs(r);
         auto d = dptrs(r);
-        kc::weighted_sum_backward(c, d.data(), dw->p, dys[r]->p, p.data(), w->p, K, n, false);
+        kc::weighted_sum_backward(c, d.data(), dw->p, dys[r]->p, p.data(), w->p, nullptr, 0, K, n, false);
       });
       rec.base_us = 1e3 * median_ms(o, c.stream, [&](int i) {
         const int r = i % R;

@@ -1,7 +1,9 @@
 // Hand-written kernel 1: the DARTS mixed-op weighted sum.
-//   forward : y[i] = sum_k w[k] * xs[k][i]                       (K inputs, one pass)
-//   backward: dxs[k][i] = w[k] * dy[i]  (k with dxs[k] != null)  and
-//             dw[k] (+)= sum_i dy[i] * xs[k][i]                   in the same pass.
+//   forward : y[i] = sum_k a_k(i) * xs[k][i]                     (K inputs, one pass)
+//   backward: dxs[k][i] = a_k(i) * dy[i]  (k with dxs[k] != null) and
+//             dw[k] (+)= sum_i dy[i] * xs[k][i] * rs_k(i)         in the same pass,
+// with a_k(i) = w[k] * rs_k(i) and rs_k(i) = rs[k * rows + i / cols] the row
+// (sample) scales of input k, the folded drop-path masks (1 when rs is null).
 // How: the K input pointers travel by value in the kernel arguments (up to
 // kMaxK per launch; more inputs are processed in chunks), so there is no
 // host-to-device copy and the launch can be captured in a CUDA graph. Each
@@ -38,9 +40,19 @@ __device__ __forceinline__ float4 scale4(float a, float4 x) {
 }
 __device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
-// y (+)= sum_k w[k] xs[k]; V = 4 processes float4 groups (n4 = n / 4 groups).
+// Row scales of a launch: rs (K x rows, this chunk's first row at rs), cols
+// elements per row; rs null = all ones.
+struct RowScales {
+  const float* rs;
+  int64_t rows, cols;
+  __device__ __forceinline__ float at(int k, int64_t i) const { return rs ? __ldg(rs + k * rows + i / cols) : 1.f; }
+};
+
+// y (+)= sum_k a_k xs[k]; V = 4 processes float4 groups (n4 = n / 4 groups;
+// with row scales cols % 4 == 0, so a group lies in one row).
 template <bool Acc>
-__global__ void forward_kernel(float* __restrict__ y, InPtrs xs, const float* __restrict__ w, int K, int64_t n) {
+__global__ void forward_kernel(float* __restrict__ y, InPtrs xs, const float* __restrict__ w, RowScales R, int K,
+                               int64_t n) {
   float wk[kMaxK];
 #pragma unroll
   for (int k = 0; k < kMaxK; ++k) wk[k] = k < K ? w[k] : 0.f;
@@ -48,13 +60,14 @@ __global__ void forward_kernel(float* __restrict__ y, InPtrs xs, const float* __
     float s = Acc ? y[i] : 0.f;
 #pragma unroll
     for (int k = 0; k < kMaxK; ++k)
-      if (k < K) s = fmaf(wk[k], __ldg(xs.p[k] + i), s);
+      if (k < K) s = fmaf(R.rs ? wk[k] * R.at(k, i) : wk[k], __ldg(xs.p[k] + i), s);
     y[i] = s;
   }
 }
 
 template <bool Acc>
-__global__ void forward_kernel4(float* __restrict__ y, InPtrs xs, const float* __restrict__ w, int K, int64_t n4) {
+__global__ void forward_kernel4(float* __restrict__ y, InPtrs xs, const float* __restrict__ w, RowScales R, int K,
+                                int64_t n4) {
   float wk[kMaxK];
 #pragma unroll
   for (int k = 0; k < kMaxK; ++k) wk[k] = k < K ? w[k] : 0.f;
@@ -62,7 +75,7 @@ __global__ void forward_kernel4(float* __restrict__ y, InPtrs xs, const float* _
     float4 s = Acc ? ld4(y, i) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
     for (int k = 0; k < kMaxK; ++k)
-      if (k < K) s = fma4(wk[k], ld4(xs.p[k], i), s);
+      if (k < K) s = fma4(R.rs ? wk[k] * R.at(k, 4 * i) : wk[k], ld4(xs.p[k], i), s);
     st4(y, i, s);
   }
 }
@@ -71,8 +84,8 @@ __global__ void forward_kernel4(float* __restrict__ y, InPtrs xs, const float* _
 // partial[blockIdx.x * K + k] (when partial != null).
 template <bool Vec4>
 __global__ void __launch_bounds__(kThreads) backward_kernel(OutPtrs dxs, InPtrs xs, const float* __restrict__ dy,
-                                                            const float* __restrict__ w, int K, int64_t n,
-                                                            float* __restrict__ partial) {
+                                                            const float* __restrict__ w, RowScales R, int K,
+                                                            int64_t n, float* __restrict__ partial) {
   float wk[kMaxK], acc[kMaxK];
 #pragma unroll
   for (int k = 0; k < kMaxK; ++k) {
@@ -87,8 +100,9 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(OutPtrs dxs, InPtrs 
 #pragma unroll
       for (int k = 0; k < kMaxK; ++k) {
         if (k < K) {
-          if (dxs.p[k]) st4(dxs.p[k], i, scale4(wk[k], g));
-          if (want_dw) acc[k] += dot4(g, ld4(xs.p[k], i));
+          const float sc = R.at(k, 4 * i);
+          if (dxs.p[k]) st4(dxs.p[k], i, scale4(R.rs ? wk[k] * sc : wk[k], g));
+          if (want_dw) acc[k] += R.rs ? sc * dot4(g, ld4(xs.p[k], i)) : dot4(g, ld4(xs.p[k], i));
         }
       }
     }
@@ -98,8 +112,9 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(OutPtrs dxs, InPtrs 
 #pragma unroll
       for (int k = 0; k < kMaxK; ++k) {
         if (k < K) {
-          if (dxs.p[k]) dxs.p[k][i] = wk[k] * g;
-          if (want_dw) acc[k] = fmaf(g, __ldg(xs.p[k] + i), acc[k]);
+          const float sc = R.at(k, i);
+          if (dxs.p[k]) dxs.p[k][i] = (R.rs ? wk[k] * sc : wk[k]) * g;
+          if (want_dw) acc[k] = fmaf(R.rs ? g * sc : g, __ldg(xs.p[k] + i), acc[k]);
         }
       }
     }
@@ -132,7 +147,8 @@ __global__ void __launch_bounds__(kThreads) finalize_dw_kernel(float* dw, const 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 }  // namespace
 
-void weighted_sum_forward(const Context& c, float* y, const float* const* xs, const float* w, int K, int64_t n) {
+void weighted_sum_forward(const Context& c, float* y, const float* const* xs, const float* w, const float* rs,
+                          int64_t rows, int K, int64_t n) {
   if (n <= 0) return;
   if (K <= 0) {
     fill(c, y, 0.f, n);
@@ -141,7 +157,8 @@ void weighted_sum_forward(const Context& c, float* y, const float* const* xs, co
   for (int k0 = 0; k0 < K; k0 += kMaxK) {
     const int kc = std::min(kMaxK, K - k0);
     InPtrs in{};
-    bool vec = n % 4 == 0 && aligned16(y);
+    const RowScales R{rs ? rs + static_cast<int64_t>(k0) * rows : nullptr, rows, rs ? n / rows : n};
+    bool vec = n % 4 == 0 && aligned16(y) && (!rs || R.cols % 4 == 0);
     for (int k = 0; k < kc; ++k) {
       in.p[k] = xs[k0 + k];
       vec = vec && aligned16(in.p[k]);
@@ -150,21 +167,21 @@ void weighted_sum_forward(const Context& c, float* y, const float* const* xs, co
     if (vec) {
       const int64_t n4 = n / 4;
       if (acc)
-        forward_kernel4<true><<<grid_for(c, n4), kThreads, 0, c.stream>>>(y, in, w + k0, kc, n4);
+        forward_kernel4<true><<<grid_for(c, n4), kThreads, 0, c.stream>>>(y, in, w + k0, R, kc, n4);
       else
-        forward_kernel4<false><<<grid_for(c, n4), kThreads, 0, c.stream>>>(y, in, w + k0, kc, n4);
+        forward_kernel4<false><<<grid_for(c, n4), kThreads, 0, c.stream>>>(y, in, w + k0, R, kc, n4);
     } else {
       if (acc)
-        forward_kernel<true><<<grid_for(c, n), kThreads, 0, c.stream>>>(y, in, w + k0, kc, n);
+        forward_kernel<true><<<grid_for(c, n), kThreads, 0, c.stream>>>(y, in, w + k0, R, kc, n);
       else
-        forward_kernel<false><<<grid_for(c, n), kThreads, 0, c.stream>>>(y, in, w + k0, kc, n);
+        forward_kernel<false><<<grid_for(c, n), kThreads, 0, c.stream>>>(y, in, w + k0, R, kc, n);
     }
     MN_CUDA_LAUNCH_CHECK();
   }
 }
 
 void weighted_sum_backward(const Context& c, float* const* dxs, float* dw, const float* dy, const float* const* xs,
-                           const float* w, int K, int64_t n, bool accumulate_w) {
+                           const float* w, const float* rs, int64_t rows, int K, int64_t n, bool accumulate_w) {
   if (K <= 0) return;
   if (n <= 0) {
     if (dw && !accumulate_w) fill(c, dw, 0.f, K);
@@ -174,7 +191,8 @@ void weighted_sum_backward(const Context& c, float* const* dxs, float* dw, const
     const int kc = std::min(kMaxK, K - k0);
     InPtrs in{};
     OutPtrs out{};
-    bool vec = n % 4 == 0 && aligned16(dy);
+    const RowScales R{rs ? rs + static_cast<int64_t>(k0) * rows : nullptr, rows, rs ? n / rows : n};
+    bool vec = n % 4 == 0 && aligned16(dy) && (!rs || R.cols % 4 == 0);
     for (int k = 0; k < kc; ++k) {
       in.p[k] = xs[k0 + k];
       out.p[k] = dxs[k0 + k];
@@ -184,9 +202,9 @@ void weighted_sum_backward(const Context& c, float* const* dxs, float* dw, const
     ScratchBuffer partial(*c.alloc, dw ? sizeof(float) * blocks * kc : 0);
     float* part = dw ? partial.as<float>() : nullptr;
     if (vec)
-      backward_kernel<true><<<blocks, kThreads, 0, c.stream>>>(out, in, dy, w + k0, kc, n, part);
+      backward_kernel<true><<<blocks, kThreads, 0, c.stream>>>(out, in, dy, w + k0, R, kc, n, part);
     else
-      backward_kernel<false><<<blocks, kThreads, 0, c.stream>>>(out, in, dy, w + k0, kc, n, part);
+      backward_kernel<false><<<blocks, kThreads, 0, c.stream>>>(out, in, dy, w + k0, R, kc, n, part);
     MN_CUDA_LAUNCH_CHECK();
     if (dw) {
       if (accumulate_w)

@@ -236,6 +236,12 @@ Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key
   return drop_path(y, ctx.drop_path_prob, key);
 }
 
+Tensor keyed_drop_scales(const ForwardContext& ctx, PhiloxKey key, const std::vector<int64_t>& ops, int64_t N,
+                         Device device) {
+  const bool words = ctx.drop_key && ctx.drop_key_words.defined();
+  return drop_path_scales(N, ctx.drop_path_prob, key, ops, device, words ? &ctx.drop_key_words : nullptr);
+}
+
 std::vector<int> OpBlock::param_indices() const {
   std::vector<int> r = convs;
   for (const Bn& b : bn) {

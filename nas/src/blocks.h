@@ -137,6 +137,10 @@ bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, D
 PhiloxKey forward_drop_key(const ForwardContext& ctx);
 // y with drop-path applied under key.op + op_index.
 Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index);
+// The masks keyed_drop_path would apply to N samples, as weighted_sum row
+// scales [ops.size(), N]: row r for op index ops[r], ones where ops[r] < 0.
+Tensor keyed_drop_scales(const ForwardContext& ctx, PhiloxKey key, const std::vector<int64_t>& ops, int64_t N,
+                         Device device);
 
 // One candidate op on C channels.
 struct OpBlock {

@@ -126,8 +126,17 @@ std::optional<OpCall> mixed(GraphBuilder& gb) {
   for (int k = 1; k < K; ++k) args.push_back(partner(gb, *a));
   const auto w = gb.pick([K](const Shape& s) { return s.ndim() == 1 && s[0] == K; });
   args.push_back(w ? *w : gb.add_leaf(Shape{K}, 0.5f));
-  return call(args, [K](const std::vector<Tensor>& v) {
-    return weighted_sum(std::vector<Tensor>(v.begin(), v.begin() + K), v[static_cast<size_t>(K)]);
+  // Half the calls fold constant drop-path-like row scales in (0 = dropped).
+  const Shape s = gb.shape(*a);
+  std::vector<float> rs;
+  if (s.ndim() >= 1 && s[0] >= 1 && gb.below(2) == 0) {
+    const float pick[3] = {0.f, 1.25f, 0.6f};
+    for (int64_t i = 0; i < K * s[0]; ++i) rs.push_back(pick[gb.below(3)]);
+  }
+  return call(args, [K, rs, rows = s.ndim() >= 1 ? s[0] : 0](const std::vector<Tensor>& v) {
+    const std::vector<Tensor> xs(v.begin(), v.begin() + K);
+    if (rs.empty()) return weighted_sum(xs, v[static_cast<size_t>(K)]);
+    return weighted_sum(xs, v[static_cast<size_t>(K)], Tensor::from_vector(rs, Shape{K, rows}, v[0].device()));
   });
 }
 

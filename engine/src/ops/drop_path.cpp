@@ -48,6 +48,37 @@ Tensor drop_path_impl(const Tensor& x, float p, const PhiloxKey& key, const Tens
 
 }  // namespace
 
+Tensor drop_path_scales(int64_t n, float p, const PhiloxKey& key, const std::vector<int64_t>& ops, Device device,
+                        const Tensor* key_words) {
+  const char* op = "drop_path_scales";
+  MN_CHECK(n >= 0, op, ": negative sample count ", n);
+  MN_CHECK(std::isfinite(p) && p >= 0.f && p < 1.f, op, ": drop probability must be in [0, 1), got ", p);
+  if (key_words)
+    MN_CHECK(key_words->defined() && key_words->dtype() == DType::I32 && key_words->numel() >= 3 &&
+                 key_words->device() == device,
+             op, ": key words must be int32 [3] on ", device_name(device), ", got ",
+             key_words->defined() ? key_words->describe() : std::string("an undefined tensor"));
+  const int64_t M = static_cast<int64_t>(ops.size());
+  Tensor sc = Tensor::empty(Shape{M, n}, DType::F32, device);
+  if (n == 0) return sc;
+  Backend& be = backend(device);
+  for (int64_t r = 0; r < M; ++r) {
+    float* row = sc.data() + r * n;
+    const int64_t o = ops[static_cast<size_t>(r)];
+    if (o < 0 || p == 0.f) {
+      be.fill(row, 1.f, n);
+      continue;
+    }
+    PhiloxKey k = key;
+    k.op += static_cast<uint32_t>(o);
+    if (key_words)
+      be.drop_path_scales_at(key_words->data_i32(), k.step, k.op, p, row, n);
+    else
+      be.drop_path_scales(k, p, row, n);
+  }
+  return sc;
+}
+
 Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key) { return drop_path_impl(x, p, key, nullptr); }
 
 Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key, const Tensor& key_words) {

@@ -1,5 +1,8 @@
-// The DARTS mixed op y = sum_k w[k] * xs[k], forward and backward. One kernel
-// pass each way: the backward writes every needed dx_k and dw together.
+// The DARTS mixed op y = sum_k w[k] * xs[k], forward and backward, optionally
+// with constant per-sample scales of every input (the drop-path masks of the
+// op outputs: folding them in saves a read and a write of every output and of
+// its gradient). One kernel pass each way: the backward writes every needed
+// dx_k and dw together.
 #include <string>
 
 #include "ops/op_util.h"
@@ -8,7 +11,10 @@ namespace metanas {
 
 using namespace detail;
 
-Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) {
+namespace {
+
+// rs: [K, N] row scales or undefined.
+Tensor weighted_sum_impl(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& rs) {
   const char* op = "weighted_sum";
   MN_CHECK(!xs.empty(), op, ": needs at least one input");
   for (size_t k = 0; k < xs.size(); ++k) {
@@ -21,15 +27,27 @@ Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) {
   const int K = static_cast<int>(xs.size());
   MN_CHECK(w.ndim() == 1 && w.dim(0) == K, op, ": w must be 1-D [", K, "] (one weight per input), got ",
            w.describe());
+  int64_t rows = 0;
+  if (rs.defined()) {
+    check_f32(op, rs, "row_scales");
+    MN_CHECK(xs[0].ndim() >= 1, op, ": row scales need a batch dimension, got ", xs[0].describe());
+    rows = xs[0].dim(0);
+    MN_CHECK(rs.ndim() == 2 && rs.dim(0) == K && rs.dim(1) == rows, op, ": row_scales must be [", K, ", ", rows,
+             "] (one scale per input and sample), got ", rs.describe());
+    MN_CHECK(!rs.requires_grad(), op, ": row_scales are constants (drop-path masks) and get no gradient");
+    MN_CHECK(rs.device() == w.device(), op, ": row_scales on ", device_name(rs.device()), " but w on ",
+             device_name(w.device()));
+  }
   std::vector<Tensor> all(xs);
   all.push_back(w);
   const Device dev = common_device(op, all);
 
   const int64_t n = xs[0].numel();
+  const bool scaled = rs.defined() && n > 0;
   Tensor y = Tensor::empty(xs[0].shape(), DType::F32, dev);
   std::vector<const float*> ptrs(static_cast<size_t>(K));
   for (int k = 0; k < K; ++k) ptrs[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].data();
-  backend(dev).weighted_sum_forward(y.data(), ptrs.data(), w.data(), K, n);
+  backend(dev).weighted_sum_forward(y.data(), ptrs.data(), w.data(), scaled ? rs.data() : nullptr, rows, K, n);
 
   if (!any_requires_grad(all)) return y;
   // Which inputs want a gradient is fixed now. The inputs themselves are saved
@@ -39,7 +57,8 @@ Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) {
   const bool need_w = w.requires_grad();
   std::vector<Tensor> saved_xs = need_w ? xs : std::vector<Tensor>();
   Tensor saved_w = w;
-  record(y, op, all, [saved_xs, saved_w, need_x, need_w, K](const Tensor& g) -> std::vector<Tensor> {
+  Tensor saved_rs = scaled ? rs : Tensor();
+  record(y, op, all, [saved_xs, saved_w, saved_rs, rows, need_x, need_w, K](const Tensor& g) -> std::vector<Tensor> {
     const Device d = g.device();
     const int64_t n = g.numel();
     std::vector<Tensor> grads(static_cast<size_t>(K) + 1);
@@ -56,10 +75,20 @@ Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) {
       dw = grads[static_cast<size_t>(K)].data();
       for (int k = 0; k < K; ++k) xp[static_cast<size_t>(k)] = saved_xs[static_cast<size_t>(k)].data();
     }
-    backend(d).weighted_sum_backward(dxs.data(), dw, g.data(), xp.data(), saved_w.data(), K, n, false);
+    backend(d).weighted_sum_backward(dxs.data(), dw, g.data(), xp.data(), saved_w.data(),
+                                     saved_rs.defined() ? saved_rs.data() : nullptr, rows, K, n, false);
     return grads;
   });
   return y;
+}
+
+}  // namespace
+
+Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) { return weighted_sum_impl(xs, w, Tensor()); }
+
+Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& row_scales) {
+  MN_CHECK(row_scales.defined(), "weighted_sum: row_scales undefined (use the two-argument overload)");
+  return weighted_sum_impl(xs, w, row_scales);
 }
 
 }  // namespace metanas

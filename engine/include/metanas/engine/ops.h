@@ -36,6 +36,11 @@ Tensor sum_squares(const Tensor& x);
 // normalised architecture weights; may be a view into a larger tensor via
 // select_row). Gradients for every xs[k] and for w.
 Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w);
+// The same with constant row scales [K, N] (N = xs[k].dim(0)):
+// y[n] = sum_k w[k] * row_scales[k, n] * xs[k][n]. It is weighted_sum of the
+// drop-path'd inputs without materialising them (drop_path_scales gives the
+// masks); row_scales get no gradient.
+Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& row_scales);
 
 // ---- softmax with temperature over the last dim: softmax(a / T) ----
 Tensor softmax(const Tensor& a, float temperature = 1.f);
@@ -133,5 +138,11 @@ Tensor drop_path(const Tensor& x, float p, const PhiloxKey& key, const Tensor& k
 // The same with the key's seed drawn from rng (one next_u64() per call when
 // p > 0, none when p == 0).
 Tensor drop_path(const Tensor& x, float p, Rng& rng);
+// The row scales drop_path applies, for weighted_sum's row_scales: [ops.size(), n]
+// on `device`, row r the scales of drop_path(x, p, key') on n samples with
+// key'.op = key.op + ops[r], or ones where ops[r] < 0 (an input not dropped).
+// key_words as in drop_path (null: the key's own seed and task).
+Tensor drop_path_scales(int64_t n, float p, const PhiloxKey& key, const std::vector<int64_t>& ops, Device device,
+                        const Tensor* key_words = nullptr);
 
 }  // namespace metanas
