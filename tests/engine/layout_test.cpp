@@ -7,10 +7,12 @@
 
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
+#include "support/expect_error.h"
 #include "metanas/engine/random.h"
 #include "support/gradcheck.h"
 
 using namespace metanas;
+using metanas::testing::expect_error;
 using metanas::testing::grad_check;
 
 namespace {
@@ -18,17 +20,6 @@ namespace {
 // Element [n, c, h, w] of a host copy of an NCHW tensor.
 float at(const std::vector<float>& v, const Shape& s, int64_t n, int64_t c, int64_t h, int64_t w) {
   return v[static_cast<size_t>(((n * s[1] + c) * s[2] + h) * s[3] + w)];
-}
-
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    FAIL("no throw");
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    INFO(m);
-    for (const auto& p : parts) REQUIRE(m.find(p) != std::string::npos);
-  }
 }
 
 void require_all_grads(const metanas::testing::OpFn& f, const std::vector<Tensor>& in) {

@@ -10,10 +10,12 @@
 
 #include "metanas/engine/error.h"
 #include "metanas/engine/ops.h"
+#include "support/expect_error.h"
 #include "metanas/engine/random.h"
 #include "support/gradcheck.h"
 
 using namespace metanas;
+using metanas::testing::expect_error;
 using metanas::testing::close_ratio;
 using metanas::testing::grad_check;
 using metanas::testing::GradCheckOptions;
@@ -43,17 +45,6 @@ double cross_entropy_ref(const std::vector<float>& x, const std::vector<int32_t>
     total += std::log(s) + (m - x[r * cols + labels[r]]);
   }
   return total / labels.size();
-}
-
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    FAIL("no throw");
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    INFO(m);
-    for (const auto& p : parts) REQUIRE(m.find(p) != std::string::npos);
-  }
 }
 
 }  // namespace
