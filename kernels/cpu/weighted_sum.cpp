@@ -31,8 +31,8 @@ inline double dot_double(const float* g, const float* x, int64_t len) {
 }  // namespace
 
 // A block's runs of one row: body(run start, run length, row). Without row
-// scales the whole block is one run (row 0), so those results keep the bits
-// they had before row scales existed.
+// scales the whole block is one run (row 0) and the scale is 1.f (an exact
+// product), so those results keep the bits they had before row scales existed.
 template <typename Body>
 inline void for_runs(int64_t s, int64_t e, int64_t cols, bool scaled, Body body) {
   if (!scaled) return body(s, e - s, int64_t{0});
@@ -59,13 +59,13 @@ void weighted_sum_forward(float* y, const float* const* xs, const float* w, cons
       float* yb = y + s;
       {
         const float* x = xs[0] + s;
-        const float a = rs ? wk[0] * rs[r] : wk[0];
+        const float a = wk[0] * (rs ? rs[r] : 1.f);
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) yb[i] = a * x[i];
       }
       for (int k = 1; k < K; ++k) {
         const float* x = xs[k] + s;
-        const float a = rs ? wk[k] * rs[k * rows + r] : wk[k];
+        const float a = wk[k] * (rs ? rs[k * rows + r] : 1.f);
 #pragma omp simd
         for (int64_t i = 0; i < len; ++i) yb[i] += a * x[i];
       }
@@ -83,7 +83,7 @@ void weighted_sum_backward(float* const* dxs, float* dw, const float* dy, const 
   const int64_t cols = rs ? n / rows : n;
   const int64_t nb = n > 0 ? (n + kBlock - 1) / kBlock : 0;
   // part[b * K + k]: block b's share of dw[k].
-  std::vector<double> part(dw ? static_cast<size_t>(nb * K) : 0, 0.0);
+  std::vector<double> part(dw ? static_cast<size_t>(nb * K) : 0);
 #pragma omp parallel for schedule(static) if (n * K >= kParallelMin)
   for (int64_t b = 0; b < nb; ++b) {
     for_runs(b * kBlock, std::min(n, (b + 1) * kBlock), cols, rs != nullptr, [&](int64_t s, int64_t len, int64_t r) {
@@ -92,13 +92,13 @@ void weighted_sum_backward(float* const* dxs, float* dw, const float* dy, const 
         const float sc = rs ? rs[k * rows + r] : 1.f;
         if (dxs[k]) {
           float* d = dxs[k] + s;
-          const float a = rs ? wk[k] * sc : wk[k];
+          const float a = wk[k] * sc;
 #pragma omp simd
           for (int64_t i = 0; i < len; ++i) d[i] = a * g[i];
         }
         if (dw) {
           const double t = dot_double(g, xs[k] + s, len);
-          part[static_cast<size_t>(b * K + k)] += rs ? static_cast<double>(sc) * t : t;
+          part[static_cast<size_t>(b * K + k)] += static_cast<double>(sc) * t;
         }
       }
     });

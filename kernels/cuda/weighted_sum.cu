@@ -41,7 +41,8 @@ __device__ __forceinline__ float4 scale4(float a, float4 x) {
 __device__ __forceinline__ float dot4(float4 a, float4 b) { return a.x * b.x + a.y * b.y + a.z * b.z + a.w * b.w; }
 
 // Row scales of a launch: rs (K x rows, this chunk's first row at rs), cols
-// elements per row; rs null = all ones.
+// elements per row; rs null = all ones (a product with 1.f is exact, so the
+// unscaled results keep their bits).
 struct RowScales {
   const float* rs;
   int64_t rows, cols;
@@ -60,7 +61,7 @@ __global__ void forward_kernel(float* __restrict__ y, InPtrs xs, const float* __
     float s = Acc ? y[i] : 0.f;
 #pragma unroll
     for (int k = 0; k < kMaxK; ++k)
-      if (k < K) s = fmaf(R.rs ? wk[k] * R.at(k, i) : wk[k], __ldg(xs.p[k] + i), s);
+      if (k < K) s = fmaf(wk[k] * R.at(k, i), __ldg(xs.p[k] + i), s);
     y[i] = s;
   }
 }
@@ -75,7 +76,7 @@ __global__ void forward_kernel4(float* __restrict__ y, InPtrs xs, const float* _
     float4 s = Acc ? ld4(y, i) : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
     for (int k = 0; k < kMaxK; ++k)
-      if (k < K) s = fma4(R.rs ? wk[k] * R.at(k, 4 * i) : wk[k], ld4(xs.p[k], i), s);
+      if (k < K) s = fma4(wk[k] * R.at(k, 4 * i), ld4(xs.p[k], i), s);
     st4(y, i, s);
   }
 }
@@ -101,8 +102,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(OutPtrs dxs, InPtrs 
       for (int k = 0; k < kMaxK; ++k) {
         if (k < K) {
           const float sc = R.at(k, 4 * i);
-          if (dxs.p[k]) st4(dxs.p[k], i, scale4(R.rs ? wk[k] * sc : wk[k], g));
-          if (want_dw) acc[k] += R.rs ? sc * dot4(g, ld4(xs.p[k], i)) : dot4(g, ld4(xs.p[k], i));
+          if (dxs.p[k]) st4(dxs.p[k], i, scale4(wk[k] * sc, g));
+          if (want_dw) acc[k] += sc * dot4(g, ld4(xs.p[k], i));
         }
       }
     }
@@ -113,8 +114,8 @@ __global__ void __launch_bounds__(kThreads) backward_kernel(OutPtrs dxs, InPtrs 
       for (int k = 0; k < kMaxK; ++k) {
         if (k < K) {
           const float sc = R.at(k, i);
-          if (dxs.p[k]) dxs.p[k][i] = (R.rs ? wk[k] * sc : wk[k]) * g;
-          if (want_dw) acc[k] = fmaf(R.rs ? g * sc : g, __ldg(xs.p[k] + i), acc[k]);
+          if (dxs.p[k]) dxs.p[k][i] = wk[k] * sc * g;
+          if (want_dw) acc[k] = fmaf(g * sc, __ldg(xs.p[k] + i), acc[k]);
         }
       }
     }

@@ -236,10 +236,14 @@ Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key
   return drop_path(y, ctx.drop_path_prob, key);
 }
 
-Tensor keyed_drop_scales(const ForwardContext& ctx, PhiloxKey key, const std::vector<int64_t>& ops, int64_t N,
-                         Device device) {
+Tensor FoldedDropPath::sum(const std::vector<Tensor>& xs, const Tensor& w, const ForwardContext& ctx,
+                           PhiloxKey key, int64_t N, Device device) const {
+  if (!any) return weighted_sum(xs, w);
+  std::vector<int64_t> all = ops;
+  all.resize(xs.size(), -1);
   const bool words = ctx.drop_key && ctx.drop_key_words.defined();
-  return drop_path_scales(N, ctx.drop_path_prob, key, ops, device, words ? &ctx.drop_key_words : nullptr);
+  return weighted_sum(xs, w,
+                      drop_path_scales(N, ctx.drop_path_prob, key, all, device, words ? &ctx.drop_key_words : nullptr));
 }
 
 std::vector<int> OpBlock::param_indices() const {

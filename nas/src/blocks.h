@@ -137,10 +137,20 @@ bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, D
 PhiloxKey forward_drop_key(const ForwardContext& ctx);
 // y with drop-path applied under key.op + op_index.
 Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index);
-// The masks keyed_drop_path would apply to N samples, as weighted_sum row
-// scales [ops.size(), N]: row r for op index ops[r], ones where ops[r] < 0.
-Tensor keyed_drop_scales(const ForwardContext& ctx, PhiloxKey key, const std::vector<int64_t>& ops, int64_t N,
-                         Device device);
+// A mixed op's drop-path masks folded into its weighted_sum as row scales:
+// add() each term (whether it is dropped, its op index), then sum().
+struct FoldedDropPath {
+  std::vector<int64_t> ops;  // each term's op index, -1 = not dropped
+  bool any = false;
+  void add(bool dropped, int64_t op_index) {
+    ops.push_back(dropped ? op_index : -1);
+    any = any || dropped;
+  }
+  // weighted_sum(xs, w) with the masks keyed_drop_path would apply to the N
+  // samples (inputs past the added terms are not dropped).
+  Tensor sum(const std::vector<Tensor>& xs, const Tensor& w, const ForwardContext& ctx, PhiloxKey key, int64_t N,
+             Device device) const;
+};
 
 // One candidate op on C channels.
 struct OpBlock {

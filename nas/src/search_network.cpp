@@ -229,11 +229,9 @@ Tensor node_output(SearchNetworkImpl& m, const SearchCell& cell, int i, const No
   }
 
   // Op outputs of the surviving terms (on the first C/K channels under PC-DARTS).
-  // Without channel sampling the drop-path masks become weighted_sum row
-  // scales (drop_ops: each term's op index, -1 = not dropped).
+  // Without channel sampling the drop-path masks become weighted_sum row scales.
   const bool fold_drop = drop && K == 1;
-  std::vector<int64_t> drop_ops;
-  bool any_dropped = false;
+  FoldedDropPath folded;
   std::vector<Tensor> outs;
   for (const auto& [j, k] : plan.terms) {
     const OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
@@ -241,8 +239,7 @@ Tensor node_output(SearchNetworkImpl& m, const SearchCell& cell, int i, const No
     Tensor y = apply(op, m.weights, K == 1 ? h : slice_channels(h, 0, Cp));
     const bool dropped = drop && !op.identity();
     if (dropped && !fold_drop) y = keyed_drop_path(y, ctx, dkey, node_ops + static_cast<uint32_t>(j * P_ops + k));
-    drop_ops.push_back(dropped ? static_cast<int64_t>(node_ops) + j * P_ops + k : -1);
-    any_dropped = any_dropped || dropped;
+    folded.add(dropped && fold_drop, static_cast<int64_t>(node_ops) + j * P_ops + k);
     if (op.identity() && ctx.training && ctx.skip_dropout > 0.f) y = skip_dropout(y, ctx.skip_dropout, *ctx.rng);
     outs.push_back(y);
   }
@@ -284,10 +281,8 @@ Tensor node_output(SearchNetworkImpl& m, const SearchCell& cell, int i, const No
     }
     wts.push_back(mul_scalar(coef_in, ctx.aux_skip_beta));
   }
-  const Tensor wt = wts.size() == 1 ? wts[0] : concat_vectors(wts);
-  if (!fold_drop || !any_dropped) return weighted_sum(parts, wt);
-  drop_ops.resize(parts.size(), -1);  // the auxiliary skips are not dropped
-  return weighted_sum(parts, wt, keyed_drop_scales(ctx, dkey, drop_ops, N, dev));
+  // The auxiliary skips (parts past the terms) are not dropped.
+  return folded.sum(parts, wts.size() == 1 ? wts[0] : concat_vectors(wts), ctx, dkey, N, dev);
 }
 
 }  // namespace detail
@@ -597,17 +592,14 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
           continue;
         }
         // Op outputs of the surviving terms.
-        // Drop-path masks as weighted_sum row scales (-1: not dropped).
+        // Drop-path masks as weighted_sum row scales.
         std::vector<Tensor> outs;
-        std::vector<int64_t> drop_ops;
-        bool any_dropped = false;
+        detail::FoldedDropPath folded;
         outs.reserve(plan.terms.size());
         for (const auto& [j, k] : plan.terms) {
           const detail::OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
           outs.push_back(detail::apply(op, m.weights, states.get(j)));
-          const bool dropped = drop && !op.identity();
-          drop_ops.push_back(dropped ? static_cast<int64_t>(node_ops) + j * P_ops + k : -1);
-          any_dropped = any_dropped || dropped;
+          folded.add(drop && !op.identity(), static_cast<int64_t>(node_ops) + j * P_ops + k);
         }
         // Term weights v[s] = W[j_s, k_s] * sum_{kept pairs c containing j_s} P[c],
         // gathered with constant 0/1 matrices so that they stay differentiable.
@@ -626,8 +618,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
         Tensor coef = linear(Pm.reshape(Shape{1, NP}), m.cand_pairs[t][static_cast<size_t>(i)], Tensor())
                           .reshape(Shape{M});
         const Tensor v = mul(mul(wsel, above(wsel, ctx.prune_threshold)), coef);
-        states.push(any_dropped ? weighted_sum(outs, v, detail::keyed_drop_scales(ctx, dkey, drop_ops, N, x.device()))
-                                : weighted_sum(outs, v));
+        states.push(folded.sum(outs, v, ctx, dkey, N, x.device()));
         continue;
       }
       states.push(detail::node_output(m, cell, i, plan, hw[t].empty() ? nullptr : hw[t][static_cast<size_t>(i)],
