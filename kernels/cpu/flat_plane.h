@@ -31,7 +31,13 @@ struct FlatLayout {
   int64_t floats() const { return sh * sw * block + Wq; }
   // Offset of padded element (r, c); for tap offsets (r, c) = (kh*dh, kw*dw),
   // the start of the run that tap reads for output (0, 0).
-  int64_t at(int64_t r, int64_t c) const { return ((r % sh) * sw + c % sw) * block + (r / sh) * Wq + c / sw; }
+  // r, c >= 0. Strides 1 and 2 (all the ops use) by shifts: an idiv per call
+  // was most of a strided plane's fill and gather.
+  int64_t at(int64_t r, int64_t c) const {
+    return (phase(r, sh) * sw + phase(c, sw)) * block + quot(r, sh) * Wq + quot(c, sw);
+  }
+  static int64_t phase(int64_t v, int64_t s) { return s == 1 ? 0 : s == 2 ? (v & 1) : v % s; }
+  static int64_t quot(int64_t v, int64_t s) { return s == 1 ? v : s == 2 ? (v >> 1) : v / s; }
 };
 
 // Sets the buffer to `fill` (the padding: 0, or -inf for max pooling) and
@@ -88,6 +94,17 @@ inline void gather_row(const FlatLayout& L, const float* buf, int64_t r, int64_t
   if (L.sw == 1) {
     const float* __restrict src = buf + L.at(r, left);
     for (int64_t j = 0; j < n; ++j) row[j] = src[j];
+    return;
+  }
+  if (L.sw == 2) {  // even j from the phase of column left, odd j from that of left + 1
+    const float* __restrict p0 = buf + L.at(r, left);
+    const float* __restrict p1 = buf + L.at(r, left + 1);
+    int64_t k = 0;
+    for (; 2 * k + 1 < n; ++k) {
+      row[2 * k] = p0[k];
+      row[2 * k + 1] = p1[k];
+    }
+    if (2 * k < n) row[2 * k] = p0[k];
     return;
   }
   for (int64_t b = 0; b < L.sw; ++b) {
