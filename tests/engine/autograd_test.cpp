@@ -195,6 +195,22 @@ TEST_CASE("a gradient that reaches a leaf twice, and the caller's upstream gradi
   REQUIRE(g[1] == Approx(-2.f + 5.f));
 }
 
+TEST_CASE("an accumulate-into backward (conv2d) never adds into a shared gradient", "[autograd][aliasing]") {
+  // y = a + conv(a): add hands the caller's upstream tensor to a's slot (and
+  // the conv's). The conv's backward, which runs before a's, may add only into
+  // buffers the engine owns: never into that tensor.
+  const Tensor w = Tensor::from_vector({0.5f}, {1, 1, 1, 1});
+  Tensor x = Tensor::from_vector({1.f, -2.f}, {1, 1, 1, 2});
+  x.set_requires_grad();
+  Tensor a = x * 2.0f;
+  const Tensor up = Tensor::from_vector({1.f, 3.f}, {1, 1, 1, 2});
+  add(a, conv2d(a, w)).backward(up);  // y = 2x + x = 3x
+  REQUIRE(up.to_vector() == std::vector<float>{1.f, 3.f});
+  const auto g = x.grad().to_vector();
+  REQUIRE(g[0] == Approx(3.f));
+  REQUIRE(g[1] == Approx(9.f));
+}
+
 TEST_CASE("the legacy accumulation switch reproduces the reported wrong gradients", "[autograd][aliasing]") {
   // Shows what the regression tests above guard against (and that the
   // fuzzer's self-test switch really restores the old rule).

@@ -13,6 +13,7 @@
 #include "kernels/cpu/cpu_kernels.h"
 #include "metanas/engine/cpu_isa.h"
 #include "metanas/engine/error.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/random.h"
 #include "support/gradcheck.h"
@@ -197,9 +198,9 @@ TEST_CASE("conv2d forward and backward match naive double references", "[conv]")
   }
 }
 
-TEST_CASE("conv2d at MetaNAS-like sizes matches the reference (threaded paths)", "[conv]") {
-  Rng rng(11);
-  const std::vector<ConvCase> big = {
+// Sizes that take the threaded, shifted-GEMM, oneDNN and depthwise paths.
+std::vector<ConvCase> big_cases() {
+  return {
       {"depthwise 3x3 dil 2 relu", 4, 8, 14, 14, 8, 3, 3, Conv2dOptions::same(1, 2, 2, 8)},
       {"depthwise 3x3 stride 2", 4, 8, 14, 14, 8, 3, 3, Conv2dOptions::same(2, 1, 1, 8)},
       {"dense 1x5", 4, 8, 14, 14, 8, 1, 5, opts(1, 1, 0, 0, 2, 2, 1, 1, 1, true)},
@@ -208,8 +209,14 @@ TEST_CASE("conv2d at MetaNAS-like sizes matches the reference (threaded paths)",
       {"dense 3x3 batch 37", 37, 3, 5, 5, 4, 3, 3, Conv2dOptions::same(1, 1)},
       {"pointwise batch 37", 37, 3, 5, 5, 4, 1, 1, Conv2dOptions::same(1, 0)},
       {"depthwise batch 37", 37, 3, 5, 5, 3, 3, 3, Conv2dOptions::same(1, 1, 1, 3)},
+      {"pointwise 40 -> 12 (GEMM path)", 4, 40, 7, 7, 12, 1, 1, Conv2dOptions::same(1, 0)},
+      {"dense 3x3 64 channels", 2, 64, 7, 7, 64, 3, 3, Conv2dOptions::same(1, 1)},
   };
-  for (auto c : big) {
+}
+
+TEST_CASE("conv2d at MetaNAS-like sizes matches the reference (threaded paths)", "[conv]") {
+  Rng rng(11);
+  for (auto c : big_cases()) {
     c.opt.relu_input = true;
     INFO(c.name);
     const Geo g(c);
@@ -271,6 +278,74 @@ TEST_CASE("conv kernels accumulate into existing gradients when asked", "[conv]"
     for (size_t i = 0; i < rdw.size(); ++i) rdw[i] += dw0[i];
     CHECK(close_ratio(dx, rdx, 1e-5, 1e-5) <= 1.0);
     CHECK(close_ratio(dw, rdw, 1e-5, 1e-5) <= 1.0);
+  }
+}
+
+// Autograd's accumulate-into form (engine/src/ops/conv.cpp) hands these flags
+// the pending gradient sums: the bits must be those of a fresh gradient added
+// afterwards, so that form cannot change a run's results.
+TEST_CASE("conv kernels' accumulate mode is bitwise a fresh gradient added afterwards", "[conv]") {
+  Rng rng(6);
+  std::vector<ConvCase> all = cases();
+  for (const auto& c : big_cases()) all.push_back(c);
+  for (const auto& c : all) {
+    for (const bool relu : {false, true}) {
+      ConvCase cc = c;
+      cc.opt.relu_input = relu;
+      INFO(c.name << (relu ? " relu" : ""));
+      const Geo g(cc);
+      const ConvGeom kg = kernel_geom(g);
+      auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
+      auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
+      auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
+      auto dx0 = away_from_zero(static_cast<int64_t>(xv.size()), rng);
+      auto dw0 = away_from_zero(static_cast<int64_t>(wv.size()), rng);
+      std::vector<float> dx = dx0, dw = dw0, fdx(xv.size()), fdw(wv.size());
+      kernels::cpu::conv2d_backward_data(kg, dyv.data(), wv.data(), xv.data(), dx.data(), true);
+      kernels::cpu::conv2d_backward_weight(kg, xv.data(), dyv.data(), dw.data(), true);
+      kernels::cpu::conv2d_backward_data(kg, dyv.data(), wv.data(), xv.data(), fdx.data(), false);
+      kernels::cpu::conv2d_backward_weight(kg, xv.data(), dyv.data(), fdw.data(), false);
+      for (size_t i = 0; i < fdx.size(); ++i) fdx[i] = dx0[i] + fdx[i];
+      for (size_t i = 0; i < fdw.size(); ++i) fdw[i] = dw0[i] + fdw[i];
+      CHECK(dx == fdx);
+      CHECK(dw == fdw);
+    }
+  }
+}
+
+TEST_CASE("conv2d's backward adds into a tensor's pending gradient sum", "[conv][autograd]") {
+  // x feeds a pool and three convs (a MetaNAS state feeding an edge's ops):
+  // the first conv's gradient is adopted as the sum, the next add into it.
+  Rng rng(12);
+  Tensor x = Tensor::randn({2, 4, 6, 6}, rng).set_requires_grad();
+  std::vector<Tensor> ws;
+  for (int i = 0; i < 3; ++i) ws.push_back(Tensor::randn({4, 4, 3, 3}, rng).set_requires_grad());
+  auto loss = [&](const Tensor& in) {
+    Conv2dOptions o = Conv2dOptions::same(1, 1);
+    o.relu_input = true;
+    Tensor y = avg_pool2d(in, 3, 1, 1);
+    for (const Tensor& w : ws) y = add(y, conv2d(in, w, o));
+    return sum(mul(y, y));
+  };
+  // A leaf with a gradient buffer (a ParamSet parameter's) is added into too.
+  const std::vector<float> w0 = std::vector<float>(static_cast<size_t>(ws[0].numel()), 0.25f);
+  ws[0].set_grad(Tensor::from_vector(w0, ws[0].shape()));
+  const uint64_t before = into_accumulations_for_testing();
+  loss(x).backward();
+  // Two of the three convs added into x's sum, one into ws[0]'s gradient.
+  CHECK(into_accumulations_for_testing() - before == 3);
+
+  // Same gradients as finite differences of the whole graph.
+  const std::vector<float> g = x.grad().to_vector();
+  std::vector<float> xv = x.detach().to_vector();
+  const float h = 1e-2f;
+  for (int64_t i : {0, 17, 71, 143, 200, 287}) {
+    std::vector<float> a = xv, b = xv;
+    a[static_cast<size_t>(i)] += h;
+    b[static_cast<size_t>(i)] -= h;
+    NoGradGuard ng;
+    const double fd = (loss(Tensor::from_vector(a, x.shape())).item() - loss(Tensor::from_vector(b, x.shape())).item()) / (2 * h);
+    CHECK(std::abs(g[static_cast<size_t>(i)] - fd) <= 2e-2 * (1 + std::abs(fd)));
   }
 }
 

@@ -74,20 +74,27 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
   // Saved: x for the weight gradient or the relu mask, w for the data gradient.
   Tensor sx = (need_dw || (need_dx && g.relu_input)) ? x : Tensor();
   Tensor sw = need_dx ? w : Tensor();
-  record(y, op, {x, w}, [g, sx, sw, need_dx, need_dw](const Tensor& dy) -> std::vector<Tensor> {
-    Tensor dx, dw;
-    Backend& be = backend(dy.device());
-    if (need_dx) {
-      dx = Tensor::empty(Shape{g.N, g.Cin, g.H, g.W}, DType::F32, dy.device());
-      be.conv2d_backward_data(g, dy.data(), sw.data(), g.relu_input ? sx.data() : nullptr,
-                              dx.data(), false);
-    }
-    if (need_dw) {
-      dw = Tensor::empty(Shape{g.Cout, g.Cin / g.groups, g.KH, g.KW}, DType::F32, dy.device());
-      be.conv2d_backward_weight(g, sx.data(), dy.data(), dw.data(), false);
-    }
-    return {dx, dw};
-  });
+  // Accumulate-into form: a tensor read by several ops (a MetaNAS cell state
+  // feeds every candidate op of every edge it starts) gets the conv's
+  // gradient added by the kernel itself, not in a separate add pass.
+  record_into(y, op, {x, w},
+              [g, sx, sw, need_dx, need_dw](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
+                Tensor dx, dw;
+                Backend& be = backend(dy.device());
+                const bool dx_into = need_dx && !into.empty() && into[0].defined();
+                const bool dw_into = need_dw && !into.empty() && into[1].defined();
+                if (need_dx) {
+                  dx = dx_into ? into[0] : Tensor::empty(Shape{g.N, g.Cin, g.H, g.W}, DType::F32, dy.device());
+                  be.conv2d_backward_data(g, dy.data(), sw.data(), g.relu_input ? sx.data() : nullptr, dx.data(),
+                                          dx_into);
+                }
+                if (need_dw) {
+                  dw = dw_into ? into[1]
+                               : Tensor::empty(Shape{g.Cout, g.Cin / g.groups, g.KH, g.KW}, DType::F32, dy.device());
+                  be.conv2d_backward_weight(g, sx.data(), dy.data(), dw.data(), dw_into);
+                }
+                return {dx, dw};
+              });
   return y;
 }
 

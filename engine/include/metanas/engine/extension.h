@@ -56,10 +56,21 @@ struct Edge {
 // grads[i] is the gradient of input i (undefined Tensor when not needed).
 using BackwardFn = std::function<std::vector<Tensor>(const Tensor& grad_output)>;
 
+// The accumulate-into form (record_into). `into` is empty or has one entry per
+// input: where defined, into[i] is a gradient buffer the engine owns (the
+// input's pending sum, or a leaf's .grad) of the input's shape; the backward
+// may add input i's gradient into it (a kernel's accumulate flag) and return
+// into[i] itself, which saves the separate add pass and buffer. Every other
+// gradient such a backward returns must be a fresh tensor that nothing else
+// holds: the engine takes it as its own buffer, to add later contributions into.
+using BackwardIntoFn =
+    std::function<std::vector<Tensor>(const Tensor& grad_output, const std::vector<Tensor>& into)>;
+
 struct Node {
   std::string op;              // op name, for error messages
   std::vector<Edge> edges;     // one per op input
-  BackwardFn backward;         // null once consumed
+  BackwardIntoFn backward;     // null once consumed (record() wraps a BackwardFn)
+  bool accumulates = false;    // recorded by record_into: takes `into`, returns fresh gradients
   Shape out_shape;             // shape of the op's output (checks the incoming grad)
   Device out_device = Device::CPU;
   uint64_t seq = 0;            // creation order (topological tie-break)
@@ -73,6 +84,9 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 // `inputs` and the vector fn returns correspond one to one.
 void record(Tensor& out, const char* op, const std::vector<Tensor>& inputs, BackwardFn fn);
 
+// record() for a backward of the accumulate-into form (BackwardIntoFn above).
+void record_into(Tensor& out, const char* op, const std::vector<Tensor>& inputs, BackwardIntoFn fn);
+
 // Reverse-mode backward from root with the given upstream gradient.
 void run_backward(const Tensor& root, const Tensor& grad_output);
 
@@ -81,5 +95,9 @@ void run_backward(const Tensor& root, const Tensor& grad_output);
 // another slot shares its buffer), so that tests can show the graph fuzzer
 // catches it. Never use outside tests.
 void set_legacy_accumulation_for_testing(bool on);
+
+// Test-only: how many gradients backward ops have added into an engine buffer
+// (the accumulate-into form) since the process started.
+uint64_t into_accumulations_for_testing();
 
 }  // namespace metanas
