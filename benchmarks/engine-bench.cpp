@@ -200,6 +200,14 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
     Tensor w = leaf({K});
     out.push_back({"weighted_sum K=7", in_shape, [xs, w] { return weighted_sum(xs, w); },
                    4.0 * (K + 1) * n, 4.0 * (2 * K + 1) * n, false});
+    // MetaNAS's mixed op with the 6 batch norms of its non-skip ops folded in
+    // (the unfused equivalent: 6 x "batch_norm train" + "weighted_sum K=7").
+    // Bytes: statistics read 6 inputs, the sum reads 7 and writes y; backward
+    // reads dy and 7 inputs, then 7 inputs again and writes 7 gradients.
+    const std::vector<bool> norm = {true, true, false, true, true, true, true};
+    out.push_back({"normalized_sum K=7 (6 bn)", in_shape,
+                   [xs, w, norm] { return normalized_weighted_sum(xs, w, Tensor(), norm); }, 4.0 * 14 * n,
+                   4.0 * 22 * n, false});
   }
   return out;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/lane_sum.h"
 
 namespace metanas::kernels::cpu {
 MN_CPU_ISA_BEGIN
@@ -40,28 +41,6 @@ void apply_affine(const float* x, float* y, const std::vector<float>& scale,
     float* __restrict yp = y + p * HW;
     for (int64_t i = 0; i < HW; ++i) yp[i] = xp[i] * a + b;
   });
-}
-
-// sum_i f(i), i < n, in kFloatLanes float lanes (element i in lane i % 16,
-// lanes added in a fixed tree), returned as double: two 8-wide vectors of
-// float adds where double lanes took a conversion and twice the vectors. For
-// sums of terms of one sign or centred ones (the plane statistics below) the
-// float lanes keep ~1e-6 relative accuracy over a 28x28 plane; the planes are
-// then merged in double.
-constexpr int kFloatLanes = 16;
-template <typename F>
-double float_lane_sum(int64_t n, F f) {
-  float acc[kFloatLanes] = {};
-  int64_t i = 0;
-  for (; i + kFloatLanes <= n; i += kFloatLanes)
-    for (int j = 0; j < kFloatLanes; ++j) acc[j] += f(i + j);
-  // The last n % 16 terms in one scalar sum: indexing the lanes with a
-  // running j kept them in memory and made 7x7 planes slower than double lanes.
-  float tail = 0.f;
-  for (; i < n; ++i) tail += f(i);
-  double l[8];
-  for (int j = 0; j < 8; ++j) l[j] = static_cast<double>(acc[j]) + static_cast<double>(acc[j + 8]);
-  return (((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))) + static_cast<double>(tail);
 }
 
 // Per-channel sums over the batch of f(plane) -> (double, double), planes merged in order.
@@ -96,11 +75,10 @@ inline float opt_or(const float* p, int64_t c, float dflt) { return p ? p[c] : d
 
 }  // namespace
 
-void batch_norm_forward_train(const float* x, const float* gamma, const float* beta, float* y,
-                              float* mean, float* invstd, float* running_mean, float* running_var,
-                              int64_t N, int64_t C, int64_t HW, float eps, float momentum) {
-  const int64_t M = N * HW;
-  if (C == 0) return;
+namespace {
+// Per channel c: the batch mean mu[c] and the sum of squared deviations m2[c].
+void channel_moments(const float* x, int64_t N, int64_t C, int64_t HW, std::vector<double>& mu,
+                     std::vector<double>& m2) {
   // Per plane: mean and sum of squared deviations.
   std::vector<double> pmean(static_cast<size_t>(N * C)), pm2(static_cast<size_t>(N * C));
   for_planes(N, C, HW, [&](int64_t p) {
@@ -123,19 +101,48 @@ void batch_norm_forward_train(const float* x, const float* gamma, const float* b
     pmean[static_cast<size_t>(p)] = m;
     pm2[static_cast<size_t>(p)] = std::max(0.0, q - static_cast<double>(HW) * shift * shift);
   });
-  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  mu.assign(static_cast<size_t>(C), 0.0);
+  m2.assign(static_cast<size_t>(C), 0.0);
   for (int64_t c = 0; c < C; ++c) {
     // Chan et al.: merge the planes of channel c in sample order.
-    double cnt = 0, mu = 0, m2 = 0;
+    double cnt = 0, u = 0, q2 = 0;
     for (int64_t n = 0; n < N; ++n) {
       const double pm = pmean[static_cast<size_t>(n * C + c)], q = pm2[static_cast<size_t>(n * C + c)];
       const double hw = static_cast<double>(HW), tot = cnt + hw;
       if (tot == 0) continue;
-      const double delta = pm - mu;
-      mu += delta * hw / tot;
-      m2 += q + delta * delta * cnt * hw / tot;
+      const double delta = pm - u;
+      u += delta * hw / tot;
+      q2 += q + delta * delta * cnt * hw / tot;
       cnt = tot;
     }
+    mu[static_cast<size_t>(c)] = u;
+    m2[static_cast<size_t>(c)] = q2;
+  }
+}
+}  // namespace
+
+void batch_norm_statistics(const float* x, float* mean, float* invstd, int64_t N, int64_t C, int64_t HW, float eps) {
+  if (C == 0) return;
+  const int64_t M = N * HW;
+  std::vector<double> mu, m2;
+  channel_moments(x, N, C, HW, mu, m2);
+  for (int64_t c = 0; c < C; ++c) {
+    const double var = M > 0 ? m2[static_cast<size_t>(c)] / static_cast<double>(M) : 0.0;
+    mean[c] = static_cast<float>(mu[static_cast<size_t>(c)]);
+    invstd[c] = static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+  }
+}
+
+void batch_norm_forward_train(const float* x, const float* gamma, const float* beta, float* y,
+                              float* mean, float* invstd, float* running_mean, float* running_var,
+                              int64_t N, int64_t C, int64_t HW, float eps, float momentum) {
+  const int64_t M = N * HW;
+  if (C == 0) return;
+  std::vector<double> moments_mu, moments_m2;
+  channel_moments(x, N, C, HW, moments_mu, moments_m2);
+  std::vector<float> scale(static_cast<size_t>(C)), shift(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    const double mu = moments_mu[static_cast<size_t>(c)], m2 = moments_m2[static_cast<size_t>(c)];
     const double var = M > 0 ? m2 / static_cast<double>(M) : 0.0;
     const double is = 1.0 / std::sqrt(var + static_cast<double>(eps));
     mean[c] = static_cast<float>(mu);

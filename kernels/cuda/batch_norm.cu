@@ -221,6 +221,19 @@ void batch_norm_forward_train(const Context& c, const float* x, const float* gam
   MN_CUDA_LAUNCH_CHECK();
 }
 
+void batch_norm_statistics(const Context& c, const float* x, float* mean, float* invstd, int64_t N, int64_t C,
+                           int64_t HW, float eps) {
+  if (C <= 0) return;
+  const int64_t M = N * HW;
+  ScratchBuffer partial(*c.alloc, sizeof(double) * 2 * static_cast<size_t>(C * chunks_for(M)));
+  ScratchBuffer coef(*c.alloc, sizeof(float) * 2 * static_cast<size_t>(C));
+  const int64_t S = launch_channel_sums<0>(c, x, nullptr, nullptr, partial.as<double>(), N, C, HW);
+  train_finalize_kernel<<<channel_blocks(C), kThreads, 0, c.stream>>>(partial.as<double>(), C, S, M, nullptr, nullptr,
+                                                                      mean, invstd, nullptr, nullptr, eps, 0.f,
+                                                                      coef.as<float>());
+  MN_CUDA_LAUNCH_CHECK();
+}
+
 void batch_norm_forward_eval(const Context& c, const float* x, const float* gamma, const float* beta,
                              const float* running_mean, const float* running_var, float* y, int64_t N, int64_t C,
                              int64_t HW, float eps) {

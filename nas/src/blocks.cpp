@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "metanas/engine/error.h"
 
@@ -238,12 +240,21 @@ Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key
 
 Tensor FoldedDropPath::sum(const std::vector<Tensor>& xs, const Tensor& w, const ForwardContext& ctx,
                            PhiloxKey key, int64_t N, Device device) const {
-  if (!any) return weighted_sum(xs, w);
-  std::vector<int64_t> all = ops;
-  all.resize(xs.size(), -1);
-  const bool words = ctx.drop_key && ctx.drop_key_words.defined();
-  return weighted_sum(xs, w,
-                      drop_path_scales(N, ctx.drop_path_prob, key, all, device, words ? &ctx.drop_key_words : nullptr));
+  bool any_norm = false;
+  for (bool b : normalize) any_norm = any_norm || b;
+  Tensor rs;
+  if (any) {
+    std::vector<int64_t> all = ops;
+    all.resize(xs.size(), -1);
+    const bool words = ctx.drop_key && ctx.drop_key_words.defined();
+    rs = drop_path_scales(N, ctx.drop_path_prob, key, all, device, words ? &ctx.drop_key_words : nullptr);
+  }
+  if (any_norm) {
+    std::vector<bool> norm = normalize;
+    norm.resize(xs.size(), false);
+    return normalized_weighted_sum(xs, w, rs, norm);
+  }
+  return rs.defined() ? weighted_sum(xs, w, rs) : weighted_sum(xs, w);
 }
 
 std::vector<int> OpBlock::param_indices() const {
@@ -334,12 +345,16 @@ OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_
 
 namespace {
 // ReLU, depthwise KxK (stride, dilation; "same" padding), pointwise 1x1, BN.
-Tensor relu_dw_pw_bn(const Tensor& x, const ParamSet& ps, int dw, int pw, const Bn& bn, int64_t C,
-                     int stride, int dilation, int kernel = 3) {
+// ReLU, depthwise conv, pointwise conv (the BN after it is the caller's).
+Tensor relu_dw_pw(const Tensor& x, const ParamSet& ps, int dw, int pw, int64_t C, int stride, int dilation,
+                  int kernel = 3) {
   Conv2dOptions o = Conv2dOptions::same(stride, dilation * (kernel - 1) / 2, dilation, C);
   o.relu_input = true;
-  Tensor h = conv2d(x, ps[dw], o);
-  return apply_bn(conv2d(h, ps[pw]), ps, bn);
+  return conv2d(conv2d(x, ps[dw], o), ps[pw]);
+}
+Tensor relu_dw_pw_bn(const Tensor& x, const ParamSet& ps, int dw, int pw, const Bn& bn, int64_t C,
+                     int stride, int dilation, int kernel = 3) {
+  return apply_bn(relu_dw_pw(x, ps, dw, pw, C, stride, dilation, kernel), ps, bn);
 }
 // SharpDARTS's SharpSepConv: ReLU, depthwise 3x3 (stride, dilation), pointwise
 // C -> M, BN, ReLU, depthwise 3x3 on M (stride 1, dilation 1), pointwise M -> C, BN.
@@ -361,6 +376,60 @@ Tensor avg_pool_include_pad(const Tensor& x, int stride) {
   return conv2d(x, w, Conv2dOptions::same(stride, 1, 1, C));
 }
 }  // namespace
+
+bool fold_bn_enabled(Device device) {
+  static const int mode = [] {
+    const char* e = std::getenv("METANAS_FOLD_BN");
+    const std::string v = e ? e : "";
+    MN_CHECK(v.empty() || v == "0" || v == "1" || v == "cpu",
+             "METANAS_FOLD_BN must be 0 (off), 1 (on every device) or cpu (the default), got '", v, "'");
+    return v == "0" ? 0 : v == "1" ? 1 : 2;
+  }();
+  return mode == 1 || (mode == 2 && device == Device::CPU);
+}
+
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool& folded) {
+  folded = false;
+  // The last batch norm, when affine-free, is left to the mixed op.
+  auto last_bn = [&](const Tensor& h, const Bn& bn) {
+    if (bn.gamma >= 0 || bn.beta >= 0) return apply_bn(h, ps, bn);
+    folded = true;
+    return h;
+  };
+  MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,
+           ", H, W], got ", x.describe());
+  switch (op.prim) {
+    case Primitive::MaxPool3x3:
+      return op.pool_bn ? last_bn(max_pool2d(x, 3, op.stride, 1), op.bn[0]) : max_pool2d(x, 3, op.stride, 1);
+    case Primitive::AvgPool3x3:
+      return op.pool_bn ? last_bn(avg_pool2d(x, 3, op.stride, 1), op.bn[0]) : avg_pool2d(x, 3, op.stride, 1);
+    case Primitive::Conv1x5_5x1: {
+      Conv2dOptions a;
+      a.stride_h = a.stride_w = op.stride;
+      a.pad_left = a.pad_right = 2;
+      a.relu_input = true;
+      Conv2dOptions c;
+      c.pad_top = c.pad_bottom = 2;
+      return last_bn(conv2d(conv2d(x, ps[op.convs[0]], a), ps[op.convs[1]], c), op.bn[0]);
+    }
+    case Primitive::Conv3x3:
+      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 1), op.bn[0]);
+    case Primitive::SepConv3x3: {
+      Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1);
+      return last_bn(relu_dw_pw(h, ps, op.convs[2], op.convs[3], op.C, 1, 1), op.bn[1]);
+    }
+    case Primitive::DilConv3x3:
+      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 2), op.bn[0]);
+    case Primitive::SepConv5x5: {
+      Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1, 5);
+      return last_bn(relu_dw_pw(h, ps, op.convs[2], op.convs[3], op.C, 1, 1, 5), op.bn[1]);
+    }
+    case Primitive::DilConv5x5:
+      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 2, 5), op.bn[0]);
+    default:
+      return apply(op, ps, x);  // the rest end in no batch norm, an affine one or the FactorizedReduce's
+  }
+}
 
 Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
   MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,

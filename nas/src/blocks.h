@@ -139,15 +139,20 @@ PhiloxKey forward_drop_key(const ForwardContext& ctx);
 Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index);
 // A mixed op's drop-path masks folded into its weighted_sum as row scales:
 // add() each term (whether it is dropped, its op index), then sum().
+// A term may also leave its last, affine-free batch norm to the sum
+// (apply(op, ps, x, folded)): then the sum is normalized_weighted_sum.
 struct FoldedDropPath {
-  std::vector<int64_t> ops;  // each term's op index, -1 = not dropped
+  std::vector<int64_t> ops;     // each term's op index, -1 = not dropped
+  std::vector<bool> normalize;  // each term's output still to be batch-normalised
   bool any = false;
-  void add(bool dropped, int64_t op_index) {
+  void add(bool dropped, int64_t op_index, bool normalized = false) {
     ops.push_back(dropped ? op_index : -1);
+    normalize.push_back(normalized);
     any = any || dropped;
   }
   // weighted_sum(xs, w) with the masks keyed_drop_path would apply to the N
-  // samples (inputs past the added terms are not dropped).
+  // samples and the folded batch norms (inputs past the added terms are
+  // neither dropped nor normalised).
   Tensor sum(const std::vector<Tensor>& xs, const Tensor& w, const ForwardContext& ctx, PhiloxKey key, int64_t N,
              Device device) const;
 };
@@ -172,6 +177,13 @@ struct OpBlock {
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
                 bool affine, bool reduce_pad_odd = false, bool pool_bn = true);
 Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x);
+// The same, except that an op ending in an affine-free batch norm returns its
+// output before that batch norm and sets `folded` (the mixed op then folds it
+// into its sum: FoldedDropPath, normalized_weighted_sum).
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool& folded);
+// Whether search networks fold those batch norms on `device`: METANAS_FOLD_BN
+// = cpu (default; the CUDA kernel is a composite of the unfused ones), 1, 0.
+bool fold_bn_enabled(Device device);
 
 // Total number of elements of the given parameters.
 int64_t count_params(const ParamSet& ps, const std::vector<int>& indices);

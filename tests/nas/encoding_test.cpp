@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <map>
 #include <set>
 
@@ -252,7 +254,13 @@ TEST_CASE("atnas subnet forward through the supernet equals the discrete network
         }
       }
       const std::vector<float> y_disc = disc.forward(x, ForwardContext{}).to_vector();
-      REQUIRE(y_super == y_disc);
+      // Equal up to rounding: the supernet folds its ops' last batch norms
+      // into the mixed op (normalized_weighted_sum); without the fold
+      // (METANAS_FOLD_BN=0) the two are bitwise equal.
+      REQUIRE(y_super.size() == y_disc.size());
+      for (size_t j = 0; j < y_disc.size(); ++j) REQUIRE(std::fabs(y_super[j] - y_disc[j]) <= 1e-5f * (1.f + std::fabs(y_disc[j])));
+      const char* fold = std::getenv("METANAS_FOLD_BN");
+      if (fold && std::string(fold) == "0") REQUIRE(y_super == y_disc);
     }
   }
 }

@@ -118,25 +118,57 @@ std::optional<OpCall> bn(GraphBuilder& gb) {
   });
 }
 
-std::optional<OpCall> mixed(GraphBuilder& gb) {
-  const auto a = gb.pick(any);
-  if (!a) return std::nullopt;
-  const int K = 2 + static_cast<int>(gb.below(3));
-  std::vector<int> args{*a};
-  for (int k = 1; k < K; ++k) args.push_back(partner(gb, *a));
+// The mixed op's arguments: K inputs of a's shape (partners), then w [K].
+std::vector<int> mixed_args(GraphBuilder& gb, int a, int K) {
+  std::vector<int> args{a};
+  for (int k = 1; k < K; ++k) args.push_back(partner(gb, a));
   const auto w = gb.pick([K](const Shape& s) { return s.ndim() == 1 && s[0] == K; });
   args.push_back(w ? *w : gb.add_leaf(Shape{K}, 0.5f));
-  // Half the calls fold constant drop-path-like row scales in (0 = dropped).
-  const Shape s = gb.shape(*a);
+  return args;
+}
+
+// Half the calls fold constant drop-path-like row scales [K, rows] in (0 = dropped); empty: none.
+std::vector<float> maybe_row_scales(GraphBuilder& gb, const Shape& s, int K) {
   std::vector<float> rs;
   if (s.ndim() >= 1 && s[0] >= 1 && gb.below(2) == 0) {
     const float pick[3] = {0.f, 1.25f, 0.6f};
     for (int64_t i = 0; i < K * s[0]; ++i) rs.push_back(pick[gb.below(3)]);
   }
-  return call(args, [K, rs, rows = s.ndim() >= 1 ? s[0] : 0](const std::vector<Tensor>& v) {
+  return rs;
+}
+
+Tensor row_scales_or_none(const std::vector<float>& rs, int K, int64_t rows, Device d) {
+  return rs.empty() ? Tensor() : Tensor::from_vector(rs, Shape{K, rows}, d);
+}
+
+std::optional<OpCall> mixed(GraphBuilder& gb) {
+  const auto a = gb.pick(any);
+  if (!a) return std::nullopt;
+  const int K = 2 + static_cast<int>(gb.below(3));
+  const Shape s = gb.shape(*a);
+  const std::vector<float> rs = maybe_row_scales(gb, s, K);
+  return call(mixed_args(gb, *a, K), [K, rs, rows = s.ndim() >= 1 ? s[0] : 0](const std::vector<Tensor>& v) {
     const std::vector<Tensor> xs(v.begin(), v.begin() + K);
     if (rs.empty()) return weighted_sum(xs, v[static_cast<size_t>(K)]);
-    return weighted_sum(xs, v[static_cast<size_t>(K)], Tensor::from_vector(rs, Shape{K, rows}, v[0].device()));
+    return weighted_sum(xs, v[static_cast<size_t>(K)], row_scales_or_none(rs, K, rows, v[0].device()));
+  });
+}
+
+// The mixed op with some inputs batch-normalised (DARTS's search ops' last batch norm folded in).
+std::optional<OpCall> normalized_mixed(GraphBuilder& gb) {
+  const auto a = gb.pick([](const Shape& s) {
+    return (is4d(s) && s[0] * s[2] * s[3] >= 8) || (is2d(s) && s[0] >= 4);
+  });
+  if (!a) return std::nullopt;
+  const int K = 1 + static_cast<int>(gb.below(4));
+  const Shape s = gb.shape(*a);
+  std::vector<bool> norm(static_cast<size_t>(K));
+  for (int k = 0; k < K; ++k) norm[static_cast<size_t>(k)] = gb.below(3) != 0;
+  const std::vector<float> rs = maybe_row_scales(gb, s, K);
+  return call(mixed_args(gb, *a, K), [K, rs, norm, rows = s[0]](const std::vector<Tensor>& v) {
+    const std::vector<Tensor> xs(v.begin(), v.begin() + K);
+    return normalized_weighted_sum(xs, v[static_cast<size_t>(K)], row_scales_or_none(rs, K, rows, v[0].device()),
+                                   norm);
   });
 }
 
@@ -214,6 +246,7 @@ std::vector<OpSpec> make_specs() {
     return call(args, [bias](const std::vector<Tensor>& v) { return linear(v[0], v[1], bias ? v[2] : Tensor()); });
   });
   add_spec("weighted_sum", mixed);
+  add_spec("normalized_weighted_sum", normalized_mixed);
   add_spec("softmax", [](GraphBuilder& gb) {
     const float T = std::array<float, 3>{0.5f, 1.f, 2.f}[static_cast<size_t>(gb.below(3))];
     return unary(gb, [](const Shape& s) { return s.ndim() == 1 || is2d(s); },

@@ -2,7 +2,8 @@
 // with constant per-sample scales of every input (the drop-path masks of the
 // op outputs: folding them in saves a read and a write of every output and of
 // its gradient). One kernel pass each way: the backward writes every needed
-// dx_k and dw together.
+// dx_k and dw together. normalized_weighted_sum folds each input's last,
+// affine-free batch norm in as well (kernels/cpu/normalized_sum.cpp: the math).
 #include <string>
 
 #include "ops/op_util.h"
@@ -13,9 +14,8 @@ using namespace detail;
 
 namespace {
 
-// rs: [K, N] row scales or undefined.
-Tensor weighted_sum_impl(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& rs) {
-  const char* op = "weighted_sum";
+// The checks both forms share; returns the rows of rs (0 when undefined).
+int64_t check_mixed_inputs(const char* op, const std::vector<Tensor>& xs, const Tensor& w, const Tensor& rs) {
   MN_CHECK(!xs.empty(), op, ": needs at least one input");
   for (size_t k = 0; k < xs.size(); ++k) {
     const std::string what = str_cat("xs[", k, "]");
@@ -38,6 +38,14 @@ Tensor weighted_sum_impl(const std::vector<Tensor>& xs, const Tensor& w, const T
     MN_CHECK(rs.device() == w.device(), op, ": row_scales on ", device_name(rs.device()), " but w on ",
              device_name(w.device()));
   }
+  return rows;
+}
+
+// rs: [K, N] row scales or undefined.
+Tensor weighted_sum_impl(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& rs) {
+  const char* op = "weighted_sum";
+  const int64_t rows = check_mixed_inputs(op, xs, w, rs);
+  const int K = static_cast<int>(xs.size());
   std::vector<Tensor> all(xs);
   all.push_back(w);
   const Device dev = common_device(op, all);
@@ -85,6 +93,77 @@ Tensor weighted_sum_impl(const std::vector<Tensor>& xs, const Tensor& w, const T
 }  // namespace
 
 Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w) { return weighted_sum_impl(xs, w, Tensor()); }
+
+Tensor normalized_weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& rs,
+                               const std::vector<bool>& normalize, float eps) {
+  const char* op = "normalized_weighted_sum";
+  check_mixed_inputs(op, xs, w, rs);
+  const int K = static_cast<int>(xs.size());
+  MN_CHECK(static_cast<int>(normalize.size()) == K, op, ": normalize has ", normalize.size(), " flags for ", K,
+           " inputs");
+  MN_CHECK(xs[0].ndim() == 4 || xs[0].ndim() == 2, op, ": inputs must be [N, C, H, W] or [N, C], got ",
+           xs[0].describe());
+  MN_CHECK(eps > 0.f, op, ": eps must be > 0, got ", eps);
+  const int64_t N = xs[0].dim(0), C = xs[0].dim(1), HW = xs[0].ndim() == 4 ? xs[0].dim(2) * xs[0].dim(3) : 1;
+  bool any_norm = false;
+  for (bool b : normalize) any_norm = any_norm || b;
+  MN_CHECK(!any_norm || N * HW > 1, op, ": batch statistics need more than one value per channel, got ",
+           xs[0].describe());
+  std::vector<Tensor> all(xs);
+  all.push_back(w);
+  const Device dev = common_device(op, all);
+  Backend& be = backend(dev);
+
+  // Statistics [K, C]: rows of plain inputs are mean 0, invstd 1 (exact no-ops).
+  Tensor mean = Tensor::zeros(Shape{K, C}, DType::F32, dev);
+  Tensor invstd = Tensor::empty(Shape{K, C}, DType::F32, dev);
+  be.fill(invstd.data(), 1.f, K * C);
+  std::vector<const float*> ptrs(static_cast<size_t>(K));
+  std::vector<int> flags(static_cast<size_t>(K));
+  for (int k = 0; k < K; ++k) {
+    ptrs[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].data();
+    flags[static_cast<size_t>(k)] = normalize[static_cast<size_t>(k)] ? 1 : 0;
+    if (flags[static_cast<size_t>(k)])
+      be.batch_norm_statistics(ptrs[static_cast<size_t>(k)], mean.data() + k * C, invstd.data() + k * C, N, C, HW,
+                               eps);
+  }
+  const Tensor srs = rs.defined() && xs[0].numel() > 0 ? rs : Tensor();
+  Tensor y = Tensor::empty(xs[0].shape(), DType::F32, dev);
+  be.normalized_sum_forward(y.data(), ptrs.data(), w.data(), srs.defined() ? srs.data() : nullptr, mean.data(),
+                            invstd.data(), K, N, C, HW);
+
+  if (!any_requires_grad(all)) return y;
+  std::vector<bool> need_x(static_cast<size_t>(K));
+  for (int k = 0; k < K; ++k) need_x[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].requires_grad();
+  const bool need_w = w.requires_grad();
+  // Every input is saved: the normalised ones for their own gradient, all for dw.
+  // The gradients are fresh tensors (the accumulate-into form's contract), so
+  // the engine adopts them as owned sums.
+  record_into(y, op, all,
+              [xs, w, srs, mean, invstd, flags, need_x, need_w, K, N, C, HW](
+                  const Tensor& g, const std::vector<Tensor>&) -> std::vector<Tensor> {
+                const Device d = g.device();
+                std::vector<Tensor> grads(static_cast<size_t>(K) + 1);
+                std::vector<float*> dxs(static_cast<size_t>(K), nullptr);
+                std::vector<const float*> xp(static_cast<size_t>(K));
+                for (int k = 0; k < K; ++k) {
+                  xp[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].data();
+                  if (!need_x[static_cast<size_t>(k)]) continue;
+                  grads[static_cast<size_t>(k)] = Tensor::empty(g.shape(), DType::F32, d);
+                  dxs[static_cast<size_t>(k)] = grads[static_cast<size_t>(k)].data();
+                }
+                float* dw = nullptr;
+                if (need_w) {
+                  grads[static_cast<size_t>(K)] = Tensor::empty(Shape{K}, DType::F32, d);
+                  dw = grads[static_cast<size_t>(K)].data();
+                }
+                backend(d).normalized_sum_backward(dxs.data(), dw, g.data(), xp.data(), w.data(),
+                                                   srs.defined() ? srs.data() : nullptr, mean.data(), invstd.data(),
+                                                   flags.data(), K, N, C, HW, false);
+                return grads;
+              });
+  return y;
+}
 
 Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& row_scales) {
   MN_CHECK(row_scales.defined(), "weighted_sum: row_scales undefined (use the two-argument overload)");

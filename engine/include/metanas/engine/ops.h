@@ -41,6 +41,14 @@ Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w);
 // drop-path'd inputs without materialising them (drop_path_scales gives the
 // masks); row_scales get no gradient.
 Tensor weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& row_scales);
+// weighted_sum (row_scales [K, N] or undefined) of the inputs with every
+// xs[k] with normalize[k] first put through an affine-free training-mode
+// batch_norm (batch statistics, eps; no running statistics): DARTS's search
+// ops end in such a batch norm, and folded in here their normalised outputs
+// are never materialised. xs are [N, C, H, W] or [N, C]. The same values and
+// gradients as batch_norm then weighted_sum, up to rounding.
+Tensor normalized_weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, const Tensor& row_scales,
+                               const std::vector<bool>& normalize, float eps = 1e-5f);
 
 // ---- softmax with temperature over the last dim: softmax(a / T) ----
 Tensor softmax(const Tensor& a, float temperature = 1.f);
