@@ -202,19 +202,29 @@ int64_t launch_channel_sums(const Context& c, const float* x, const float* dy, c
 
 }  // namespace
 
+namespace {
+// Batch statistics (and the running update, the coefficients scale/shift in coef [2C]).
+void train_statistics(const Context& c, const float* x, const float* gamma, const float* beta, float* mean,
+                      float* invstd, float* running_mean, float* running_var, int64_t N, int64_t C, int64_t HW,
+                      float eps, float momentum, float* coef) {
+  const int64_t M = N * HW;
+  ScratchBuffer partial(*c.alloc, sizeof(double) * 2 * static_cast<size_t>(C * chunks_for(M)));
+  const int64_t S = launch_channel_sums<0>(c, x, nullptr, nullptr, partial.as<double>(), N, C, HW);
+  train_finalize_kernel<<<channel_blocks(C), kThreads, 0, c.stream>>>(partial.as<double>(), C, S, M, gamma, beta,
+                                                                      mean, invstd, running_mean, running_var, eps,
+                                                                      momentum, coef);
+  MN_CUDA_LAUNCH_CHECK();
+}
+}  // namespace
+
 void batch_norm_forward_train(const Context& c, const float* x, const float* gamma, const float* beta, float* y,
                               float* mean, float* invstd, float* running_mean, float* running_var, int64_t N,
                               int64_t C, int64_t HW, float eps, float momentum) {
   if (C <= 0) return;
-  const int64_t M = N * HW;
-  ScratchBuffer partial(*c.alloc, sizeof(double) * 2 * static_cast<size_t>(C * chunks_for(M)));
   ScratchBuffer coef(*c.alloc, sizeof(float) * 2 * static_cast<size_t>(C));
-  const int64_t S = launch_channel_sums<0>(c, x, nullptr, nullptr, partial.as<double>(), N, C, HW);
-  train_finalize_kernel<<<channel_blocks(C), kThreads, 0, c.stream>>>(partial.as<double>(), C, S, M, gamma, beta,
-                                                                      mean, invstd, running_mean, running_var, eps,
-                                                                      momentum, coef.as<float>());
-  MN_CUDA_LAUNCH_CHECK();
-  if (M <= 0) return;
+  train_statistics(c, x, gamma, beta, mean, invstd, running_mean, running_var, N, C, HW, eps, momentum,
+                   coef.as<float>());
+  if (N * HW <= 0) return;
   const PlaneGrid pg = bn_planes(N, C, HW);
   apply_affine_kernel<<<pg.grid, kThreads, 0, c.stream>>>(pg, x, y, coef.as<float>(), static_cast<int>(C),
                                                           static_cast<int>(HW));
@@ -224,14 +234,8 @@ void batch_norm_forward_train(const Context& c, const float* x, const float* gam
 void batch_norm_statistics(const Context& c, const float* x, float* mean, float* invstd, int64_t N, int64_t C,
                            int64_t HW, float eps) {
   if (C <= 0) return;
-  const int64_t M = N * HW;
-  ScratchBuffer partial(*c.alloc, sizeof(double) * 2 * static_cast<size_t>(C * chunks_for(M)));
   ScratchBuffer coef(*c.alloc, sizeof(float) * 2 * static_cast<size_t>(C));
-  const int64_t S = launch_channel_sums<0>(c, x, nullptr, nullptr, partial.as<double>(), N, C, HW);
-  train_finalize_kernel<<<channel_blocks(C), kThreads, 0, c.stream>>>(partial.as<double>(), C, S, M, nullptr, nullptr,
-                                                                      mean, invstd, nullptr, nullptr, eps, 0.f,
-                                                                      coef.as<float>());
-  MN_CUDA_LAUNCH_CHECK();
+  train_statistics(c, x, nullptr, nullptr, mean, invstd, nullptr, nullptr, N, C, HW, eps, 0.f, coef.as<float>());
 }
 
 void batch_norm_forward_eval(const Context& c, const float* x, const float* gamma, const float* beta,

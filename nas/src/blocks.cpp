@@ -388,60 +388,26 @@ bool fold_bn_enabled(Device device) {
   return mode == 1 || (mode == 2 && device == Device::CPU);
 }
 
-Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool& folded) {
+namespace {
+// Every candidate op; with fold, an op ending in an affine-free batch norm
+// returns its output before it and sets `folded` (the mixed op applies it).
+Tensor apply_op(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool fold, bool& folded) {
   folded = false;
-  // The last batch norm, when affine-free, is left to the mixed op.
   auto last_bn = [&](const Tensor& h, const Bn& bn) {
-    if (bn.gamma >= 0 || bn.beta >= 0) return apply_bn(h, ps, bn);
+    if (!fold || bn.gamma >= 0 || bn.beta >= 0) return apply_bn(h, ps, bn);
     folded = true;
     return h;
   };
   MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,
            ", H, W], got ", x.describe());
   switch (op.prim) {
-    case Primitive::MaxPool3x3:
-      return op.pool_bn ? last_bn(max_pool2d(x, 3, op.stride, 1), op.bn[0]) : max_pool2d(x, 3, op.stride, 1);
-    case Primitive::AvgPool3x3:
-      return op.pool_bn ? last_bn(avg_pool2d(x, 3, op.stride, 1), op.bn[0]) : avg_pool2d(x, 3, op.stride, 1);
-    case Primitive::Conv1x5_5x1: {
-      Conv2dOptions a;
-      a.stride_h = a.stride_w = op.stride;
-      a.pad_left = a.pad_right = 2;
-      a.relu_input = true;
-      Conv2dOptions c;
-      c.pad_top = c.pad_bottom = 2;
-      return last_bn(conv2d(conv2d(x, ps[op.convs[0]], a), ps[op.convs[1]], c), op.bn[0]);
-    }
-    case Primitive::Conv3x3:
-      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 1), op.bn[0]);
-    case Primitive::SepConv3x3: {
-      Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1);
-      return last_bn(relu_dw_pw(h, ps, op.convs[2], op.convs[3], op.C, 1, 1), op.bn[1]);
-    }
-    case Primitive::DilConv3x3:
-      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 2), op.bn[0]);
-    case Primitive::SepConv5x5: {
-      Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1, 5);
-      return last_bn(relu_dw_pw(h, ps, op.convs[2], op.convs[3], op.C, 1, 1, 5), op.bn[1]);
-    }
-    case Primitive::DilConv5x5:
-      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 2, 5), op.bn[0]);
-    default:
-      return apply(op, ps, x);  // the rest end in no batch norm, an affine one or the FactorizedReduce's
-  }
-}
-
-Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
-  MN_CHECK(x.ndim() == 4 && x.dim(1) == op.C, primitive_name(op.prim), ": expected [N, ", op.C,
-           ", H, W], got ", x.describe());
-  switch (op.prim) {
     case Primitive::MaxPool3x3: {
       Tensor y = max_pool2d(x, 3, op.stride, 1);
-      return op.pool_bn ? apply_bn(y, ps, op.bn[0]) : y;
+      return op.pool_bn ? last_bn(y, op.bn[0]) : y;
     }
     case Primitive::AvgPool3x3: {
       Tensor y = avg_pool2d(x, 3, op.stride, 1);
-      return op.pool_bn ? apply_bn(y, ps, op.bn[0]) : y;
+      return op.pool_bn ? last_bn(y, op.bn[0]) : y;
     }
     case Primitive::SkipConnect:
       return op.stride == 1 ? x : apply(op.fr, ps, x);
@@ -453,16 +419,16 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
       Conv2dOptions c;
       c.pad_top = c.pad_bottom = 2;
       Tensor h = conv2d(x, ps[op.convs[0]], a);
-      return apply_bn(conv2d(h, ps[op.convs[1]], c), ps, op.bn[0]);
+      return last_bn(conv2d(h, ps[op.convs[1]], c), op.bn[0]);
     }
     case Primitive::Conv3x3:
-      return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1);
+      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 1), op.bn[0]);
     case Primitive::SepConv3x3: {
       Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1);
-      return relu_dw_pw_bn(h, ps, op.convs[2], op.convs[3], op.bn[1], op.C, 1, 1);
+      return last_bn(relu_dw_pw(h, ps, op.convs[2], op.convs[3], op.C, 1, 1), op.bn[1]);
     }
     case Primitive::DilConv3x3:
-      return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 2);
+      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 2), op.bn[0]);
     case Primitive::None:
       // DARTS's Zero: x[:, :, ::s, ::s] * 0. Constant, so no graph is needed.
       return Tensor::zeros(Shape{x.dim(0), op.C, strided_size(x.dim(2), op.stride),
@@ -470,10 +436,10 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
                            DType::F32, x.device());
     case Primitive::SepConv5x5: {
       Tensor h = relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 1, 5);
-      return relu_dw_pw_bn(h, ps, op.convs[2], op.convs[3], op.bn[1], op.C, 1, 1, 5);
+      return last_bn(relu_dw_pw(h, ps, op.convs[2], op.convs[3], op.C, 1, 1, 5), op.bn[1]);
     }
     case Primitive::DilConv5x5:
-      return relu_dw_pw_bn(x, ps, op.convs[0], op.convs[1], op.bn[0], op.C, op.stride, 2, 5);
+      return last_bn(relu_dw_pw(x, ps, op.convs[0], op.convs[1], op.C, op.stride, 2, 5), op.bn[0]);
     case Primitive::SharpAvgPool3x3:
       return avg_pool_include_pad(x, op.stride);
     case Primitive::SharpMaxPool3x3:
@@ -486,6 +452,16 @@ Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
       return sharp_sep_conv(op, ps, x, 2);
   }
   MN_THROW("unknown primitive ", static_cast<int>(op.prim));
+}
+}  // namespace
+
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool& folded) {
+  return apply_op(op, ps, x, true, folded);
+}
+
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
+  bool folded = false;
+  return apply_op(op, ps, x, false, folded);
 }
 
 }  // namespace metanas::nas::detail

@@ -258,33 +258,10 @@ TEST_CASE("conv2d finite-difference gradients for x and w", "[conv][gradcheck]")
   }
 }
 
-TEST_CASE("conv kernels accumulate into existing gradients when asked", "[conv]") {
-  Rng rng(5);
-  for (const auto& c : cases()) {
-    INFO(c.name);
-    const Geo g(c);
-    const ConvGeom kg = kernel_geom(g);
-    auto xv = away_from_zero(g.N * g.Cin * g.H * g.W, rng);
-    auto wv = away_from_zero(g.Cout * g.Cg * g.KH * g.KW, rng);
-    auto dyv = away_from_zero(g.N * g.Cout * g.OH * g.OW, rng);
-    auto dx0 = away_from_zero(static_cast<int64_t>(xv.size()), rng);
-    auto dw0 = away_from_zero(static_cast<int64_t>(wv.size()), rng);
-    std::vector<float> dx = dx0, dw = dw0;
-    kernels::cpu::conv2d_backward_data(kg, dyv.data(), wv.data(), xv.data(), dx.data(), true);
-    kernels::cpu::conv2d_backward_weight(kg, xv.data(), dyv.data(), dw.data(), true);
-    auto rdx = ref_backward_data(g, xv, wv, dyv);
-    auto rdw = ref_backward_weight(g, xv, dyv);
-    for (size_t i = 0; i < rdx.size(); ++i) rdx[i] += dx0[i];
-    for (size_t i = 0; i < rdw.size(); ++i) rdw[i] += dw0[i];
-    CHECK(close_ratio(dx, rdx, 1e-5, 1e-5) <= 1.0);
-    CHECK(close_ratio(dw, rdw, 1e-5, 1e-5) <= 1.0);
-  }
-}
-
 // Autograd's accumulate-into form (engine/src/ops/conv.cpp) hands these flags
 // the pending gradient sums: the bits must be those of a fresh gradient added
 // afterwards, so that form cannot change a run's results.
-TEST_CASE("conv kernels' accumulate mode is bitwise a fresh gradient added afterwards", "[conv]") {
+TEST_CASE("conv kernels accumulate into existing gradients: the reference, bitwise fresh + add", "[conv]") {
   Rng rng(6);
   std::vector<ConvCase> all = cases();
   for (const auto& c : big_cases()) all.push_back(c);
@@ -305,6 +282,12 @@ TEST_CASE("conv kernels' accumulate mode is bitwise a fresh gradient added after
       kernels::cpu::conv2d_backward_weight(kg, xv.data(), dyv.data(), dw.data(), true);
       kernels::cpu::conv2d_backward_data(kg, dyv.data(), wv.data(), xv.data(), fdx.data(), false);
       kernels::cpu::conv2d_backward_weight(kg, xv.data(), dyv.data(), fdw.data(), false);
+      auto rdx = ref_backward_data(g, xv, wv, dyv);
+      auto rdw = ref_backward_weight(g, xv, dyv);
+      for (size_t i = 0; i < rdx.size(); ++i) rdx[i] += dx0[i];
+      for (size_t i = 0; i < rdw.size(); ++i) rdw[i] += dw0[i];
+      CHECK(close_ratio(dx, rdx, 1e-5, 1e-5) <= 1.0);
+      CHECK(close_ratio(dw, rdw, 1e-4, 1e-5) <= 1.0);
       for (size_t i = 0; i < fdx.size(); ++i) fdx[i] = dx0[i] + fdx[i];
       for (size_t i = 0; i < fdw.size(); ++i) fdw[i] = dw0[i] + fdw[i];
       CHECK(dx == fdx);

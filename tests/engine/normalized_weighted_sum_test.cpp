@@ -153,6 +153,19 @@ const std::vector<Case>& cases() {
   return c;
 }
 
+// One case's random inputs, weights, row scales and upstream gradient.
+struct Setup {
+  int K;
+  std::vector<Tensor> xs;
+  Tensor w, rs;
+  std::vector<float> g;
+  Setup(const Case& c, Rng& rng) : K(static_cast<int>(c.norm.size())), xs(inputs(c, K, rng)) {
+    w = Tensor::randn({K}, rng);
+    rs = scales(c, K, rng);
+    g = random_vec(xs[0].numel(), rng);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("normalized_weighted_sum matches batch norm then the weighted sum in double", "[normalized_sum]") {
@@ -160,10 +173,11 @@ TEST_CASE("normalized_weighted_sum matches batch norm then the weighted sum in d
   for (size_t ci = 0; ci < cases().size(); ++ci) {
     const Case& c = cases()[ci];
     INFO("case " << ci);
-    const int K = static_cast<int>(c.norm.size());
-    const auto xs = inputs(c, K, rng);
-    const Tensor w = Tensor::randn({K}, rng), rs = scales(c, K, rng);
-    const std::vector<float> g = random_vec(xs[0].numel(), rng);
+    const Setup su(c, rng);
+    const int K = su.K;
+    const auto& xs = su.xs;
+    const Tensor &w = su.w, &rs = su.rs;
+    const std::vector<float>& g = su.g;
     const Ref ref = reference(xs, w, rs, c.norm, g, 1e-5f);
     const Run got = run(xs, w, rs, c.norm, g, true);
     CHECK(close_ratio(got.y, ref.y, 1e-5, 1e-4) <= 1.0);
@@ -181,11 +195,9 @@ TEST_CASE("normalized_weighted_sum equals the unfused batch_norm -> weighted_sum
   for (size_t ci = 0; ci < cases().size(); ++ci) {
     const Case& c = cases()[ci];
     INFO("case " << ci);
-    const int K = static_cast<int>(c.norm.size());
-    const auto xs = inputs(c, K, rng);
-    const Tensor w = Tensor::randn({K}, rng), rs = scales(c, K, rng);
-    const std::vector<float> g = random_vec(xs[0].numel(), rng);
-    const Run a = run(xs, w, rs, c.norm, g, true), b = run(xs, w, rs, c.norm, g, false);
+    const Setup su(c, rng);
+    const int K = su.K;
+    const Run a = run(su.xs, su.w, su.rs, c.norm, su.g, true), b = run(su.xs, su.w, su.rs, c.norm, su.g, false);
     std::vector<double> by(b.y.begin(), b.y.end()), bw(b.dw.begin(), b.dw.end());
     CHECK(close_ratio(a.y, by, 1e-5, 1e-4) <= 1.0);
     CHECK(close_ratio(a.dw, bw, 1e-4, 1e-4) <= 1.0);
@@ -219,10 +231,10 @@ TEST_CASE("normalized_weighted_sum's finite-difference gradients", "[normalized_
 TEST_CASE("normalized_weighted_sum's bits do not depend on the thread count", "[normalized_sum]") {
   Rng rng(24);
   const Case& c = cases()[0];
-  const int K = static_cast<int>(c.norm.size());
-  const auto xs = inputs(c, K, rng);
-  const Tensor w = Tensor::randn({K}, rng), rs = scales(c, K, rng);
-  const std::vector<float> g = random_vec(xs[0].numel(), rng);
+  const Setup su(c, rng);
+  const auto& xs = su.xs;
+  const Tensor &w = su.w, &rs = su.rs;
+  const std::vector<float>& g = su.g;
   const int before = omp_get_max_threads();
   omp_set_num_threads(1);
   const Run one = run(xs, w, rs, c.norm, g, true);
