@@ -11,7 +11,7 @@
 # sgemm peak, and the FLOP floor (GFLOP / peak).
 #
 #   benchmarks/compare-pytorch.sh [--quick] [--build DIR] [--threads "1 2"] [--n N]
-#                                 [--workloads "reptile4 fomaml4 metanas"] [--w1-meta-batch M]
+#                                 [--workloads "reptile4 fomaml4 metanas"] [--w1-meta-batch M] [--w1-n N]
 #                                 [--task-parallel] [--passive]
 #
 # --task-parallel: our workloads run with meta.task_parallel=true (the tasks of a meta-batch
@@ -24,7 +24,8 @@
 # --quick: one timed iteration, no warm-up, meta-batch 1 everywhere (a smoke run, seconds).
 # Defaults: n=3 repetitions (each 1 warm-up + 1 timed iteration) for the 4-conv workloads; W1 runs
 # n=1 (1 warm-up + 1 timed iteration: a first iteration costs both sides 10-30% more, page faults,
-# caches and primitive creation, which a training run pays once)
+# caches and primitive creation, which a training run pays once; --w1-n N repeats it N times,
+# interleaved, for a noisy machine)
 # at meta-batch --w1-meta-batch (default 2; 10 is the full W1, about 5x longer): its time is
 # linear in the meta-batch, so the ratio is that of the full W1.
 # Not a test. PyTorch is a benchmark dependency only: the script installs python3-torch with
@@ -36,6 +37,7 @@ build="$root/build"
 threads_list="1 2"
 n=3
 w1_mb=2
+w1_n=1
 quick=0
 task_parallel=0
 passive=0
@@ -48,9 +50,10 @@ while [[ $# -gt 0 ]]; do
     --n) n="$2"; shift ;;
     --workloads) workloads="$2"; shift ;;
     --w1-meta-batch) w1_mb="$2"; shift ;;
+    --w1-n) w1_n="$2"; shift ;;
     --task-parallel) task_parallel=1 ;;
     --passive) passive=1 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
     *) echo "compare-pytorch.sh: unknown option '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -102,7 +105,7 @@ for t in $threads_list; do
     case "$w" in
       reptile4) src="$root/configs/reptile-4conv-omniglot.json"; mb=5; ni=$n; nw=1 ;;
       fomaml4) src="$root/configs/fomaml-4conv-omniglot.json"; mb=16; ni=$n; nw=1 ;;
-      metanas) src="$root/configs/omniglot-20w1s.json"; mb=$w1_mb; ni=1; nw=1 ;;
+      metanas) src="$root/configs/omniglot-20w1s.json"; mb=$w1_mb; ni=$w1_n; nw=1 ;;
       *) echo "compare-pytorch.sh: unknown workload '$w'" >&2; exit 2 ;;
     esac
     if [[ $quick -eq 1 ]]; then mb=1; ni=1; nw=0; fi
