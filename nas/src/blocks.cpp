@@ -238,18 +238,16 @@ Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key
   return drop_path(y, ctx.drop_path_prob, key);
 }
 
-Tensor FoldedDropPath::sum(const std::vector<Tensor>& xs, const Tensor& w, const ForwardContext& ctx,
-                           PhiloxKey key, int64_t N, Device device) const {
-  bool any_norm = false;
-  for (bool b : normalize) any_norm = any_norm || b;
+Tensor MixedOpSum::sum(const std::vector<Tensor>& xs, const Tensor& w, const ForwardContext& ctx, PhiloxKey key,
+                       int64_t N, Device device) const {
   Tensor rs;
-  if (any) {
+  if (any_dropped) {
     std::vector<int64_t> all = ops;
     all.resize(xs.size(), -1);
     const bool words = ctx.drop_key && ctx.drop_key_words.defined();
     rs = drop_path_scales(N, ctx.drop_path_prob, key, all, device, words ? &ctx.drop_key_words : nullptr);
   }
-  if (any_norm) {
+  if (any_normalized) {
     std::vector<bool> norm = normalize;
     norm.resize(xs.size(), false);
     return normalized_weighted_sum(xs, w, rs, norm);
@@ -388,10 +386,7 @@ bool fold_bn_enabled(Device device) {
   return mode == 1 || (mode == 2 && device == Device::CPU);
 }
 
-namespace {
-// Every candidate op; with fold, an op ending in an affine-free batch norm
-// returns its output before it and sets `folded` (the mixed op applies it).
-Tensor apply_op(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool fold, bool& folded) {
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool fold, bool& folded) {
   folded = false;
   auto last_bn = [&](const Tensor& h, const Bn& bn) {
     if (!fold || bn.gamma >= 0 || bn.beta >= 0) return apply_bn(h, ps, bn);
@@ -453,15 +448,10 @@ Tensor apply_op(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool fol
   }
   MN_THROW("unknown primitive ", static_cast<int>(op.prim));
 }
-}  // namespace
-
-Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool& folded) {
-  return apply_op(op, ps, x, true, folded);
-}
 
 Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x) {
   bool folded = false;
-  return apply_op(op, ps, x, false, folded);
+  return apply(op, ps, x, false, folded);
 }
 
 }  // namespace metanas::nas::detail

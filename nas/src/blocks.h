@@ -137,18 +137,18 @@ bool check_cell_forward(const char* who, const Tensor& x, int64_t in_channels, D
 PhiloxKey forward_drop_key(const ForwardContext& ctx);
 // y with drop-path applied under key.op + op_index.
 Tensor keyed_drop_path(const Tensor& y, const ForwardContext& ctx, PhiloxKey key, uint32_t op_index);
-// A mixed op's drop-path masks folded into its weighted_sum as row scales:
-// add() each term (whether it is dropped, its op index), then sum().
-// A term may also leave its last, affine-free batch norm to the sum
-// (apply(op, ps, x, folded)): then the sum is normalized_weighted_sum.
-struct FoldedDropPath {
+// What a mixed op folds into its sum: each term's drop-path mask (as
+// weighted_sum row scales) and its last, affine-free batch norm (then the sum
+// is normalized_weighted_sum). add() each term, then sum().
+struct MixedOpSum {
   std::vector<int64_t> ops;     // each term's op index, -1 = not dropped
   std::vector<bool> normalize;  // each term's output still to be batch-normalised
-  bool any = false;
-  void add(bool dropped, int64_t op_index, bool normalized = false) {
+  bool any_dropped = false, any_normalized = false;
+  void add(bool dropped, int64_t op_index, bool normalized) {
     ops.push_back(dropped ? op_index : -1);
     normalize.push_back(normalized);
-    any = any || dropped;
+    any_dropped = any_dropped || dropped;
+    any_normalized = any_normalized || normalized;
   }
   // weighted_sum(xs, w) with the masks keyed_drop_path would apply to the N
   // samples and the folded batch norms (inputs past the added terms are
@@ -177,10 +177,10 @@ struct OpBlock {
 OpBlock make_op(ParamBuilder& b, const std::string& name, Primitive prim, int64_t C, int stride,
                 bool affine, bool reduce_pad_odd = false, bool pool_bn = true);
 Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x);
-// The same, except that an op ending in an affine-free batch norm returns its
+// The same with fold: an op ending in an affine-free batch norm returns its
 // output before that batch norm and sets `folded` (the mixed op then folds it
-// into its sum: FoldedDropPath, normalized_weighted_sum).
-Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool& folded);
+// into its sum: MixedOpSum, normalized_weighted_sum).
+Tensor apply(const OpBlock& op, const ParamSet& ps, const Tensor& x, bool fold, bool& folded);
 // Whether search networks fold those batch norms on `device`: METANAS_FOLD_BN
 // = cpu (default; the CUDA kernel is a composite of the unfused ones), 1, 0.
 bool fold_bn_enabled(Device device);

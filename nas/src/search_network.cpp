@@ -233,13 +233,13 @@ Tensor node_output(SearchNetworkImpl& m, const SearchCell& cell, int i, const No
   // So do the ops' last, affine-free batch norms (normalized_weighted_sum).
   const bool fold_drop = drop && K == 1;
   const bool fold_bn = K == 1 && fold_bn_enabled(dev);
-  FoldedDropPath folded;
+  MixedOpSum folded;
   std::vector<Tensor> outs;
   for (const auto& [j, k] : plan.terms) {
     const OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
     const Tensor& h = states.get(j);
     bool normalized = false;
-    Tensor y = fold_bn ? apply(op, m.weights, h, normalized) : apply(op, m.weights, K == 1 ? h : slice_channels(h, 0, Cp));
+    Tensor y = apply(op, m.weights, K == 1 ? h : slice_channels(h, 0, Cp), fold_bn, normalized);
     const bool dropped = drop && !op.identity();
     if (dropped && !fold_drop) y = keyed_drop_path(y, ctx, dkey, node_ops + static_cast<uint32_t>(j * P_ops + k));
     folded.add(dropped && fold_drop, static_cast<int64_t>(node_ops) + j * P_ops + k, normalized);
@@ -598,14 +598,13 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
         // Drop-path masks as weighted_sum row scales.
         // The ops' last, affine-free batch norms too, where folding is on.
         std::vector<Tensor> outs;
-        detail::FoldedDropPath folded;
+        detail::MixedOpSum folded;
         const bool fold_bn = detail::fold_bn_enabled(x.device());
         outs.reserve(plan.terms.size());
         for (const auto& [j, k] : plan.terms) {
           const detail::OpBlock& op = cell.edges[static_cast<size_t>(i)][static_cast<size_t>(j)][static_cast<size_t>(k)];
           bool normalized = false;
-          outs.push_back(fold_bn ? detail::apply(op, m.weights, states.get(j), normalized)
-                                 : detail::apply(op, m.weights, states.get(j)));
+          outs.push_back(detail::apply(op, m.weights, states.get(j), fold_bn, normalized));
           folded.add(drop && !op.identity(), static_cast<int64_t>(node_ops) + j * P_ops + k, normalized);
         }
         // Term weights v[s] = W[j_s, k_s] * sum_{kept pairs c containing j_s} P[c],
