@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/random.h"
 #include "support/gradcheck.h"
@@ -211,6 +213,33 @@ TEST_CASE("pool kernels accumulate into existing gradients when asked", "[pool]"
       CHECK(close_ratio(acc, expect, 1e-6, 1e-6) <= 1.0);
     }
   }
+}
+
+TEST_CASE("pool ops add their gradients into a tensor's pending sum", "[pool][autograd]") {
+  // x feeds a max pool, an average pool and a global average pool (a MetaNAS
+  // state feeding an edge's pooling ops): the first backward's gradient is
+  // adopted as x's sum and the other two add into it, with the same result as
+  // the gradients taken one op at a time and added.
+  Rng rng(21);
+  Tensor x = Tensor::randn({2, 3, 6, 6}, rng).set_requires_grad();
+  Tensor a = Tensor::randn({2, 3, 6, 6}, rng), b = Tensor::randn({2, 3, 6, 6}, rng), c = Tensor::randn({2, 3}, rng);
+  auto term = [&](const Tensor& in, int which) {
+    if (which == 0) return sum(mul(max_pool2d(in, 3, 1, 1), a));
+    if (which == 1) return sum(mul(avg_pool2d(in, 3, 1, 1), b));
+    return sum(mul(global_avg_pool(in), c));
+  };
+  const uint64_t before = into_accumulations_for_testing();
+  add(add(term(x, 0), term(x, 1)), term(x, 2)).backward();
+  CHECK(into_accumulations_for_testing() - before == 2);
+  const std::vector<float> got = x.grad().to_vector();
+  std::vector<double> expect(got.size(), 0.0);
+  for (int which = 0; which < 3; ++which) {
+    Tensor xi = x.detach().set_requires_grad();
+    term(xi, which).backward();
+    const std::vector<float> g = xi.grad().to_vector();
+    for (size_t i = 0; i < g.size(); ++i) expect[i] += g[i];
+  }
+  CHECK(close_ratio(got, expect, 1e-6, 1e-6) <= 1.0);
 }
 
 TEST_CASE("global_avg_pool matches a reference and its gradient", "[pool]") {

@@ -40,9 +40,10 @@ Tensor max_pool2d(const Tensor& x, int64_t k, int64_t stride, int64_t pad) {
   Tensor arg = Tensor::empty(out, DType::I32, dev);
   backend(dev).max_pool_forward(g, x.data(), y.data(), arg.data_i32());
   // Backward needs only the argmax indices, not x.
-  record(y, "max_pool2d", {x}, [g, arg](const Tensor& dy) -> std::vector<Tensor> {
-    Tensor dx = Tensor::empty(Shape{g.N, g.C, g.H, g.W}, DType::F32, dy.device());
-    backend(dy.device()).max_pool_backward(g, dy.data(), arg.data_i32(), dx.data(), false);
+  record_into(y, "max_pool2d", {x}, [g, arg](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
+    bool acc = false;
+    Tensor dx = grad_target(into, Shape{g.N, g.C, g.H, g.W}, dy.device(), acc);
+    backend(dy.device()).max_pool_backward(g, dy.data(), arg.data_i32(), dx.data(), acc);
     return {dx};
   });
   return y;
@@ -53,9 +54,10 @@ Tensor avg_pool2d(const Tensor& x, int64_t k, int64_t stride, int64_t pad) {
   const Device dev = x.device();
   Tensor y = Tensor::empty(Shape{g.N, g.C, g.OH, g.OW}, DType::F32, dev);
   backend(dev).avg_pool_forward(g, x.data(), y.data());
-  record(y, "avg_pool2d", {x}, [g](const Tensor& dy) -> std::vector<Tensor> {
-    Tensor dx = Tensor::empty(Shape{g.N, g.C, g.H, g.W}, DType::F32, dy.device());
-    backend(dy.device()).avg_pool_backward(g, dy.data(), dx.data(), false);
+  record_into(y, "avg_pool2d", {x}, [g](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
+    bool acc = false;
+    Tensor dx = grad_target(into, Shape{g.N, g.C, g.H, g.W}, dy.device(), acc);
+    backend(dy.device()).avg_pool_backward(g, dy.data(), dx.data(), acc);
     return {dx};
   });
   return y;
@@ -70,9 +72,10 @@ Tensor global_avg_pool(const Tensor& x) {
   Tensor y = Tensor::empty(Shape{N, C}, DType::F32, dev);
   backend(dev).global_avg_pool_forward(x.data(), y.data(), N * C, HW);
   const Shape in = x.shape();
-  record(y, "global_avg_pool", {x}, [in, HW](const Tensor& dy) -> std::vector<Tensor> {
-    Tensor dx = Tensor::empty(in, DType::F32, dy.device());
-    backend(dy.device()).global_avg_pool_backward(dy.data(), dx.data(), dy.numel(), HW, false);
+  record_into(y, "global_avg_pool", {x}, [in, HW](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
+    bool acc = false;
+    Tensor dx = grad_target(into, in, dy.device(), acc);
+    backend(dy.device()).global_avg_pool_backward(dy.data(), dx.data(), dy.numel(), HW, acc);
     return {dx};
   });
   return y;
