@@ -56,8 +56,8 @@ void normalized_sum_forward(float* y, const float* const* xs, const float* w, co
 }
 
 void normalized_sum_backward(float* const* dxs, float* dw, const float* dy, const float* const* xs, const float* w,
-                             const float* rs, const float* mean, const float* invstd, const int* normalized, int K,
-                             int64_t N, int64_t C, int64_t HW, bool accumulate_w) {
+                             const float* rs, const float* mean, const float* invstd, const int* normalized,
+                             const int* accumulate_x, int K, int64_t N, int64_t C, int64_t HW, bool accumulate_w) {
   if (K <= 0) return;
   const int64_t planes = N * C, M = N * HW;
   // Which inputs need the per-plane sums: normalised ones with a gradient, and all when dw is wanted.
@@ -112,15 +112,22 @@ void normalized_sum_backward(float* const* dxs, float* dw, const float* dy, cons
     for (int k = 0; k < K; ++k) {
       if (!dxs[k]) continue;
       float* __restrict d = dxs[k] + p * HW;
+      const bool acc = accumulate_x && accumulate_x[k];
       const float a = w[k] * (rs ? rs[k * N + n] : 1.f);
       if (!normalized[k]) {
-        for (int64_t i = 0; i < HW; ++i) d[i] = a * gp[i];
+        if (acc)
+          for (int64_t i = 0; i < HW; ++i) d[i] += a * gp[i];
+        else
+          for (int64_t i = 0; i < HW; ++i) d[i] = a * gp[i];
         continue;
       }
       const float is = invstd[k * C + c], m = mean[k * C + c];
       const float al = a * is, ga = gamma[static_cast<size_t>(k * C + c)], be = beta[static_cast<size_t>(k * C + c)];
       const float* __restrict xp = xs[k] + p * HW;
-      for (int64_t i = 0; i < HW; ++i) d[i] = al * gp[i] - ga - (xp[i] - m) * be;
+      if (acc)
+        for (int64_t i = 0; i < HW; ++i) d[i] += al * gp[i] - ga - (xp[i] - m) * be;
+      else
+        for (int64_t i = 0; i < HW; ++i) d[i] = al * gp[i] - ga - (xp[i] - m) * be;
     }
   });
 }

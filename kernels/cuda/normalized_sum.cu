@@ -77,11 +77,19 @@ void normalized_sum_forward(const Context& c, float* y, const float* const* xs, 
 
 void normalized_sum_backward(const Context& c, float* const* dxs, float* dw, const float* dy, const float* const* xs,
                              const float* w, const float* rs, const float* mean, const float* invstd,
-                             const int* normalized, int K, int64_t N, int64_t C, int64_t HW, bool accumulate_w) {
+                             const int* normalized, const int* accumulate_x, int K, int64_t N, int64_t C, int64_t HW,
+                             bool accumulate_w) {
   if (K <= 0) return;
   const int64_t n = N * C * HW;
-  int staged = 0;
-  for (int k = 0; k < K; ++k) staged += normalized[k] ? 1 : 0;
+  auto acc = [&](int k) { return accumulate_x && accumulate_x[k] && dxs[k]; };
+  int staged = 0, added = 0;
+  for (int k = 0; k < K; ++k) {
+    staged += normalized[k] ? 1 : 0;
+    added += !normalized[k] && acc(k) ? 1 : 0;
+  }
+  // Plain inputs that accumulate: weighted_sum_backward's g_k staged, then added.
+  ScratchBuffer plain(*c.alloc, sizeof(float) * static_cast<size_t>(added) * static_cast<size_t>(n));
+  float* next_plain = plain.as<float>();
   // Per normalised input: its normalised values (for dw) and g_k (for its batch-norm backward).
   ScratchBuffer scratch(*c.alloc, sizeof(float) * 2 * static_cast<size_t>(staged) * static_cast<size_t>(n));
   std::vector<const float*> ins(static_cast<size_t>(K));
@@ -90,7 +98,13 @@ void normalized_sum_backward(const Context& c, float* const* dxs, float* dw, con
   for (int k = 0; k < K; ++k) {
     ins[static_cast<size_t>(k)] = xs[k];
     outs[static_cast<size_t>(k)] = dxs[k];
-    if (!normalized[k]) continue;
+    if (!normalized[k]) {
+      if (acc(k)) {
+        outs[static_cast<size_t>(k)] = next_plain;
+        next_plain += n;
+      }
+      continue;
+    }
     float* xn = next;
     float* g = next + n;
     next += 2 * n;
@@ -104,9 +118,13 @@ void normalized_sum_backward(const Context& c, float* const* dxs, float* dw, con
   }
   weighted_sum_backward(c, outs.data(), dw, dy, ins.data(), w, rs, N, K, n, accumulate_w);
   for (int k = 0; k < K; ++k) {
-    if (!normalized[k] || !dxs[k]) continue;
+    if (!dxs[k]) continue;
+    if (!normalized[k]) {
+      if (acc(k) && n > 0) axpby(c, dxs[k], outs[static_cast<size_t>(k)], 1.f, 1.f, n);
+      continue;
+    }
     batch_norm_backward(c, outs[static_cast<size_t>(k)], xs[k], mean + static_cast<int64_t>(k) * C,
-                        invstd + static_cast<int64_t>(k) * C, nullptr, dxs[k], nullptr, nullptr, N, C, HW, false);
+                        invstd + static_cast<int64_t>(k) * C, nullptr, dxs[k], nullptr, nullptr, N, C, HW, acc(k));
   }
 }
 

@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "metanas/engine/autograd.h"
 #include "metanas/engine/error.h"
+#include "metanas/engine/extension.h"
 #include "metanas/engine/ops.h"
 #include "metanas/engine/random.h"
 #include "support/expect_error.h"
@@ -246,6 +248,50 @@ TEST_CASE("normalized_weighted_sum's bits do not depend on the thread count", "[
     CHECK(r.dx == one.dx);
   }
   omp_set_num_threads(before);
+}
+
+TEST_CASE("normalized_weighted_sum adds into pending gradient sums", "[normalized_sum][autograd]") {
+  // x is a plain input (a skip connection's state) and z a normalised one, and
+  // both are read by a conv created later, whose backward runs first and
+  // leaves an owned sum: the mixed op adds its dx and dz into those sums, and
+  // its dw into the weights' leaf gradient, with the result of adding the
+  // gradients taken one graph at a time.
+  Rng rng(31);
+  const Shape s{3, 4, 5, 5};
+  Tensor x = Tensor::randn(s, rng).set_requires_grad();
+  Tensor z = Tensor::randn(s, rng, 2.f, 0.5f).set_requires_grad();
+  Tensor w = Tensor::from_vector({0.7f, -0.4f}, Shape{2}).set_requires_grad();
+  Tensor k = Tensor::randn({4, 4, 3, 3}, rng).set_requires_grad();
+  Tensor a = Tensor::randn(s, rng), b = Tensor::randn(s, rng);
+  auto mixed = [&](const Tensor& xi, const Tensor& zi, const Tensor& wi) {
+    return sum(mul(normalized_weighted_sum({xi, zi}, wi, Tensor(), {false, true}), a));
+  };
+  auto convs = [&](const Tensor& xi, const Tensor& zi) {
+    const Conv2dOptions o = Conv2dOptions::same(1, 1);
+    return sum(mul(add(conv2d(xi, k, o), conv2d(zi, k, o)), b));
+  };
+  w.set_grad(Tensor::from_vector({0.25f, -0.5f}, Shape{2}));
+  const uint64_t before = into_accumulations_for_testing();
+  {
+    Tensor m = mixed(x, z, w);  // created first: its backward runs after the convs'
+    add(m, convs(x, z)).backward();
+  }
+  // The mixed op's dx, dz and dw, and the second conv's weight gradient into k's.
+  CHECK(into_accumulations_for_testing() - before == 4);
+  Tensor x1 = x.detach().set_requires_grad(), z1 = z.detach().set_requires_grad(), w1 = w.detach().set_requires_grad();
+  mixed(x1, z1, w1).backward();
+  Tensor x2 = x.detach().set_requires_grad(), z2 = z.detach().set_requires_grad();
+  convs(x2, z2).backward();
+  auto summed = [](const Tensor& p, const Tensor& q) {
+    std::vector<double> r;
+    const std::vector<float> pv = p.to_vector(), qv = q.to_vector();
+    for (size_t i = 0; i < pv.size(); ++i) r.push_back(static_cast<double>(pv[i]) + qv[i]);
+    return r;
+  };
+  CHECK(close_ratio(x.grad().to_vector(), summed(x1.grad(), x2.grad()), 1e-6, 1e-6) <= 1.0);
+  CHECK(close_ratio(z.grad().to_vector(), summed(z1.grad(), z2.grad()), 1e-6, 1e-6) <= 1.0);
+  CHECK(close_ratio(w.grad().to_vector(), summed(w1.grad(), Tensor::from_vector({0.25f, -0.5f}, Shape{2})), 1e-6,
+                    1e-6) <= 1.0);
 }
 
 TEST_CASE("batch_norm_statistics writes the training forward's mean and invstd bits", "[normalized_sum]") {

@@ -137,29 +137,35 @@ Tensor normalized_weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, c
   for (int k = 0; k < K; ++k) need_x[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].requires_grad();
   const bool need_w = w.requires_grad();
   // Every input is saved: the normalised ones for their own gradient, all for dw.
-  // The gradients are fresh tensors (the accumulate-into form's contract), so
-  // the engine adopts them as owned sums.
+  // Accumulate-into form: a gradient goes into the engine's buffer for that
+  // input where it offers one (a skip connection's input, a MetaNAS state
+  // read by every op of its edges), else into a fresh tensor it adopts.
   record_into(y, op, all,
               [xs, w, srs, mean, invstd, flags, need_x, need_w, K, N, C, HW](
-                  const Tensor& g, const std::vector<Tensor>&) -> std::vector<Tensor> {
+                  const Tensor& g, const std::vector<Tensor>& into) -> std::vector<Tensor> {
                 const Device d = g.device();
                 std::vector<Tensor> grads(static_cast<size_t>(K) + 1);
                 std::vector<float*> dxs(static_cast<size_t>(K), nullptr);
                 std::vector<const float*> xp(static_cast<size_t>(K));
+                std::vector<int> acc(static_cast<size_t>(K), 0);
+                auto offered = [&](int i) { return static_cast<size_t>(i) < into.size() && into[static_cast<size_t>(i)].defined(); };
                 for (int k = 0; k < K; ++k) {
                   xp[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].data();
                   if (!need_x[static_cast<size_t>(k)]) continue;
-                  grads[static_cast<size_t>(k)] = Tensor::empty(g.shape(), DType::F32, d);
+                  acc[static_cast<size_t>(k)] = offered(k) ? 1 : 0;
+                  grads[static_cast<size_t>(k)] =
+                      offered(k) ? into[static_cast<size_t>(k)] : Tensor::empty(g.shape(), DType::F32, d);
                   dxs[static_cast<size_t>(k)] = grads[static_cast<size_t>(k)].data();
                 }
                 float* dw = nullptr;
+                const bool acc_w = need_w && offered(K);
                 if (need_w) {
-                  grads[static_cast<size_t>(K)] = Tensor::empty(Shape{K}, DType::F32, d);
+                  grads[static_cast<size_t>(K)] = acc_w ? into[static_cast<size_t>(K)] : Tensor::empty(Shape{K}, DType::F32, d);
                   dw = grads[static_cast<size_t>(K)].data();
                 }
                 backend(d).normalized_sum_backward(dxs.data(), dw, g.data(), xp.data(), w.data(),
                                                    srs.defined() ? srs.data() : nullptr, mean.data(), invstd.data(),
-                                                   flags.data(), K, N, C, HW, false);
+                                                   flags.data(), acc.data(), K, N, C, HW, acc_w);
                 return grads;
               });
   return y;
