@@ -136,11 +136,14 @@ void shifted_gemm(const Plane& p, int64_t M, int64_t C, const float* w, const fl
 
 int64_t flops(const ConvGeom& g) { return 2 * g.N * g.Cout * g.OH * g.OW * g.Cin * g.KH * g.KW; }
 
-// body(n, scratch) for every sample, over threads when worth it.
+// body(n, scratch) for every sample, over threads when worth it. Static: each
+// thread takes the same run of samples as the plane-parallel kernels around
+// it (depthwise convs, batch norms, pools, the mixed op: static over N x C
+// planes), so a sample's activations are used on the core whose cache holds them.
 template <typename Body>
 void for_samples(const ConvGeom& g, int64_t scratch_floats, Body body) {
   const bool parallel = g.N > 1 && flops(g) >= kParallelMinFlops && omp_get_max_threads() > 1;
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+#pragma omp parallel for schedule(static) if (parallel)
   for (int64_t n = 0; n < g.N; ++n) body(n, thread_scratch<ScratchSlot::items>(scratch_floats));
 }
 
