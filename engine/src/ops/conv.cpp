@@ -81,16 +81,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
               [g, sx, sw, need_dx, need_dw](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
                 Tensor dx, dw;
                 Backend& be = backend(dy.device());
-                const bool dx_into = need_dx && !into.empty() && into[0].defined();
-                const bool dw_into = need_dw && !into.empty() && into[1].defined();
+                bool dx_into = false, dw_into = false;
                 if (need_dx) {
-                  dx = dx_into ? into[0] : Tensor::empty(Shape{g.N, g.Cin, g.H, g.W}, DType::F32, dy.device());
+                  dx = grad_target(into, 0, Shape{g.N, g.Cin, g.H, g.W}, dy.device(), dx_into);
                   be.conv2d_backward_data(g, dy.data(), sw.data(), g.relu_input ? sx.data() : nullptr, dx.data(),
                                           dx_into);
                 }
                 if (need_dw) {
-                  dw = dw_into ? into[1]
-                               : Tensor::empty(Shape{g.Cout, g.Cin / g.groups, g.KH, g.KW}, DType::F32, dy.device());
+                  dw = grad_target(into, 1, Shape{g.Cout, g.Cin / g.groups, g.KH, g.KW}, dy.device(), dw_into);
                   be.conv2d_backward_weight(g, sx.data(), dy.data(), dw.data(), dw_into);
                 }
                 return {dx, dw};

@@ -44,12 +44,12 @@ inline void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
   MN_CHECK(a.shape() == b.shape(), op, ": shapes differ: ", a.describe(), " vs ", b.describe());
 }
 
-// For a backward of the accumulate-into form (record_into) with one input:
-// into[0], the engine's buffer to add into (acc = true), when it has one, else
-// a fresh tensor of `shape` to overwrite (acc = false).
-inline Tensor grad_target(const std::vector<Tensor>& into, const Shape& shape, Device dev, bool& acc) {
-  acc = !into.empty() && into[0].defined();
-  return acc ? into[0] : Tensor::empty(shape, DType::F32, dev);
+// For a backward of the accumulate-into form (record_into): the gradient
+// buffer of input i, into[i] (the engine's buffer to add into, acc = true)
+// when it offers one, else a fresh tensor of `shape` to overwrite (acc = false).
+inline Tensor grad_target(const std::vector<Tensor>& into, size_t i, const Shape& shape, Device dev, bool& acc) {
+  acc = i < into.size() && into[i].defined();
+  return acc ? into[i] : Tensor::empty(shape, DType::F32, dev);
 }
 
 }  // namespace metanas::detail

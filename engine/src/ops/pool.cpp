@@ -42,7 +42,7 @@ Tensor max_pool2d(const Tensor& x, int64_t k, int64_t stride, int64_t pad) {
   // Backward needs only the argmax indices, not x.
   record_into(y, "max_pool2d", {x}, [g, arg](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
     bool acc = false;
-    Tensor dx = grad_target(into, Shape{g.N, g.C, g.H, g.W}, dy.device(), acc);
+    Tensor dx = grad_target(into, 0, Shape{g.N, g.C, g.H, g.W}, dy.device(), acc);
     backend(dy.device()).max_pool_backward(g, dy.data(), arg.data_i32(), dx.data(), acc);
     return {dx};
   });
@@ -56,7 +56,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t k, int64_t stride, int64_t pad) {
   backend(dev).avg_pool_forward(g, x.data(), y.data());
   record_into(y, "avg_pool2d", {x}, [g](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
     bool acc = false;
-    Tensor dx = grad_target(into, Shape{g.N, g.C, g.H, g.W}, dy.device(), acc);
+    Tensor dx = grad_target(into, 0, Shape{g.N, g.C, g.H, g.W}, dy.device(), acc);
     backend(dy.device()).avg_pool_backward(g, dy.data(), dx.data(), acc);
     return {dx};
   });
@@ -74,7 +74,7 @@ Tensor global_avg_pool(const Tensor& x) {
   const Shape in = x.shape();
   record_into(y, "global_avg_pool", {x}, [in, HW](const Tensor& dy, const std::vector<Tensor>& into) -> std::vector<Tensor> {
     bool acc = false;
-    Tensor dx = grad_target(into, in, dy.device(), acc);
+    Tensor dx = grad_target(into, 0, in, dy.device(), acc);
     backend(dy.device()).global_avg_pool_backward(dy.data(), dx.data(), dy.numel(), HW, acc);
     return {dx};
   });

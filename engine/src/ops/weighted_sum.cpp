@@ -148,19 +148,19 @@ Tensor normalized_weighted_sum(const std::vector<Tensor>& xs, const Tensor& w, c
                 std::vector<float*> dxs(static_cast<size_t>(K), nullptr);
                 std::vector<const float*> xp(static_cast<size_t>(K));
                 std::vector<int> acc(static_cast<size_t>(K), 0);
-                auto offered = [&](int i) { return static_cast<size_t>(i) < into.size() && into[static_cast<size_t>(i)].defined(); };
                 for (int k = 0; k < K; ++k) {
-                  xp[static_cast<size_t>(k)] = xs[static_cast<size_t>(k)].data();
-                  if (!need_x[static_cast<size_t>(k)]) continue;
-                  acc[static_cast<size_t>(k)] = offered(k) ? 1 : 0;
-                  grads[static_cast<size_t>(k)] =
-                      offered(k) ? into[static_cast<size_t>(k)] : Tensor::empty(g.shape(), DType::F32, d);
-                  dxs[static_cast<size_t>(k)] = grads[static_cast<size_t>(k)].data();
+                  const size_t i = static_cast<size_t>(k);
+                  xp[i] = xs[i].data();
+                  if (!need_x[i]) continue;
+                  bool a = false;
+                  grads[i] = grad_target(into, i, g.shape(), d, a);
+                  acc[i] = a ? 1 : 0;
+                  dxs[i] = grads[i].data();
                 }
                 float* dw = nullptr;
-                const bool acc_w = need_w && offered(K);
+                bool acc_w = false;
                 if (need_w) {
-                  grads[static_cast<size_t>(K)] = acc_w ? into[static_cast<size_t>(K)] : Tensor::empty(Shape{K}, DType::F32, d);
+                  grads[static_cast<size_t>(K)] = grad_target(into, static_cast<size_t>(K), Shape{K}, d, acc_w);
                   dw = grads[static_cast<size_t>(K)].data();
                 }
                 backend(d).normalized_sum_backward(dxs.data(), dw, g.data(), xp.data(), w.data(),
