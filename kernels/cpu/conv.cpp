@@ -147,6 +147,13 @@ void write_grad(float* __restrict dst, const float* __restrict src, const float*
   }
 }
 
+// write_grad for the 8 elements from dst (lanes below `fresh` already
+// written: for_row_vectors).
+inline void store_grad8(float* dst, v8 v, const float* x, bool accumulate, int64_t fresh) {
+  if (x) v = load8(x) > splat(0.f) ? v : splat(0.f);
+  store_or_add8(dst, v, accumulate, fresh);
+}
+
 // Runs body(item, thread_scratch) for item in [0, items): each thread takes
 // whole items and every GEMM runs single-threaded (OpenBLAS is serial inside
 // an OpenMP region). With fewer items than threads some threads idle: letting
@@ -290,8 +297,12 @@ void depthwise_forward(const ConvGeom& g, const float* x, const float* w, float*
   for_planes(g, L.floats() + std::max(len, fill_scratch(L)), [&](int64_t p, float* buf) {
     float* out = buf + L.floats();  // after the fill (fill_flat's scratch is there too)
     fill_flat(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
-    taps_flat_any(out, buf, off.data(), w + (p % g.Cin) * KK, KK, len);
     float* yp = y + p * OHW;
+    const float* wc = w + (p % g.Cin) * KK;
+    if (taps_rows_any(buf, off.data(), wc, KK, g.OH, g.OW, L.Wq,
+                      [yp, OW = g.OW](int64_t oh, int64_t ow, int64_t, v8 v) { store8(yp + oh * OW + ow, v); }))
+      return;
+    taps_flat_any(out, buf, off.data(), wc, KK, len);
     for (int64_t oh = 0; oh < g.OH; ++oh)
       for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = out[oh * L.Wq + ow];
   });
@@ -317,9 +328,14 @@ void depthwise_backward_data(const ConvGeom& g, const float* dy, const float* w,
       const float* wc = w + (p % g.Cin) * KK;
       for (int64_t t = 0; t < KK; ++t) wf[t] = wc[KK - 1 - t];
       const int64_t rows = std::min(g.OH, Q.Hq - A), cols = std::min(g.OW, Q.Wq - B);
-      std::fill(buf, buf + Q.floats(), 0.f);
-      for (int64_t i = 0; i < rows; ++i)
-        std::memcpy(buf + (i + A) * Q.Wq + B, dy + p * OHW + i * g.OW, static_cast<size_t>(cols) * sizeof(float));
+      fill_flat_unit(Q, dy + p * OHW, rows, cols, g.OW, A, B, false, buf);
+      float* dp = dx + p * HW;
+      const float* xp = g.relu_input ? x + p * HW : nullptr;
+      if (taps_rows_any(buf, off.data(), wf, KK, g.H, g.W, Q.Wq,
+                        [dp, xp, W = g.W, accumulate](int64_t ih, int64_t iw, int64_t fresh, v8 v) {
+                          store_grad8(dp + ih * W + iw, v, xp ? xp + ih * W + iw : nullptr, accumulate, fresh);
+                        }))
+        return;
       taps_flat_any(out, buf, off.data(), wf, KK, len);
       for (int64_t ih = 0; ih < g.H; ++ih) {
         const int64_t o = p * HW + ih * g.W;

@@ -24,6 +24,7 @@
 // accumulators need 16 vector registers); others decline and keep the old paths.
 #include "kernels/cpu/conv_shifted.h"
 #include "kernels/cpu/scratch.h"
+#include "kernels/cpu/vec8.h"
 
 #include <omp.h>
 
@@ -37,14 +38,6 @@ MN_CPU_ISA_BEGIN
 #if METANAS_CPU_ISA_LEVEL >= 3
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-inline v8 load8(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
-inline v8 splat(float x) { return v8{x, x, x, x, x, x, x, x}; }
 inline float hsum(v8 v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
 constexpr int64_t kMaxScratchFloats = 16ll << 20;  // 64 MB of planes per call at most

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kernels/cpu/vec8.h"
+
 namespace metanas::kernels::cpu {
 MN_CPU_ISA_BEGIN
 
@@ -43,8 +45,31 @@ struct FlatLayout {
 // Sets the buffer to `fill` (the padding: 0, or -inf for max pooling) and
 // copies rows x[0..rows) of width n to padded (top, left), relu'd when asked.
 // Needs fill_scratch(L) floats after L.floats().
+// Unit strides: each padded row written once (fill, the data, fill), rows
+// x[i * ld .. i * ld + n) to padded (top + i, left). Writing the whole buffer
+// first and then the data wrote most of it twice, the larger part of a
+// depthwise conv's time at 28x28.
+inline void fill_flat_unit(const FlatLayout& L, const float* x, int64_t rows, int64_t n, int64_t ld, int64_t top,
+                           int64_t left, bool relu, float* buf, float fill = 0.f) {
+  const int64_t Wq = L.Wq;
+  std::fill(buf, buf + top * Wq, fill);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* __restrict xr = x + i * ld;
+    float* __restrict d = buf + (top + i) * Wq;
+    for (int64_t c = 0; c < left; ++c) d[c] = fill;
+    if (relu)
+      for (int64_t j = 0; j < n; ++j) d[left + j] = std::max(xr[j], 0.f);
+    else
+      std::memcpy(d + left, xr, static_cast<size_t>(n) * sizeof(float));
+    for (int64_t c = left + n; c < Wq; ++c) d[c] = fill;
+  }
+  std::fill(buf + (top + rows) * Wq, buf + L.floats(), fill);
+}
+
 inline void fill_flat(const FlatLayout& L, const float* x, int64_t rows, int64_t n, int64_t top, int64_t left,
                       bool relu, float* buf, float fill = 0.f) {
+  if (L.sh == 1 && L.sw == 1 && top + rows <= L.Hq && left + n <= L.Wq)
+    return fill_flat_unit(L, x, rows, n, n, top, left, relu, buf, fill);
   std::fill(buf, buf + L.floats(), fill);
   for (int64_t i = 0; i < rows; ++i) {
     const float* __restrict xr = x + i * n;
@@ -123,6 +148,45 @@ inline void widen_rows(const float* src, int64_t rows, int64_t cols, int64_t Wq,
     const float* __restrict s = src + r * cols;
     for (int64_t c = 0; c < cols; ++c) d[c] = s[c];
     for (int64_t c = cols; c < Wq; ++c) d[c] = 0.f;
+  }
+}
+
+// Tap sums of a flat plane straight into output rows: out(oh, ow) = sum_t
+// w[t] * src[off[t] + oh * Wq + ow] (taps in order) for rows oh < OH of
+// OW >= 8 outputs; store(oh, ow, fresh, v) gets the 8 sums from ow
+// (for_row_vectors: the last vector may overlap). Against one flat run over
+// OH * Wq outputs and a copy of the kept columns out of it, this skips the
+// discarded columns and the copy (the depthwise convs, the average pools:
+// weights of one, whose products are exact, so the sums are the plain sums).
+template <int T, typename Store>
+void taps_rows(const float* src, const int64_t* off, const float* w, int64_t OH, int64_t OW, int64_t Wq,
+               Store store) {
+  const float* s[T];
+  v8 wt[T];
+  for (int t = 0; t < T; ++t) {
+    s[t] = src + off[t];
+    wt[t] = splat(w[t]);
+  }
+  for (int64_t oh = 0; oh < OH; ++oh)
+    for_row_vectors(OW, [&](int64_t ow, int64_t fresh) {
+      const int64_t i = oh * Wq + ow;
+      v8 acc = splat(0.f);
+#pragma GCC unroll 32
+      for (int t = 0; t < T; ++t) acc += wt[t] * load8(s[t] + i);
+      store(oh, ow, fresh, acc);
+    });
+}
+
+// taps_rows for the tap counts of the search spaces' 3x3 and 5x5 windows;
+// false (nothing done) for others and for rows under 8 outputs.
+template <typename Store>
+bool taps_rows_any(const float* src, const int64_t* off, const float* w, int64_t T, int64_t OH, int64_t OW,
+                   int64_t Wq, Store store) {
+  if (OW < 8) return false;
+  switch (T) {
+    case 9: taps_rows<9>(src, off, w, OH, OW, Wq, store); return true;
+    case 25: taps_rows<25>(src, off, w, OH, OW, Wq, store); return true;
+    default: return false;
   }
 }
 

@@ -9,9 +9,9 @@
 // separable form (a row pass, then a column pass).
 // Bench: benchmarks/engine-bench.
 #include <algorithm>
-#include <vector>
-
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/scratch.h"
@@ -133,6 +133,9 @@ void max_pool_2x2s2(const PoolGeom& g, const float* x, float* y, int32_t* argmax
 // pixel for every output, so padding can be a neutral value (-inf for the
 // max, 0 for the sum) and the count of real pixels is a per-output constant.
 // ---------------------------------------------------------------------------
+// Tap weights of one (taps_rows as a plain sum), for windows up to 5x5.
+constexpr float ones[25] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+
 bool flat_pool(const PoolGeom& g) { return g.k >= 2 * g.pad + 1 && g.k <= 5 && !(g.k == 2 && g.stride == 2 && g.pad == 0); }
 
 struct FlatPool {
@@ -180,6 +183,49 @@ void max_taps(float* __restrict mv, int32_t* __restrict mt, const float* buf, co
     }
     mv[i] = cur;
     mt[i] = ct;
+  }
+}
+
+// max_taps straight into the output rows (OW >= 8; see taps_rows): the
+// maximum to y, its index in the input plane to argmax.
+template <int T>
+void max_taps_rows(float* y, int32_t* argmax, const float* buf, const int64_t* off, const int32_t* delta,
+                   int32_t center, const PoolGeom& g, int64_t Wq) {
+  typedef int32_t v8i __attribute__((vector_size(32)));
+  const float* s[T];
+  v8i d[T];
+  for (int t = 0; t < T; ++t) {
+    s[t] = buf + off[t];
+    d[t] = v8i{} + delta[t];
+  }
+  const v8i lane = v8i{0, 1, 2, 3, 4, 5, 6, 7} * static_cast<int32_t>(g.stride);
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    const int32_t row0 = static_cast<int32_t>((oh * g.stride - g.pad) * g.W - g.pad);
+    for_row_vectors(g.OW, [&](int64_t ow, int64_t) {
+      const int64_t i = oh * Wq + ow;
+      v8 cur = splat(-std::numeric_limits<float>::infinity());
+      v8i ct = v8i{} + center;
+#pragma GCC unroll 32
+      for (int t = 0; t < T; ++t) {
+        const v8 v = load8(s[t] + i);
+        const v8i m = v > cur;
+        cur = m ? v : cur;
+        ct = m ? d[t] : ct;
+      }
+      store8(y + oh * g.OW + ow, cur);
+      const v8i a = ct + lane + (row0 + static_cast<int32_t>(ow * g.stride));
+      std::memcpy(argmax + oh * g.OW + ow, &a, sizeof a);
+    });
+  }
+}
+
+bool max_taps_rows_any(float* y, int32_t* argmax, const float* buf, const int64_t* off, const int32_t* delta,
+                       int32_t center, int64_t T, const PoolGeom& g, int64_t Wq) {
+  if (g.OW < 8) return false;
+  switch (T) {
+    case 9: max_taps_rows<9>(y, argmax, buf, off, delta, center, g, Wq); return true;
+    case 25: max_taps_rows<25>(y, argmax, buf, off, delta, center, g, Wq); return true;
+    default: return false;
   }
 }
 
@@ -251,9 +297,10 @@ void max_pool_flat(const PoolGeom& g, const float* x, float* y, int32_t* argmax)
     float* mv = buf + head;
     int32_t* mt = reinterpret_cast<int32_t*>(mv + F.len);
     fill_flat(F.L, x + p * HW, g.H, g.W, g.pad, g.pad, false, buf, -std::numeric_limits<float>::infinity());
-    max_taps_any(mv, mt, buf, F.off.data(), F.delta.data(), center, T, F.len);
     float* yp = y + p * OHW;
     int32_t* ap = argmax + p * OHW;
+    if (max_taps_rows_any(yp, ap, buf, F.off.data(), F.delta.data(), center, T, g, F.L.Wq)) return;
+    max_taps_any(mv, mt, buf, F.off.data(), F.delta.data(), center, T, F.len);
     for (int64_t oh = 0; oh < g.OH; ++oh) {
       const int32_t row0 = static_cast<int32_t>((oh * g.stride - g.pad) * g.W - g.pad);
       for (int64_t ow = 0; ow < g.OW; ++ow) {
@@ -271,8 +318,14 @@ void avg_pool_flat_forward(const PoolGeom& g, const float* x, float* y) {
   for_planes(g, head + F.len, [&](int64_t p, float* buf) {
     float* out = buf + head;
     fill_flat(F.L, x + p * HW, g.H, g.W, g.pad, g.pad, false, buf);
-    sum_taps_any(out, buf, F.off.data(), F.inv.data(), T, F.len);
     float* yp = y + p * OHW;
+    const float* inv = F.inv.data();
+    if (taps_rows_any(buf, F.off.data(), ones, T, g.OH, g.OW, F.L.Wq,
+                      [yp, inv, OW = g.OW, Wq = F.L.Wq](int64_t oh, int64_t ow, int64_t, v8 v) {
+                        store8(yp + oh * OW + ow, v * load8(inv + oh * Wq + ow));
+                      }))
+      return;
+    sum_taps_any(out, buf, F.off.data(), F.inv.data(), T, F.len);
     for (int64_t oh = 0; oh < g.OH; ++oh)
       for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = out[oh * F.L.Wq + ow];
   });
@@ -299,8 +352,13 @@ void avg_pool_flat_backward_s1(const PoolGeom& g, const float* dy, float* dx, bo
       float* __restrict q = buf + (i + A) * Q.Wq + A;
       for (int64_t j = 0; j < cols; ++j) q[j] = gp[i * g.OW + j] * inv[static_cast<size_t>(i * g.OW + j)];
     }
-    sum_taps_any(out, buf, off.data(), nullptr, T, len);  // a window of ones
     float* dp = dx + p * HW;
+    if (taps_rows_any(buf, off.data(), ones, T, g.H, g.W, Q.Wq,
+                      [dp, W = g.W, accumulate](int64_t ih, int64_t iw, int64_t fresh, v8 v) {
+                        store_or_add8(dp + ih * W + iw, v, accumulate, fresh);
+                      }))
+      return;
+    sum_taps_any(out, buf, off.data(), nullptr, T, len);  // a window of ones
     for (int64_t ih = 0; ih < g.H; ++ih) {
       const float* __restrict o = out + ih * Q.Wq;
       float* __restrict dr = dp + ih * g.W;
