@@ -266,6 +266,34 @@ void dots_flat_any(const float* a, const float* src, const int64_t* off, int64_t
   }
 }
 
+// dots_flat by output rows (rows of OW >= 8, as taps_rows): out[t] = sum
+// over oh < OH, ow < OW of dy[oh * OW + ow] * src[off[t] + oh * Wq + ow],
+// dy read in place (no copy widened to Wq, no products of discarded
+// columns); an overlapping last vector has its repeated lanes of dy zeroed.
+template <int T>
+void dots_rows(const float* dy, int64_t OH, int64_t OW, const float* src, const int64_t* off, int64_t Wq,
+               double* out) {
+  const float* s[T];
+  v8 acc[T];
+#pragma GCC unroll 32
+  for (int t = 0; t < T; ++t) {
+    s[t] = src + off[t];
+    acc[t] = splat(0.f);
+  }
+  for (int64_t oh = 0; oh < OH; ++oh)
+    for_row_vectors(OW, [&](int64_t ow, int64_t fresh) {
+      const v8 a = keep_lanes(load8(dy + oh * OW + ow), splat(0.f), fresh);
+      const int64_t i = oh * Wq + ow;
+#pragma GCC unroll 32
+      for (int t = 0; t < T; ++t) acc[t] += a * load8(s[t] + i);
+    });
+  for (int t = 0; t < T; ++t) {
+    double sum = 0;
+    for (int j = 0; j < 8; ++j) sum += acc[t][j];
+    out[t] = sum;
+  }
+}
+
 FlatLayout conv_layout(const ConvGeom& g) {
   return FlatLayout(g.H + g.pad_top + g.pad_bottom, g.W + g.pad_left + g.pad_right, g.stride_h, g.stride_w);
 }
@@ -376,6 +404,7 @@ void depthwise_backward_weight(const ConvGeom& g, const float* x, const float* d
   for_planes(g, L.floats() + std::max(len, fill_scratch(L)), [&](int64_t p, float* buf) {
     float* dyq = buf + L.floats();  // written after the fill, whose scratch it reuses
     fill_flat(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
+    if (KK == 9 && g.OW >= 8) return dots_rows<9>(dy + p * OHW, g.OH, g.OW, buf, off.data(), L.Wq, partial.data() + p * KK);
     widen_rows(dy + p * OHW, g.OH, g.OW, L.Wq, dyq);
     dots_flat_any(dyq, buf, off.data(), KK, len, partial.data() + p * KK);
   });

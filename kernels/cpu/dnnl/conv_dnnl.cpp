@@ -66,8 +66,9 @@ bool is_depthwise(const ConvGeom& g) {
 // passes; depthwise ones forward only (their backward passes lost, through
 // the chunked calls, to the engine's direct kernels).
 // Two exceptions since the engine's depthwise kernels run on flat planes and
-// avx2 (docs/results.md, "CPU speed, part 5"): stride-1 depthwise forward on
-// planes larger than 14x14 is faster in conv.cpp, and so are relu-input dense
+// avx2 (docs/results.md, "CPU speed, parts 5 and 10"): stride-1 depthwise forward on
+// planes of 14x14 and more is faster in conv.cpp (its rows of 8 or more
+// outputs are written directly, part 10), and so are relu-input dense
 // convolutions with under 32 input channels on planes of 28x28 or more (the
 // separate ReLU copy costs more than oneDNN saves there: 1.13x the time of
 // ours for the MetaNAS 1x5 at 28 channels).
@@ -76,7 +77,7 @@ bool handles(const ConvGeom& g, Pass p) {
   const int64_t plane = g.H * g.W;
   if (g.groups == 1) return g.KH * g.KW > 1 && !(g.relu_input && g.Cin < 32 && plane >= 28 * 28);
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
-  return is_depthwise(g) && p == Pass::forward && (strided || plane <= 14 * 14);
+  return is_depthwise(g) && p == Pass::forward && (strided || plane < 14 * 14);
 }
 
 const dnnl::engine& cpu_engine() {
