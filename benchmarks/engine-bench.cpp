@@ -142,6 +142,7 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
       {"dwconv 3x3 dil2 s2 relu", 3, 3, C, mk(2, 2, 2, 2, 2, 2, C)},
       {"pwconv 1x1", 1, 1, 1, mk(1, 0, 0, 0, 0, 1, 1)},
       {"conv 3x3", 3, 3, 1, mk(1, 1, 1, 1, 1, 1, 1)},  // the 4-conv networks (--channels 64)
+      {"conv 1x5 s2 relu", 1, 5, 1, mk(2, 0, 0, 2, 2, 1, 1)},  // a reduction cell's 1x5 / 5x1 pair
   };
   convs[1].opt.relu_input = false;  // second conv of a 1x5/5x1 pair reads the first's output
   convs[6].opt.relu_input = false;

@@ -496,6 +496,8 @@ TEST_CASE("oneDNN convolutions: the cases it takes match the reference, bitwise 
       {{"pointwise 1x1: the engine's GEMM", 6, 8, 7, 7, 8, 1, 1, Conv2dOptions::same(1, 0)}, false, false, false},
       {{"dense 1x5 relu, 16 channels at 28x28: the engine's", 3, 16, 28, 28, 16, 1, 5,
         opts(1, 1, 0, 0, 2, 2, 1, 1, 1, true)}, false, false, false},
+      {{"dense 1x5 relu stride 2, 16 channels at 28x28: oneDNN forward, the engine's backward", 3, 16, 28, 28,
+        16, 1, 5, opts(2, 2, 0, 0, 2, 2, 1, 1, 1, true)}, true, false, false},
       {{"dense 1x5, 16 channels at 28x28, plain input: oneDNN", 3, 16, 28, 28, 16, 1, 5,
         opts(1, 1, 0, 0, 2, 2, 1, 1, 1, false)}, true, true, true},
       {{"depthwise 3x3 at 28x28, stride 1: the engine's", 3, 8, 28, 28, 8, 3, 3, Conv2dOptions::same(1, 1, 1, 8)},

@@ -71,12 +71,16 @@ bool is_depthwise(const ConvGeom& g) {
 // outputs are written directly, part 10), and so are relu-input dense
 // convolutions with under 32 input channels on planes of 28x28 or more (the
 // separate ReLU copy costs more than oneDNN saves there: 1.13x the time of
-// ours for the MetaNAS 1x5 at 28 channels).
+// ours for the MetaNAS 1x5 at 28 channels), but for the forward pass of a
+// strided one (a reduction cell's 1x5: oneDNN 0.75x of im2col + OpenBLAS,
+// whose backward passes stay 1.6x faster than oneDNN's; part 10).
 bool handles(const ConvGeom& g, Pass p) {
   if (g.N <= 0) return false;
   const int64_t plane = g.H * g.W;
-  if (g.groups == 1) return g.KH * g.KW > 1 && !(g.relu_input && g.Cin < 32 && plane >= 28 * 28);
   const bool strided = g.stride_h > 1 || g.stride_w > 1;
+  if (g.groups == 1)
+    return g.KH * g.KW > 1 &&
+           !(g.relu_input && g.Cin < 32 && plane >= 28 * 28 && !(strided && p == Pass::forward));
   return is_depthwise(g) && p == Pass::forward && (strided || plane < 14 * 14);
 }
 
