@@ -9,8 +9,11 @@
 // is a single long vectorised loop per plane (OH*Wq outputs, of which the
 // columns ow >= OW are discarded) instead of a short loop per row: rows here
 // are 7..28 floats, and the per-row setup and vector remainders cost more
-// than the arithmetic. A slack of Wq padding floats after the phases keeps
-// the discarded columns' reads inside the buffer.
+// than the arithmetic. Rows of 8 or more outputs are now computed by
+// taps_rows (below): whole 8-wide vectors straight into the output, the last
+// one overlapping, which skips the discarded columns and the copy out. A
+// slack of Wq padding floats after the phases keeps the discarded columns'
+// reads inside the buffer.
 // Compiled into each ISA variant of the files that include it (MN_CPU_ISA_BEGIN).
 #pragma once
 #include <algorithm>

@@ -4,8 +4,9 @@
 // by the number of real pixels in the window (PyTorch count_include_pad=False).
 // Planes are independent, so the work is split over N*C planes and every
 // result is deterministic. Windows with k >= 2*pad + 1 (the 3x3 pad-1 pools
-// of the search spaces) run on flat planes (flat_plane.h): one long loop per
-// plane over every output with the k*k taps unrolled. Other windows use the
+// of the search spaces) run on flat planes (flat_plane.h): the k*k taps
+// unrolled, by output rows of 8-wide vectors when rows have 8 or more outputs,
+// else one long loop per plane over every output. Other windows use the
 // separable form (a row pass, then a column pass).
 // Bench: benchmarks/engine-bench.
 #include <algorithm>
