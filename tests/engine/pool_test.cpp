@@ -36,6 +36,11 @@ const std::vector<PoolCase> kCases = {
     {1, 2, 9, 7, 5, 2, 2},  // wide window, heavy padding
     {2, 2, 7, 6, 3, 3, 0},  // stride > 1, no padding, leftover pixels
     {3, 4, 5, 5, 1, 1, 0},  // identity
+    // Rows of 8 or more outputs: written as 8-wide vectors, the last one overlapping.
+    {2, 3, 5, 13, 3, 1, 1},  // 13 outputs per row: vectors at 0 and 5
+    {1, 2, 6, 16, 3, 1, 1},  // two whole vectors
+    {2, 2, 6, 20, 3, 2, 1},  // stride 2, 10 outputs per row
+    {1, 2, 7, 12, 5, 1, 2},  // 5x5 window, 12 outputs per row
 };
 
 std::string name(const PoolCase& c) {
@@ -133,16 +138,19 @@ TEST_CASE("max pool kernel saves argmax as an index into the input plane", "[poo
 }
 
 TEST_CASE("max pool ties go to the first maximum in row-major order", "[pool]") {
-  PoolGeom g;
-  g.N = 1; g.C = 1; g.H = 4; g.W = 5; g.k = 3; g.stride = 1; g.pad = 1; g.OH = 4; g.OW = 5;
-  std::vector<float> x(20, 2.f), y(20);
-  std::vector<int32_t> arg(20);
-  kernels::cpu::max_pool_forward(g, x.data(), y.data(), arg.data());
-  for (int64_t oh = 0; oh < 4; ++oh)
-    for (int64_t ow = 0; ow < 5; ++ow) {
-      INFO("output " << oh << "," << ow);
-      CHECK(arg[oh * 5 + ow] == std::max<int64_t>(oh - 1, 0) * 5 + std::max<int64_t>(ow - 1, 0));
-    }
+  for (const int64_t W : {5, 11}) {  // 11: the row kernel, with an overlapping last vector
+    PoolGeom g;
+    g.N = 1; g.C = 1; g.H = 4; g.W = W; g.k = 3; g.stride = 1; g.pad = 1; g.OH = 4; g.OW = W;
+    std::vector<float> x(static_cast<size_t>(4 * W), 2.f), y(x.size());
+    std::vector<int32_t> arg(x.size());
+    kernels::cpu::max_pool_forward(g, x.data(), y.data(), arg.data());
+    for (int64_t oh = 0; oh < 4; ++oh)
+      for (int64_t ow = 0; ow < W; ++ow) {
+        INFO("W " << W << ", output " << oh << "," << ow);
+        CHECK(arg[static_cast<size_t>(oh * W + ow)] ==
+              std::max<int64_t>(oh - 1, 0) * W + std::max<int64_t>(ow - 1, 0));
+      }
+  }
 }
 
 TEST_CASE("avg_pool2d matches a naive reference that excludes padding", "[pool]") {
