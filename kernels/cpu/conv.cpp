@@ -215,13 +215,22 @@ void axpy_run(float* __restrict dst, const float* __restrict src, float w, int64
   for (int64_t i = 0; i < len; ++i) dst[i] += w * src[i];
 }
 
+// out[t] = the 8 lanes of acc[t] added in double, in lane order.
+template <int T>
+void lane_totals(const v8* acc, double* out) {
+  for (int t = 0; t < T; ++t) {
+    double sum = 0;
+    for (int j = 0; j < 8; ++j) sum += acc[t][j];
+    out[t] = sum;
+  }
+}
+
 // out[t] = sum_i a[i] * src[off[t] + i] for every tap t < T in one pass:
 // a is loaded once for all taps (a separate pass per tap reloaded it and was
 // load-bound: 2 loads per FMA). 8 float lanes per tap, i in
 // order, lanes added in double: a fixed order whatever the thread count.
 template <int T>
 void dots_flat(const float* __restrict a, const float* src, const int64_t* off, int64_t len, double* out) {
-  typedef float v8 __attribute__((vector_size(32)));
   const float* s[T];
   v8 acc[T];
 #pragma GCC unroll 32
@@ -241,11 +250,7 @@ void dots_flat(const float* __restrict a, const float* src, const int64_t* off, 
   }
   for (int j = 0; i < len; ++i, ++j)
     for (int t = 0; t < T; ++t) acc[t][j] += a[i] * s[t][i];
-  for (int t = 0; t < T; ++t) {
-    double sum = 0;
-    for (int j = 0; j < 8; ++j) sum += acc[t][j];
-    out[t] = sum;
-  }
+  lane_totals<T>(acc, out);
 }
 
 // Any tap count: groups of 9 (one 3x3's taps: 9 accumulators + a fit in 16
@@ -287,11 +292,7 @@ void dots_rows(const float* dy, int64_t OH, int64_t OW, const float* src, const 
 #pragma GCC unroll 32
       for (int t = 0; t < T; ++t) acc[t] += a * load8(s[t] + i);
     });
-  for (int t = 0; t < T; ++t) {
-    double sum = 0;
-    for (int j = 0; j < 8; ++j) sum += acc[t][j];
-    out[t] = sum;
-  }
+  lane_totals<T>(acc, out);
 }
 
 FlatLayout conv_layout(const ConvGeom& g) {
@@ -404,6 +405,7 @@ void depthwise_backward_weight(const ConvGeom& g, const float* x, const float* d
   for_planes(g, L.floats() + std::max(len, fill_scratch(L)), [&](int64_t p, float* buf) {
     float* dyq = buf + L.floats();  // written after the fill, whose scratch it reuses
     fill_flat(L, x + p * HW, g.H, g.W, g.pad_top, g.pad_left, g.relu_input, buf);
+    // By rows for 3x3 (9 lane sums + dy fit in registers); other kernels keep the widened flat run.
     if (KK == 9 && g.OW >= 8) return dots_rows<9>(dy + p * OHW, g.OH, g.OW, buf, off.data(), L.Wq, partial.data() + p * KK);
     widen_rows(dy + p * OHW, g.OH, g.OW, L.Wq, dyq);
     dots_flat_any(dyq, buf, off.data(), KK, len, partial.data() + p * KK);

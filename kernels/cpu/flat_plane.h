@@ -45,9 +45,6 @@ struct FlatLayout {
   static int64_t quot(int64_t v, int64_t s) { return s == 1 ? v : s == 2 ? (v >> 1) : v / s; }
 };
 
-// Sets the buffer to `fill` (the padding: 0, or -inf for max pooling) and
-// copies rows x[0..rows) of width n to padded (top, left), relu'd when asked.
-// Needs fill_scratch(L) floats after L.floats().
 // Unit strides: each padded row written once (fill, the data, fill), rows
 // x[i * ld .. i * ld + n) to padded (top + i, left). Writing the whole buffer
 // first and then the data wrote most of it twice, the larger part of a
@@ -69,6 +66,9 @@ inline void fill_flat_unit(const FlatLayout& L, const float* x, int64_t rows, in
   std::fill(buf + (top + rows) * Wq, buf + L.floats(), fill);
 }
 
+// Sets the buffer to `fill` (the padding: 0, or -inf for max pooling) and
+// copies rows x[0..rows) of width n to padded (top, left), relu'd when asked.
+// Needs fill_scratch(L) floats after L.floats().
 inline void fill_flat(const FlatLayout& L, const float* x, int64_t rows, int64_t n, int64_t top, int64_t left,
                       bool relu, float* buf, float fill = 0.f) {
   if (L.sh == 1 && L.sw == 1 && top + rows <= L.Hq && left + n <= L.Wq)
