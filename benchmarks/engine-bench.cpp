@@ -3,7 +3,12 @@
 // milliseconds and GFLOP/s (convolutions) or GB/s (memory-bound ops).
 //
 //   engine-bench [--device cpu|cuda] [--reps N] [--warmup N] [--filter TEXT]
-//                [--batch N] [--channels C] [--json FILE]
+//                [--batch N] [--channels C] [--cold] [--json FILE]
+//
+// --cold (CPU): before each timed forward and each timed backward, 96 MiB are
+// written and read, so the op's inputs come from memory as in a meta-iteration
+// (where they were written many ops earlier), not from a last-level cache that
+// the previous repetition filled. The sweep is not timed.
 //
 // Forward is timed through the public op (allocation and graph recording
 // included); backward calls the recorded node's backward closure directly, so
@@ -62,7 +67,19 @@ double now_ms() {
   return std::chrono::duration<double, std::milli>(clock::now().time_since_epoch()).count();
 }
 
-Result run(const Bench& b, Device dev, int warmup, int reps, Rng& rng) {
+// Evicts the caches (see --cold): a write and a read of a buffer several times
+// any last-level cache; returns a value so the read is not optimised away.
+float evict_caches() {
+  static std::vector<float> sweep(size_t{96} << 18);  // 96 MiB of floats
+  float acc = 0.f;
+  for (size_t i = 0; i < sweep.size(); i += 16) {
+    sweep[i] += 1.f;
+    acc += sweep[i];
+  }
+  return acc;
+}
+
+Result run(const Bench& b, Device dev, int warmup, int reps, bool cold, Rng& rng) {
   Result r;
   r.op = b.op;
   r.shape = b.shape;
@@ -71,7 +88,9 @@ Result run(const Bench& b, Device dev, int warmup, int reps, Rng& rng) {
     Backend& be = backend(dev);
     Tensor gy;
     std::vector<double> tf, tb, tt;
+    volatile float sink = 0.f;
     for (int i = 0; i < warmup + reps; ++i) {
+      if (cold) sink = sink + evict_caches();
       be.synchronize();
       const double t0 = now_ms();
       Tensor y = b.forward();
@@ -79,17 +98,21 @@ Result run(const Bench& b, Device dev, int warmup, int reps, Rng& rng) {
       const double t1 = now_ms();
       MN_CHECK(y.impl()->grad_fn, b.op, ": the forward recorded no backward");
       if (!gy.defined()) gy = Tensor::randn(y.shape(), rng, 1.f, 0.f, dev);
-      double t2;
+      double t2, tb0 = t1;
       {
         NoGradGuard ng;
+        if (cold) {
+          sink = sink + evict_caches();
+          tb0 = now_ms();
+        }
         std::vector<Tensor> grads = y.impl()->grad_fn->backward(gy, {});  // fresh gradients: no into buffers
         be.synchronize();
         t2 = now_ms();
       }
       if (i >= warmup) {
         tf.push_back(t1 - t0);
-        tb.push_back(t2 - t1);
-        tt.push_back(t2 - t0);
+        tb.push_back(t2 - tb0);
+        tt.push_back((t1 - t0) + (t2 - tb0));
       }
     }
     r.fwd_ms = median(tf);
@@ -216,7 +239,7 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "%s\nusage: engine-bench [--device cpu|cuda] [--reps N] [--warmup N] [--filter TEXT]\n"
-               "                    [--batch N] [--channels C] [--json FILE]\n",
+               "                    [--batch N] [--channels C] [--cold] [--json FILE]\n",
                why);
   std::exit(2);
 }
@@ -226,6 +249,7 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
 int main(int argc, char** argv) {
   std::string device = "cpu", json_path, filter;
   int reps = 50, warmup = 5;
+  bool cold = false;
   int64_t batch = 20, channels = 28;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -241,6 +265,7 @@ int main(int argc, char** argv) {
       else if (a == "--batch") batch = std::stoll(next());
       else if (a == "--channels") channels = std::stoll(next());
       else if (a == "--json") json_path = next();
+      else if (a == "--cold") cold = true;
       else if (a == "--help" || a == "-h") usage("engine-bench: per-op forward/backward timings");
       else usage(("unknown argument " + a).c_str());
     } catch (const std::logic_error&) {
@@ -260,9 +285,9 @@ int main(int argc, char** argv) {
   // On an oversubscribed machine spinning OpenMP workers stall each other for
   // whole scheduler slices; OMP_WAIT_POLICY=passive avoids that.
   std::printf("engine-bench: device %s, %d reps after %d warm-up, OMP_NUM_THREADS=%s, "
-              "OMP_WAIT_POLICY=%s, CPU kernels %s\n",
+              "OMP_WAIT_POLICY=%s, CPU kernels %s%s\n",
               device_name(dev), reps, warmup, omp ? omp : "(unset)", wait ? wait : "(unset)",
-              cpu_isa_name(cpu_isa()));
+              cpu_isa_name(cpu_isa()), cold ? ", cold caches" : "");
   std::printf("%-24s %-12s %8s %8s %8s %8s %8s %9s %9s  %s\n", "op", "input", "fwd ms",
               "bwd ms", "total ms", "fwd min", "bwd min", "fwd rate", "bwd rate", "unit");
 
@@ -272,7 +297,7 @@ int main(int argc, char** argv) {
   for (int64_t S : {28, 14, 7}) {
     for (const Bench& b : make_benches(batch, channels, S, dev, rng)) {
       if (!filter.empty() && b.op.find(filter) == std::string::npos) continue;
-      Result r = run(b, dev, warmup, reps, rng);
+      Result r = run(b, dev, warmup, reps, cold, rng);
       if (!r.error.empty()) {
         ++failures;
         std::printf("%-24s %-12s   FAILED: %s\n", r.op.c_str(), r.shape.c_str(), r.error.c_str());
@@ -291,6 +316,7 @@ int main(int argc, char** argv) {
     j["device"] = device_name(dev);
     j["reps"] = reps;
     j["warmup"] = warmup;
+    j["cold"] = cold;
     j["batch"] = batch;
     j["channels"] = channels;
     j["omp_num_threads"] = omp ? omp : "";
