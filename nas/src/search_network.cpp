@@ -3,7 +3,10 @@
 #include "metanas/nas/search_network.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include "blocks.h"
 #include "stem_cache.h"
@@ -13,6 +16,29 @@
 #include "metanas/nas/normalizer.h"
 
 namespace metanas::nas {
+
+namespace {
+std::atomic<int>& zero_ops_mode() {  // -1: not read yet, 0: compute, 1: skip
+  static std::atomic<int> mode{-1};
+  return mode;
+}
+}  // namespace
+
+bool skip_zero_ops() {
+  int m = zero_ops_mode().load();
+  if (m < 0) {
+    const char* e = std::getenv("METANAS_ZERO_OPS");
+    const std::string v = e ? e : "";
+    MN_CHECK(v.empty() || v == "skip" || v == "compute",
+             "METANAS_ZERO_OPS must be skip (the default) or compute, got '", v, "'");
+    m = v == "compute" ? 0 : 1;
+    int expected = -1;
+    if (!zero_ops_mode().compare_exchange_strong(expected, m)) m = expected;  // a setter won
+  }
+  return m == 1;
+}
+
+void set_skip_zero_ops(bool on) { zero_ops_mode().store(on ? 1 : 0); }
 
 namespace detail {
 
@@ -45,6 +71,7 @@ struct SearchNetworkImpl {
   uint64_t cand_epoch = 0;
   uint64_t cand_version = 0;  // bumped when the gather matrices are rebuilt
   std::vector<std::vector<std::pair<int, int>>> cand[2];
+  std::vector<int> cand_zero[2];  // `none` candidates left out of cand (skip_zero_ops)
   std::vector<Tensor> cand_sel[2], cand_pairs[2];
   bool stem_cache_on = false;  // SearchNetwork::set_stem_cache
   StemCache stem_cache;
@@ -62,6 +89,18 @@ int type_index(CellType t) { return t == CellType::Normal ? 0 : 1; }
 const std::vector<Primitive>& ops_of(const SearchConfig& c) { return space_primitives(parse_search_space(c.space)); }
 int num_ops(const SearchConfig& c) { return static_cast<int>(ops_of(c).size()); }
 const char* type_name(int t) { return t == 0 ? "normal" : "reduce"; }
+
+// Leaves the `none` terms out of a node's terms when another term remains
+// (skip_zero_ops: a node of only `none` terms keeps them, so its weights keep
+// their gradient path); returns how many it left out.
+int drop_zero_terms(std::vector<std::pair<int, int>>& terms, const std::vector<Primitive>& ops) {
+  if (!skip_zero_ops()) return 0;
+  const auto zero = [&ops](const std::pair<int, int>& t) { return ops[static_cast<size_t>(t.second)] == Primitive::None; };
+  const auto n = std::count_if(terms.begin(), terms.end(), zero);
+  if (n == 0 || n == static_cast<std::ptrdiff_t>(terms.size())) return 0;
+  terms.erase(std::remove_if(terms.begin(), terms.end(), zero), terms.end());
+  return static_cast<int>(n);
+}
 
 // The surviving terms of one node under soft pruning.
 struct NodePlan {
@@ -110,6 +149,16 @@ std::vector<std::pair<int, int>> candidate_terms(const float* logits, int n_in, 
   for (int j = 0; j < n_in; ++j)
     for (int k = 0; k < n_ops; ++k)
       if (logits[j * n_ops + k] > 0.5f * kPrunedLogit) terms.push_back({j, k});
+  return terms;
+}
+
+// The candidates to compute: without the `none` terms (drop_zero_terms),
+// their number into *zero when given.
+std::vector<std::pair<int, int>> live_candidates(const float* logits, int n_in, const std::vector<Primitive>& ops,
+                                                 int* zero) {
+  auto terms = candidate_terms(logits, n_in, static_cast<int>(ops.size()));
+  const int z = drop_zero_terms(terms, ops);
+  if (zero) *zero = z;
   return terms;
 }
 
@@ -493,18 +542,19 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
     for (int t = 0; t < 2 && same; ++t)
       for (int i = 0; i < cfg.nodes && same; ++i)
         same = static_cast<int>(m.cand[t].size()) == cfg.nodes &&
-               candidate_terms(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), i + 2,
-                               P_ops) == m.cand[t][static_cast<size_t>(i)];
+               live_candidates(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), i + 2,
+                               ops_of(cfg), nullptr) == m.cand[t][static_cast<size_t>(i)];
     if (!same) ++m.cand_version;
     for (int t = 0; t < 2 && !same; ++t) {
       m.cand[t].assign(static_cast<size_t>(cfg.nodes), {});
+      m.cand_zero[t].assign(static_cast<size_t>(cfg.nodes), 0);
       m.cand_sel[t].assign(static_cast<size_t>(cfg.nodes), Tensor());
       m.cand_pairs[t].assign(static_cast<size_t>(cfg.nodes), Tensor());
       for (int i = 0; i < cfg.nodes; ++i) {
         const int n_in = i + 2;
         const auto& pairs = m.pairs[static_cast<size_t>(i)];
-        auto terms = candidate_terms(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), n_in,
-                                     P_ops);
+        auto terms = live_candidates(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), n_in,
+                                     ops_of(cfg), &m.cand_zero[t][static_cast<size_t>(i)]);
         const int64_t M = static_cast<int64_t>(terms.size()), NW = static_cast<int64_t>(n_in) * P_ops,
                       NP = static_cast<int64_t>(pairs.size());
         if (M > 0 && M < NW) {
@@ -574,19 +624,25 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
       const uint32_t node_ops = op_base;
       op_base += static_cast<uint32_t>(n_in * P_ops);
       NodePlan plan;
+      int zero_terms = 0;  // `none` terms left out (skip_zero_ops), counted as computed
       if (device_plan) {
         plan.terms = m.cand[t][static_cast<size_t>(i)];
+        zero_terms = m.cand_zero[t][static_cast<size_t>(i)];
         for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
-      } else if (keep_all) {
-        for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
-        for (int j = 0; j < n_in; ++j)
-          for (int k = 0; k < P_ops; ++k) plan.terms.push_back({j, k});
       } else {
-        plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs, n_in, P_ops,
-                         ctx.prune_threshold, m.all_inputs);
+        if (keep_all) {
+          for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
+          for (int j = 0; j < n_in; ++j)
+            for (int k = 0; k < P_ops; ++k) plan.terms.push_back({j, k});
+        } else {
+          plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs, n_in, P_ops,
+                           ctx.prune_threshold, m.all_inputs);
+        }
+        zero_terms = drop_zero_terms(plan.terms, ops_of(cfg));
       }
       stats.ops_total += n_in * P_ops;
-      stats.ops_computed += static_cast<int>(plan.terms.size());
+      stats.ops_computed += static_cast<int>(plan.terms.size()) + zero_terms;
+      stats.zero_ops_skipped += zero_terms;
       stats.pairs_total += static_cast<int>(pairs.size());
       stats.pairs_kept += static_cast<int>(plan.kept_pairs.size());
       if (device_plan) {

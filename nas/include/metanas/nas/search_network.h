@@ -52,10 +52,21 @@ struct SearchNetworkImpl;
 
 enum class CellType { Normal, Reduce };
 
+// DARTS's `none` (Zero) op adds exactly 0 to a node and gets exactly 0 as its
+// weight's gradient, so by default search networks leave its terms out of the
+// mixed op instead of materialising zero tensors that the mixed op would read
+// forward and backward (unless it is a node's only term). Same values and
+// gradients (up to the sign of a zero). METANAS_ZERO_OPS=compute (environment,
+// read once) or set_skip_zero_ops(false) computes them as DARTS's code does
+// (docs/cli.md); the setter is for programs and tests.
+bool skip_zero_ops();
+void set_skip_zero_ops(bool on);
+
 // What the last forward computed (for logs and tests).
 struct ForwardStats {
   int ops_total = 0;     // candidate op evaluations without pruning
-  int ops_computed = 0;  // op evaluations actually done
+  int ops_computed = 0;  // op evaluations not pruned (`none` terms count, see skip_zero_ops)
+  int zero_ops_skipped = 0;  // of those, `none` terms left out of the mixed ops (skip_zero_ops)
   int pairs_total = 0;
   int pairs_kept = 0;
 };
