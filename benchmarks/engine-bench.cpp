@@ -233,6 +233,22 @@ std::vector<Bench> make_benches(int64_t N, int64_t C, int64_t S, Device dev, Rng
                    [xs, w, norm] { return normalized_weighted_sum(xs, w, Tensor(), norm); }, 4.0 * 14 * n,
                    4.0 * 22 * n, false});
   }
+  {
+    // A W1 node with 3 inputs: 21 terms, 18 normalised (37 MB of inputs at
+    // 28x28, more than the L3). Bytes as above: forward 18 + 21 + 1, backward
+    // 1 + 21, then 1 + 21 read and 21 written.
+    const int K = 21;
+    std::vector<Tensor> xs;
+    std::vector<bool> norm;
+    for (int k = 0; k < K; ++k) {
+      xs.push_back(leaf({N, C, S, S}));
+      norm.push_back(k % 7 != 2);  // every edge's skip_connect is plain
+    }
+    Tensor w = leaf({K});
+    out.push_back({"normalized_sum K=21 (18 bn)", in_shape,
+                   [xs, w, norm] { return normalized_weighted_sum(xs, w, Tensor(), norm); }, 4.0 * 40 * n,
+                   4.0 * 65 * n, false});
+  }
   return out;
 }
 
