@@ -18,27 +18,23 @@
 namespace metanas::nas {
 
 namespace {
-std::atomic<int>& zero_ops_mode() {  // -1: not read yet, 0: compute, 1: skip
-  static std::atomic<int> mode{-1};
-  return mode;
-}
+std::atomic<int> g_zero_ops{-1};  // -1: not read yet, 0: compute, 1: skip (as kernels/cpu/conv_library.cpp's switches)
 }  // namespace
 
 bool skip_zero_ops() {
-  int m = zero_ops_mode().load();
-  if (m < 0) {
+  int v = g_zero_ops.load(std::memory_order_relaxed);
+  if (v < 0) {
     const char* e = std::getenv("METANAS_ZERO_OPS");
-    const std::string v = e ? e : "";
-    MN_CHECK(v.empty() || v == "skip" || v == "compute",
-             "METANAS_ZERO_OPS must be skip (the default) or compute, got '", v, "'");
-    m = v == "compute" ? 0 : 1;
-    int expected = -1;
-    if (!zero_ops_mode().compare_exchange_strong(expected, m)) m = expected;  // a setter won
+    const std::string s = e ? e : "";
+    MN_CHECK(s.empty() || s == "skip" || s == "compute",
+             "METANAS_ZERO_OPS must be skip (the default) or compute, got '", s, "'");
+    v = s == "compute" ? 0 : 1;
+    g_zero_ops.store(v, std::memory_order_relaxed);
   }
-  return m == 1;
+  return v == 1;
 }
 
-void set_skip_zero_ops(bool on) { zero_ops_mode().store(on ? 1 : 0); }
+void set_skip_zero_ops(bool on) { g_zero_ops.store(on ? 1 : 0); }
 
 namespace detail {
 
@@ -501,7 +497,8 @@ Tensor cached_stem(detail::SearchNetworkImpl& m, const Tensor& x) {
 }  // namespace
 
 Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int capture_cell, std::vector<Tensor>* captured) {
-  const int P_ops = num_ops(impl_->cfg);
+  const std::vector<Primitive>& ops = ops_of(impl_->cfg);
+  const int P_ops = static_cast<int>(ops.size());
   auto& m = *impl_;
   const SearchConfig& cfg = m.cfg;
   const bool drop = detail::check_cell_forward("SearchNetwork::forward", x, cfg.in_channels, device(), ctx);
@@ -543,7 +540,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
       for (int i = 0; i < cfg.nodes && same; ++i)
         same = static_cast<int>(m.cand[t].size()) == cfg.nodes &&
                live_candidates(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), i + 2,
-                               ops_of(cfg), nullptr) == m.cand[t][static_cast<size_t>(i)];
+                               ops, nullptr) == m.cand[t][static_cast<size_t>(i)];
     if (!same) ++m.cand_version;
     for (int t = 0; t < 2 && !same; ++t) {
       m.cand[t].assign(static_cast<size_t>(cfg.nodes), {});
@@ -554,7 +551,7 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
         const int n_in = i + 2;
         const auto& pairs = m.pairs[static_cast<size_t>(i)];
         auto terms = live_candidates(logits.data() + m.arch.offset(m.alpha_idx[t][static_cast<size_t>(i)]), n_in,
-                                     ops_of(cfg), &m.cand_zero[t][static_cast<size_t>(i)]);
+                                     ops, &m.cand_zero[t][static_cast<size_t>(i)]);
         const int64_t M = static_cast<int64_t>(terms.size()), NW = static_cast<int64_t>(n_in) * P_ops,
                       NP = static_cast<int64_t>(pairs.size());
         if (M > 0 && M < NW) {
@@ -624,22 +621,19 @@ Tensor SearchNetwork::run(const Tensor& x, const ForwardContext& ctx, int captur
       const uint32_t node_ops = op_base;
       op_base += static_cast<uint32_t>(n_in * P_ops);
       NodePlan plan;
-      int zero_terms = 0;  // `none` terms left out (skip_zero_ops), counted as computed
       if (device_plan) {
         plan.terms = m.cand[t][static_cast<size_t>(i)];
-        zero_terms = m.cand_zero[t][static_cast<size_t>(i)];
         for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
+      } else if (keep_all) {
+        for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
+        for (int j = 0; j < n_in; ++j)
+          for (int k = 0; k < P_ops; ++k) plan.terms.push_back({j, k});
       } else {
-        if (keep_all) {
-          for (size_t c = 0; c < pairs.size(); ++c) plan.kept_pairs.push_back(static_cast<int>(c));
-          for (int j = 0; j < n_in; ++j)
-            for (int k = 0; k < P_ops; ++k) plan.terms.push_back({j, k});
-        } else {
-          plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs, n_in, P_ops,
-                           ctx.prune_threshold, m.all_inputs);
-        }
-        zero_terms = drop_zero_terms(plan.terms, ops_of(cfg));
+        plan = plan_node(hw[t][static_cast<size_t>(i)], hp[t][static_cast<size_t>(i)], pairs, n_in, P_ops,
+                         ctx.prune_threshold, m.all_inputs);
       }
+      // `none` terms left out (skip_zero_ops), counted as computed; the device plan's at its epoch.
+      const int zero_terms = device_plan ? m.cand_zero[t][static_cast<size_t>(i)] : drop_zero_terms(plan.terms, ops);
       stats.ops_total += n_in * P_ops;
       stats.ops_computed += static_cast<int>(plan.terms.size()) + zero_terms;
       stats.zero_ops_skipped += zero_terms;
